@@ -1,0 +1,69 @@
+// The checker contract: a checker is a pure function (history, test) → result, and results merge by
+// priority (false beats unknown beats true), as in Jepsen's merge-valid. `checkSafe` turns a checker
+// that throws into an `unknown` result that carries the error, so a broken checker never crashes a run.
+import type { History } from '../harness/history.ts';
+
+export type Validity = true | false | 'unknown';
+
+/** One anomaly, always naming the ops (history indexes) that prove it. */
+export interface Anomaly {
+  /** e.g. "lost", "lost-update", "non-converged", "max-decreased", "duplicated", "double-applied". */
+  readonly type: string;
+  /** History indexes of the ops that prove it, most telling first. */
+  readonly ops: readonly number[];
+  /** One sentence a person can read in the report. */
+  readonly message: string;
+  readonly [detail: string]: unknown;
+}
+
+export interface CheckResult {
+  readonly valid: Validity;
+  readonly anomalies?: readonly Anomaly[];
+  /** Set when the checker threw or ran out of budget. */
+  readonly error?: string;
+  readonly [detail: string]: unknown;
+}
+
+/** What checkers may know about the test besides the history. */
+export interface CheckContext {
+  readonly nodes: readonly string[];
+  readonly workload: string;
+  /** Milliseconds of quiet time allowed after the final heal. */
+  readonly recoveryMs?: number;
+  /** Per-key time budget for the linearizability search. */
+  readonly linearizableBudgetMs?: number;
+  readonly [option: string]: unknown;
+}
+
+export type Checker = (history: History, test: CheckContext) => CheckResult;
+
+const rank: Record<string, number> = { true: 0, unknown: 1, false: 2 };
+
+/** Merges validities: false beats unknown beats true. */
+export function mergeValid(values: Iterable<Validity>): Validity {
+  let worst: Validity = true;
+  for (const v of values) if (rank[String(v)] > rank[String(worst)]) worst = v;
+  return worst;
+}
+
+/** Runs a checker; a throw becomes `unknown` with the error message instead of a crash. */
+export function checkSafe(checker: Checker, history: History, test: CheckContext): CheckResult {
+  try {
+    return checker(history, test);
+  } catch (error) {
+    return { valid: 'unknown', error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+  }
+}
+
+export interface ComposedResult extends CheckResult {
+  readonly results: Readonly<Record<string, CheckResult>>;
+}
+
+/** Runs several named checkers safely and merges their validities. */
+export function compose(checkers: Readonly<Record<string, Checker>>): (history: History, test: CheckContext) => ComposedResult {
+  return (history, test) => {
+    const results: Record<string, CheckResult> = {};
+    for (const [name, checker] of Object.entries(checkers)) results[name] = checkSafe(checker, history, test);
+    return { valid: mergeValid(Object.values(results).map((r) => r.valid)), results };
+  };
+}
