@@ -1,0 +1,77 @@
+// The nemesis contract. A Nemesis injects one family of faults into the real node containers; a
+// FaultPackage bundles it with the seeded schedule of fault ops and the final ops that heal it, and is
+// registered by name (`--nemesis partition,clock`). The harness core owns time: it asks a package's
+// generator for the next op, waits --nemesis-interval between ops, records each op (invoke and
+// completion, process "nemesis") in the history, and at the end calls heal() on every nemesis.
+import type { NemesisValue } from '../harness/history.ts';
+import type { Rng } from '../harness/rng.ts';
+
+export interface ExecResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number;
+}
+
+/** What a nemesis may do to the cluster. The harness's Cluster implements it with dockerode. */
+export interface ClusterControl {
+  /** Node names (n1..nN) with their container IP on the run's bridge network. */
+  readonly nodes: readonly { readonly name: string; readonly ip: string }[];
+  /** Runs a command in the node's container as root; never throws for a non-zero exit (check exitCode). */
+  exec(node: string, cmd: readonly string[], options?: { readonly timeoutMs?: number }): Promise<ExecResult>;
+  /** Sends a signal to the node's service process (SIGKILL stops the container; it stays on disk). */
+  kill(node: string, signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
+  /** Starts a stopped node's container again and waits until its service answers Health. */
+  restart(node: string): Promise<void>;
+  pause(node: string): Promise<void>;
+  unpause(node: string): Promise<void>;
+}
+
+export interface NemesisOp {
+  readonly f: string;
+  readonly value: NemesisValue;
+}
+
+/** The completion of a nemesis op: what was actually done, or why it failed. */
+export interface NemesisCompletion {
+  readonly f: string;
+  readonly value: NemesisValue;
+  /** Set when the fault could not be applied or removed: names the node, the command and its output. */
+  readonly error?: string;
+}
+
+export interface HealReport {
+  /** True only when every heal step succeeded. */
+  readonly ok: boolean;
+  /** One entry per failed step: "n3: iptables -D ... exited 1: <stderr>". */
+  readonly errors: readonly string[];
+  readonly value: NemesisValue;
+}
+
+export interface Nemesis {
+  readonly name: string;
+  setup(cluster: ClusterControl): Promise<void>;
+  invoke(op: NemesisOp): Promise<NemesisCompletion>;
+  /** Removes every fault this nemesis applied. Must work at any time, also after a failed invoke. */
+  heal(): Promise<HealReport>;
+  teardown(): Promise<void>;
+}
+
+export interface FaultPackageOptions {
+  readonly nodes: readonly string[];
+  /** Seconds between fault ops (--nemesis-interval). */
+  readonly intervalS: number;
+}
+
+export interface FaultPackage {
+  readonly name: string;
+  /** Why this package cannot run on this machine (e.g. no tc netem), or undefined when it can. */
+  unsupported(cluster: ClusterControl): Promise<string | undefined>;
+  readonly nemesis: Nemesis;
+  /**
+   * The seeded schedule: an endless sequence of fault ops (start, stop, start, ...). The same rng state
+   * gives the same sequence. The harness spaces them --nemesis-interval apart.
+   */
+  ops(rng: Rng): Iterator<NemesisOp>;
+}
+
+export type FaultPackageFactory = (options: FaultPackageOptions) => FaultPackage;
