@@ -1,0 +1,162 @@
+// The client of the store-and-mesh service: turns workload ops (f + value, see harness/history.ts)
+// into real gRPC calls with deadlines, and every outcome into a completion. Errors go through the one
+// table in harness/error-table.ts, so `fail` always means "definitely not applied" and `info` means
+// "may have been applied". One gRPC channel per node is shared by the workers bound to that node.
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { StoreClient, type Entity, type HealthReply, type StatsReply } from '../proto/gen/faultline.ts';
+import { classifyError } from './error-table.ts';
+import type { OpSpec } from './generator.ts';
+import type { FinalEntity, FinalState } from './history.ts';
+
+export interface Completion {
+  readonly type: 'ok' | 'fail' | 'info';
+  readonly value: unknown;
+  readonly error?: string;
+}
+
+/** Jepsen's Client role: invoke(op) → completion. open/close are the constructor and close(). */
+export interface Client {
+  invoke(op: OpSpec): Promise<Completion>;
+  close(): void;
+}
+
+/** Ops that cannot change state; any error on them is a definite `fail`. */
+const READ_ONLY = new Set(['read', 'read-max', 'read-counter', 'read-set', 'final-read']);
+
+/** Components of a set entity are named by this prefix and the element: "x42". */
+export const SET_PREFIX = 'x';
+
+export interface StoreClientOptions {
+  /** Deadline of every call. @default 1000 */
+  readonly opTimeoutMs?: number;
+}
+
+type Unary<Req, Res> = (req: Req, meta: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+
+export class StoreMeshClient implements Client {
+  readonly address: string;
+  readonly #stub: StoreClient;
+  readonly #timeoutMs: number;
+
+  constructor(address: string, options: StoreClientOptions = {}) {
+    this.address = address;
+    this.#timeoutMs = options.opTimeoutMs ?? 1000;
+    // Short reconnect backoff: a killed or paused node comes back within seconds, and the default
+    // backoff (up to two minutes) would make it look unavailable long after it recovered.
+    this.#stub = new StoreClient(address, credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      'grpc.min_reconnect_backoff_ms': 100,
+      'grpc.keepalive_time_ms': 10_000,
+    });
+  }
+
+  #call<Req, Res>(method: Unary<Req, Res>, req: Req, timeoutMs = this.#timeoutMs): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const deadline = new Date(Date.now() + timeoutMs);
+      method.call(this.#stub, req, new Metadata(), { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
+    });
+  }
+
+  async get(entity: string): Promise<Entity | undefined> {
+    const reply = await this.#call(this.#stub.get, { entity });
+    return reply.found ? reply.entity : undefined;
+  }
+
+  health(timeoutMs = this.#timeoutMs): Promise<HealthReply> {
+    return this.#call(this.#stub.health, {}, timeoutMs);
+  }
+
+  stats(timeoutMs = this.#timeoutMs): Promise<StatsReply> {
+    return this.#call(this.#stub.stats, {}, timeoutMs);
+  }
+
+  /** Streams every entity and folds them into a FinalState with sorted keys. */
+  scan(timeoutMs = Math.max(this.#timeoutMs, 10_000)): Promise<FinalState> {
+    return new Promise((resolve, reject) => {
+      const entities: Entity[] = [];
+      const stream = this.#stub.scan({}, { deadline: new Date(Date.now() + timeoutMs) });
+      stream.on('data', (e: Entity) => entities.push(e));
+      stream.on('error', reject);
+      stream.on('end', () => resolve(toFinalState(entities)));
+    });
+  }
+
+  async invoke(op: OpSpec): Promise<Completion> {
+    try {
+      return { type: 'ok', value: await this.#apply(op) };
+    } catch (error) {
+      const c = classifyError(error, READ_ONLY.has(op.f));
+      return { type: c.type, value: op.value, error: c.error };
+    }
+  }
+
+  async #apply(op: OpSpec): Promise<unknown> {
+    const v = op.value as Record<string, any>;
+    switch (op.f) {
+      case 'read':
+      case 'read-max': {
+        const entity = await this.get(v.entity);
+        const c = entity?.components.find((x) => x.name === v.component);
+        const present = c && !c.deleted;
+        const value = present ? (op.f === 'read-max' ? Number(c.value) : c.value) : null;
+        return { ...v, value, ts: present ? c.ts : null };
+      }
+      case 'write':
+      case 'write-max': {
+        const kind = op.f === 'write-max' ? 'max' : 'lww';
+        const reply = await this.#call(this.#stub.put, { entity: v.entity, component: v.component, value: String(v.value), requestId: v.requestId, kind });
+        return op.f === 'write-max' ? { ...v, ts: reply.ts, result: Number(reply.value) } : { ...v, ts: reply.ts };
+      }
+      case 'incr': {
+        const reply = await this.#call(this.#stub.incr, { entity: v.entity, counter: v.counter, delta: v.delta, requestId: v.requestId });
+        return { ...v, result: reply.value };
+      }
+      case 'read-counter': {
+        const entity = await this.get(v.entity);
+        return { ...v, value: entity?.counters.find((c) => c.name === v.counter)?.value ?? 0 };
+      }
+      case 'add': {
+        const reply = await this.#call(this.#stub.put, { entity: v.entity, component: `${SET_PREFIX}${v.element}`, value: '1', requestId: v.requestId, kind: 'lww' });
+        return { ...v, ts: reply.ts };
+      }
+      case 'read-set': {
+        const entity = await this.get(v.entity);
+        return { ...v, elements: entity ? setElements(entity.components) : [] };
+      }
+      case 'final-read':
+        return { ...v, state: await this.scan() };
+      default:
+        throw new Error(`Unknown op f "${op.f}": the store-mesh client knows read, write, read-max, write-max, incr, read-counter, add, read-set, final-read`);
+    }
+  }
+
+  close(): void {
+    this.#stub.close();
+  }
+}
+
+function setElements(components: Entity['components']): number[] {
+  const out: number[] = [];
+  for (const c of components) {
+    if (!c.deleted && c.name.startsWith(SET_PREFIX)) out.push(Number(c.name.slice(SET_PREFIX.length)));
+  }
+  return out;
+}
+
+/** Converts scanned entities into the canonical FinalState (sorted keys so equal states serialise equally). */
+export function toFinalState(entities: readonly Entity[]): FinalState {
+  const sorted = entities.slice().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const state: FinalState = {};
+  for (const e of sorted) {
+    const fe: FinalEntity = { components: {}, counters: {} };
+    for (const c of e.components.slice().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      fe.components[c.name] = c.deleted
+        ? { value: '', ts: c.ts, kind: c.kind === 'max' ? 'max' : 'lww', deleted: true }
+        : { value: c.value, ts: c.ts, kind: c.kind === 'max' ? 'max' : 'lww' };
+    }
+    for (const c of e.counters.slice().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) fe.counters[c.name] = c.value;
+    state[e.id] = fe;
+  }
+  return state;
+}

@@ -1,0 +1,191 @@
+// The command line as one table (after vitest's cli-config): every option is declared once with its
+// description, unit and default; parsing, validation and `--help` are all generated from the table.
+// parseOptions never exits: it throws UsageError, which the CLI turns into exit code 254.
+import { parseArgs } from 'node:util';
+import { workloadNames } from './workloads/index.ts';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** The planted bugs the node service understands (node/ validates them too). */
+export const PLANTED_BUGS = ['no-anti-entropy', 'wall-clock-lww', 'ack-before-fsync', 'no-dedupe', 'threat-lww', 'echo-relay'] as const;
+
+/** Fault packages; `all` and `none` are also accepted (nemesis/index.ts resolves them). */
+export const NEMESIS_NAMES = ['partition', 'clock', 'kill', 'pause', 'packet'] as const;
+
+export interface Options {
+  readonly nodes: number;
+  readonly workload: string;
+  readonly nemesis: readonly string[];
+  readonly nemesisIntervalS: number;
+  readonly timeLimitS: number;
+  readonly rate: number;
+  readonly concurrency: number;
+  readonly recoveryMs: number;
+  readonly seed: number;
+  readonly testCount: number;
+  readonly bug: string | undefined;
+  readonly leaveRunning: boolean;
+  readonly opTimeoutMs: number;
+  readonly keys: number;
+  readonly antiEntropyMs: number;
+  readonly maxSkewMs: number;
+  readonly resultsDir: string;
+  readonly name: string | undefined;
+}
+
+interface Spec {
+  readonly flag: string;
+  readonly key: keyof Options | 'help';
+  readonly kind: 'int' | 'number' | 'string' | 'boolean';
+  readonly unit?: string;
+  readonly default?: string;
+  readonly description: string;
+  /** Turns the raw text into the option's value or throws UsageError. */
+  readonly parse?: (raw: string, nodes: number) => unknown;
+}
+
+function expected(flag: string, what: string, raw: string): never {
+  throw new UsageError(`Expected \`--${flag}\` to be ${what}, got "${raw}"`);
+}
+
+function intIn(flag: string, lo: number, hi: number) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi) {
+      expected(flag, `an integer from ${lo} to ${hi === Number.MAX_SAFE_INTEGER ? 'any size' : hi}`, raw);
+    }
+    return n;
+  };
+}
+
+function numberIn(flag: string, lo: number, hi: number, exclusiveLo = false) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n > hi || (exclusiveLo ? n <= lo : n < lo)) {
+      expected(flag, `a number ${exclusiveLo ? 'above' : 'from'} ${lo}${hi === Infinity ? '' : ` to ${hi}`}`, raw);
+    }
+    return n;
+  };
+}
+
+function oneOf(flag: string, allowed: readonly string[]) {
+  return (raw: string): string => {
+    if (!allowed.includes(raw)) expected(flag, `one of ${allowed.join(', ')}`, raw);
+    return raw;
+  };
+}
+
+/** "--concurrency 10" or "--concurrency 3n" (three per node), as in Jepsen. */
+function concurrency(raw: string, nodes: number): number {
+  const m = /^(\d+)(n?)$/.exec(raw.trim());
+  const n = m ? Number(m[1]) * (m[2] ? nodes : 1) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 1000) expected('concurrency', 'a number of client processes from 1 to 1000, or Kn for K per node (e.g. 2n)', raw);
+  return n;
+}
+
+function nemesisList(raw: string): string[] {
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const allowed = [...NEMESIS_NAMES, 'all', 'none'];
+  const bad = names.filter((n) => !allowed.includes(n));
+  if (names.length === 0 || bad.length > 0) expected('nemesis', `a comma list of ${allowed.join(', ')}`, raw);
+  if ((names.includes('none') || names.includes('all')) && names.length > 1) expected('nemesis', '`none` or `all` alone, or a comma list of fault packages', raw);
+  return names[0] === 'none' ? [] : names;
+}
+
+export const OPTION_TABLE: readonly Spec[] = [
+  { flag: 'nodes', key: 'nodes', kind: 'int', unit: 'count', default: '5', description: 'node containers in the cluster (n1..nN)', parse: intIn('nodes', 1, 9) },
+  { flag: 'workload', key: 'workload', kind: 'string', default: 'lww', description: `what the clients do: ${workloadNames().join(', ')}`, parse: (raw) => oneOf('workload', workloadNames())(raw) },
+  { flag: 'nemesis', key: 'nemesis', kind: 'string', default: 'none', description: `faults to inject: comma list of ${NEMESIS_NAMES.join(', ')}; or all, none`, parse: nemesisList },
+  { flag: 'nemesis-interval', key: 'nemesisIntervalS', kind: 'number', unit: 's', default: '10', description: 'time between fault ops (a fault starts, then stops one interval later)', parse: numberIn('nemesis-interval', 0, 3600, true) },
+  { flag: 'time-limit', key: 'timeLimitS', kind: 'number', unit: 's', default: '30', description: 'how long clients run before faults are healed', parse: numberIn('time-limit', 0, 86_400, true) },
+  { flag: 'rate', key: 'rate', kind: 'number', unit: 'ops/s', default: '200', description: 'target client ops per second over all processes; 0 = as fast as possible', parse: numberIn('rate', 0, 1_000_000) },
+  { flag: 'concurrency', key: 'concurrency', kind: 'string', unit: 'processes', default: '2n', description: 'client processes, each bound to one node; Kn means K per node', parse: concurrency },
+  { flag: 'recovery-ms', key: 'recoveryMs', kind: 'int', unit: 'ms', default: '10000', description: 'after healing, how long final reads may wait for the nodes to converge', parse: intIn('recovery-ms', 0, 3_600_000) },
+  { flag: 'seed', key: 'seed', kind: 'int', default: 'random', description: 'seed of every random choice; the same seed and options give the same schedule', parse: intIn('seed', 0, Number.MAX_SAFE_INTEGER) },
+  { flag: 'test-count', key: 'testCount', kind: 'int', unit: 'runs', default: '1', description: 'run the test this many times (seed, seed+1, ...)', parse: intIn('test-count', 1, 10_000) },
+  { flag: 'bug', key: 'bug', kind: 'string', description: `start the nodes with a planted bug: ${PLANTED_BUGS.join(', ')}`, parse: (raw) => oneOf('bug', PLANTED_BUGS)(raw) },
+  { flag: 'leave-running', key: 'leaveRunning', kind: 'boolean', default: 'false', description: 'keep the cluster after the run for debugging (prints how to remove it)' },
+  { flag: 'op-timeout-ms', key: 'opTimeoutMs', kind: 'int', unit: 'ms', default: '1000', description: 'deadline of every client call; a write past it is recorded as info', parse: intIn('op-timeout-ms', 10, 600_000) },
+  { flag: 'keys', key: 'keys', kind: 'int', unit: 'count', default: '5', description: 'entities the workload spreads over (fewer keys, more conflicts)', parse: intIn('keys', 1, 100_000) },
+  { flag: 'anti-entropy-ms', key: 'antiEntropyMs', kind: 'int', unit: 'ms', default: '500', description: "the nodes' anti-entropy period", parse: intIn('anti-entropy-ms', 10, 600_000) },
+  { flag: 'max-skew-ms', key: 'maxSkewMs', kind: 'int', unit: 'ms', default: '1000', description: "the nodes' clock-skew detection threshold", parse: intIn('max-skew-ms', 1, 86_400_000) },
+  { flag: 'results-dir', key: 'resultsDir', kind: 'string', default: 'results', description: 'where run folders are written' },
+  { flag: 'name', key: 'name', kind: 'string', default: '<workload>-<nemesis>', description: 'test name (the run folder is results/<name>/<start time>/)', parse: (raw) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$/.test(raw) ? raw : expected('name', 'letters, digits, . _ - (at most 81, not starting with . _ -)', raw)) },
+  { flag: 'help', key: 'help', kind: 'boolean', description: 'show this help' },
+];
+
+export function helpText(command = 'npm run jepsen --'): string {
+  const rows = OPTION_TABLE.map((s) => {
+    const left = `  --${s.flag}${s.kind === 'boolean' ? '' : ` <${s.unit ?? s.kind}>`}`;
+    const right = `${s.description}${s.default ? ` (default: ${s.default})` : ''}`;
+    return `${left.padEnd(34)} ${right}`;
+  });
+  return [
+    `Usage: ${command} [options]`,
+    '',
+    'Starts a real cluster of node containers, runs a workload against it while injecting faults,',
+    'heals everything, reads the final state from every node, and checks the history.',
+    '',
+    'Options:',
+    ...rows,
+    '',
+    'Exit codes: 0 valid, 1 invalid, 2 unknown or run error, 254 bad arguments.',
+    `Example: ${command} --nemesis partition --time-limit 20 --seed 42`,
+  ].join('\n');
+}
+
+export function parseOptions(argv: readonly string[]): Options | 'help' {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv as string[],
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries(OPTION_TABLE.map((s) => [s.flag, { type: s.kind === 'boolean' ? 'boolean' : 'string' }])),
+    });
+  } catch (error) {
+    // Node's messages name the flag; add what to do about it.
+    throw new UsageError(`${(error as Error).message.replace(/\. To specify.*$/s, '')}. Run with --help to see every option.`);
+  }
+  const raw = parsed.values as Record<string, string | boolean | undefined>;
+  if (raw.help) return 'help';
+  const nodes = raw.nodes === undefined ? 5 : (intIn('nodes', 1, 9)(raw.nodes as string) as number);
+  const out: Record<string, unknown> = {};
+  for (const spec of OPTION_TABLE) {
+    if (spec.key === 'help') continue;
+    const value = raw[spec.flag];
+    if (spec.kind === 'boolean') {
+      out[spec.key] = value === true;
+      continue;
+    }
+    const text = value === undefined ? spec.default : String(value);
+    if (text === undefined || (text === 'random' && spec.flag === 'seed') || text.startsWith('<')) {
+      out[spec.key] = undefined;
+      continue;
+    }
+    out[spec.key] = spec.parse ? spec.parse(text, nodes) : text;
+  }
+  out.seed ??= Math.floor(Math.random() * 2 ** 31);
+  return out as unknown as Options;
+}
+
+/** The command line that reproduces a run: every option that differs from its default, plus the seed. */
+export function reproduceCommand(options: Options): string {
+  const args: string[] = [];
+  const defaults = parseOptions(['--seed', String(options.seed)]) as Options;
+  for (const spec of OPTION_TABLE) {
+    if (spec.key === 'help' || spec.key === 'seed' || spec.key === 'testCount') continue;
+    const v = options[spec.key];
+    const d = defaults[spec.key];
+    if (JSON.stringify(v) === JSON.stringify(d)) continue;
+    if (spec.kind === 'boolean') {
+      if (v) args.push(`--${spec.flag}`);
+    } else if (v !== undefined) {
+      args.push(`--${spec.flag}`, Array.isArray(v) ? (v.length ? v.join(',') : 'none') : String(v));
+    }
+  }
+  args.push('--seed', String(options.seed));
+  return `npm run jepsen -- ${args.join(' ')}`;
+}
