@@ -3,7 +3,7 @@
 // Docker build context tiny and the image free of node_modules, so an image rebuild takes seconds.
 // `npm run build` runs this file; harness/image.ts calls buildNodeBundle() before every image build.
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -31,9 +31,12 @@ export async function buildNodeBundle(options: BuildOptions = {}): Promise<strin
       'Pass `entry` to buildNodeBundle() or create node/main.ts.');
   }
   await mkdir(path.dirname(outFile), { recursive: true });
+  // Several harness runs may build at once: each writes its own file and renames it into place, so
+  // nobody ever reads (or puts into an image) a half-written bundle.
+  const tmpFile = `${outFile}.${process.pid}.tmp`;
   const result = await build({
     entryPoints: [entry],
-    outfile: outFile,
+    outfile: tmpFile,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -45,6 +48,7 @@ export async function buildNodeBundle(options: BuildOptions = {}): Promise<strin
     // esbuild throws on errors already; this only guards against a future change of that behaviour.
     throw new Error(`esbuild failed to bundle ${entry}: ${result.errors.map((e) => e.text).join('; ')}`);
   }
+  await rename(tmpFile, outFile);
   return outFile;
 }
 

@@ -10,6 +10,7 @@
 # Environment:
 #   FAULTLINE_BASE_TAG   image tag to produce (default faultline-base:bookworm-node24)
 #   DEBIAN_MIRROR        Debian mirror for debootstrap (default http://deb.debian.org/debian)
+#   FAULTLINE_NO_INSTALL non-empty: fail instead of installing debootstrap (the harness sets it)
 #
 # Caches live under <repo>/.cache/base: the debootstrapped root file system as a tar (the slow part,
 # about 30 s) and the Node package tarball, so a second run after `docker rmi` takes seconds.
@@ -48,6 +49,7 @@ key="$(echo "bookworm minbase $packages" | sha256sum | cut -c1-12)"
 rootfs_tar="$cache/bookworm-minbase-$key.tar"
 if [[ ! -s "$rootfs_tar" ]]; then
   if ! command -v debootstrap >/dev/null 2>&1; then
+    [[ -z "${FAULTLINE_NO_INSTALL:-}" ]] || die "debootstrap is missing; run 'npm run setup' to install it."
     command -v apt-get >/dev/null 2>&1 || die "debootstrap is missing and there is no apt-get to install it; install debootstrap by hand."
     say "installing debootstrap with apt-get"
     apt-get update -qq

@@ -1,0 +1,30 @@
+# The faultline node image: the bundled store-and-mesh service (dist/node.mjs, made by `npm run build`)
+# on Debian bookworm with Node 24, plus the tools the nemeses exec inside the container: iptables and
+# iproute2 (partitions), libfaketime (clock skew) and procps (ps, kill). The harness builds it with
+# harness/image.ts; BASE_IMAGE is the official node:24-bookworm-slim where it can be pulled, else the
+# offline equivalent made by harness/docker/build-base.sh, which already contains those tools.
+ARG BASE_IMAGE=node:24-bookworm-slim
+FROM ${BASE_IMAGE}
+
+# Install only what is missing, so the offline base (which has everything) needs no network here.
+# The libfaketime path depends on the architecture; a fixed symlink lets the entrypoint stay simple.
+RUN set -eu; \
+    pkgs="iptables iproute2 libfaketime procps"; \
+    if ! dpkg -s $pkgs >/dev/null 2>&1; then \
+      apt-get update; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs; \
+      rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    lib="$(dpkg -L libfaketime | grep '/faketime/libfaketime.so.1$')"; \
+    mkdir -p /usr/local/lib/faultline /var/lib/faultline /data; \
+    ln -sf "$lib" /usr/local/lib/faultline/libfaketime.so.1; \
+    node --version
+
+COPY harness/docker/entrypoint.sh /usr/local/bin/faultline-entrypoint
+COPY dist/node.mjs /opt/faultline/node.mjs
+
+ENV FAULTLINE_LISTEN=0.0.0.0:7000 \
+    FAULTLINE_DATA_DIR=/data
+EXPOSE 7000
+WORKDIR /data
+ENTRYPOINT ["/usr/local/bin/faultline-entrypoint"]

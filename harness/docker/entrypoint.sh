@@ -1,0 +1,27 @@
+#!/bin/sh
+# Entrypoint of the node image: runs the service under libfaketime so the clock nemesis can skew this
+# container's wall clock by writing an offset into one file, without restarting the process.
+#
+# The clock file (/var/lib/faultline/faketime) holds one offset in seconds relative to the real clock:
+# "+0", "+30", "-30", "+0.5", "-1.25". It is created with "+0" only when absent, so a skew survives a
+# kill and restart of the node, as a wrong clock would on a real machine. FAKETIME_NO_CACHE makes
+# libfaketime read the file on every clock call, so a write takes effect at once.
+# FAKETIME_DONT_FAKE_MONOTONIC keeps CLOCK_MONOTONIC real: Node's timers and the event loop use it.
+#
+# The service is exec'd, so it replaces this shell; the harness runs the container with Docker's
+# init (tini) as PID 1, which forwards SIGTERM to the service and, when it is itself SIGKILLed, takes
+# the service down with it. Arguments are passed on to node/main.ts (e.g. --bug NAME).
+set -eu
+
+clock_file="${FAULTLINE_CLOCK_FILE:-/var/lib/faultline/faketime}"
+mkdir -p "$(dirname "$clock_file")"
+if [ ! -e "$clock_file" ]; then
+  echo "+0" > "$clock_file"
+fi
+
+export LD_PRELOAD=/usr/local/lib/faultline/libfaketime.so.1
+export FAKETIME_TIMESTAMP_FILE="$clock_file"
+export FAKETIME_NO_CACHE=1
+export FAKETIME_DONT_FAKE_MONOTONIC=1
+
+exec node /opt/faultline/node.mjs "$@"
