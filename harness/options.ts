@@ -174,11 +174,11 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
 /** The command line that reproduces a run: every option that differs from its default, plus the seed. */
 export function reproduceCommand(options: Options): string {
   const args: string[] = [];
-  const defaults = parseOptions(['--seed', String(options.seed)]) as Options;
   for (const spec of OPTION_TABLE) {
     if (spec.key === 'help' || spec.key === 'seed' || spec.key === 'testCount') continue;
     const v = options[spec.key];
-    const d = defaults[spec.key];
+    // A default is read against this run's node count, so "2n" on 3 nodes is the default 6.
+    const d = spec.kind === 'boolean' ? false : spec.default === undefined || spec.default.startsWith('<') ? undefined : spec.parse ? spec.parse(spec.default, options.nodes) : spec.default;
     if (JSON.stringify(v) === JSON.stringify(d)) continue;
     if (spec.kind === 'boolean') {
       if (v) args.push(`--${spec.flag}`);

@@ -1,0 +1,203 @@
+// One test run from start to verdict: the lifecycle of shared/DESIGN.md. It turns Options into the
+// Test (one plain value, written to test.json), makes the run folder, builds the image, starts the
+// cluster, runs the workload and the nemesis, heals, reads the final states, collects node stats,
+// copies logs and tears the cluster down (on every path: success, failure, abort), then runs the
+// checkers and writes results.json, report.html and junit.xml. It never calls process.exit: the CLI
+// maps the verdict to an exit code.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { checkerFor } from '../checkers/index.ts';
+import { mergeValid, type CheckResult, type Validity } from '../checkers/types.ts';
+import { resolveNemeses } from '../nemesis/index.ts';
+import type { FaultPackage } from '../nemesis/types.ts';
+import { Cluster, removeLeftovers } from './cluster.ts';
+import { HistoryWriter } from './history-writer.ts';
+import { ensureImage } from './image.ts';
+import { reproduceCommand, type Options } from './options.ts';
+import { renderJUnit } from './report/junit.ts';
+import { renderReport } from './report/index.ts';
+import { countOps, createRunFolder, writeResults, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
+import { Runner, type Progress } from './runner.ts';
+
+export const HARNESS_VERSION = '0.1.0';
+
+/** The whole test as one plain value (Jepsen's test map), written to test.json. */
+export interface Test {
+  readonly name: string;
+  readonly runId: string;
+  readonly startTime: string;
+  readonly seed: number;
+  readonly nodes: readonly string[];
+  readonly workload: string;
+  readonly nemesis: readonly string[];
+  readonly options: Options;
+  readonly command: string;
+  readonly versions: Readonly<Record<string, string>>;
+  readonly host: string;
+}
+
+export interface RunReport {
+  readonly valid: Validity;
+  readonly folder: RunFolder;
+  readonly results: RunResults;
+  readonly test: Test;
+}
+
+export interface RunHooks {
+  /** Progress lines (phase changes, image build, cluster start). */
+  readonly log?: (line: string) => void;
+  /** Called once the runner exists, so the CLI can show live progress. */
+  readonly onProgress?: (progress: Progress, startedAt: number) => void;
+}
+
+export function makeTest(options: Options, startTime = new Date()): Test {
+  const nemesisName = options.nemesis.length ? options.nemesis.join('+') : 'none';
+  const name = options.name ?? `${options.workload}-${nemesisName}${options.bug ? `-bug-${options.bug}` : ''}`;
+  return {
+    name,
+    runId: `${startTime.toISOString().replace(/\D/g, '').slice(2, 14)}${randomBytes(2).toString('hex')}`,
+    startTime: startTime.toISOString(),
+    seed: options.seed,
+    nodes: Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`),
+    workload: options.workload,
+    nemesis: options.nemesis,
+    options,
+    command: reproduceCommand(options),
+    versions: { faultline: HARNESS_VERSION, node: process.version },
+    host: hostname(),
+  };
+}
+
+/**
+ * Runs one test. `signal` aborts the workload early (SIGINT): the run still heals, reads, tears down
+ * and writes its results, with the verdict at best `unknown`.
+ */
+export async function runTest(options: Options, signal: AbortSignal, hooks: RunHooks = {}): Promise<RunReport> {
+  const log = hooks.log ?? (() => undefined);
+  const test = makeTest(options);
+  const started = Date.now();
+  const folder = await createRunFolder(path.resolve(options.resultsDir), test.name, new Date(test.startTime));
+  await writeTest(folder, test);
+  log(`seed=${test.seed} run folder ${folder.dir}`);
+  const history = new HistoryWriter(folder.history);
+
+  let cluster: Cluster | undefined;
+  let runner: Runner | undefined;
+  let packages: FaultPackage[] = [];
+  let runError: string | undefined;
+  let healErrors: readonly string[] = [];
+  let recoveryMs: number | undefined;
+  let stats: Record<string, NodeStats> | undefined;
+  let image = '';
+  try {
+    const removed = await removeLeftovers();
+    if (removed.length) log(`removed leftovers of crashed runs: ${removed.join(', ')}`);
+    image = await ensureImage({ onProgress: log });
+    if (signal.aborted) throw new Error('aborted before the cluster started');
+    log(`starting ${options.nodes} nodes from ${image}`);
+    cluster = await Cluster.start({
+      runId: test.runId,
+      nodes: options.nodes,
+      image,
+      bug: options.bug,
+      antiEntropyMs: options.antiEntropyMs,
+      maxSkewMs: options.maxSkewMs,
+      onProgress: log,
+    });
+    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS });
+    for (const p of packages) await p.nemesis.setup(cluster);
+    runner = new Runner(
+      {
+        seed: test.seed,
+        nodes: cluster.nodes,
+        workload: options.workload,
+        concurrency: options.concurrency,
+        rate: options.rate,
+        timeLimitS: options.timeLimitS,
+        nemesisIntervalS: options.nemesisIntervalS,
+        recoveryMs: options.recoveryMs,
+        opTimeoutMs: options.opTimeoutMs,
+        keys: options.keys,
+        runTag: test.runId,
+      },
+      history,
+      packages,
+    );
+    hooks.onProgress?.(runner.progress, started);
+    log(`running ${options.workload} for ${options.timeLimitS}s with nemesis ${options.nemesis.join(',') || 'none'}`);
+    const outcome = await runner.run(signal);
+    healErrors = outcome.healErrors;
+    recoveryMs = outcome.convergedAfterMs;
+    stats = await collectStats(runner, test.nodes);
+    if (signal.aborted) runError = 'the run was interrupted before its time limit';
+  } catch (error) {
+    runError = error instanceof Error ? error.message : String(error);
+    log(`run error: ${runError}`);
+    // Faults must not outlive a failed run, and a heal failure must be visible in the verdict.
+    if (runner) healErrors = [...healErrors, ...(await runner.heal().catch((e) => [`heal threw ${(e as Error).message}`]))];
+  } finally {
+    if (runner) runner.progress.phase = 'teardown';
+    runner?.close();
+    for (const p of packages) await p.nemesis.teardown().catch(() => undefined);
+    history.close();
+    if (cluster) {
+      await cluster.copyLogs(folder.nodesDir).catch((e) => log(`could not copy node logs: ${(e as Error).message}`));
+      if (options.leaveRunning) {
+        log(`cluster left running (--leave-running). Remove it with: docker rm -f $(docker ps -aq --filter label=faultline=${test.runId}) && docker network rm $(docker network ls -q --filter label=faultline=${test.runId})`);
+      } else {
+        await cluster.teardown();
+      }
+    }
+  }
+
+  if (runner) runner.progress.phase = 'check';
+  const ctx = { nodes: test.nodes, workload: test.workload, recoveryMs: options.recoveryMs };
+  const checked = checkerFor(test.workload)(history.ops, ctx);
+  const checkers: Record<string, CheckResult> = { ...checked.results };
+  if (healErrors.length) checkers.heal = { valid: 'unknown', error: `heal failed: ${healErrors.join('; ')}` };
+  if (runError) checkers.run = { valid: 'unknown', error: runError };
+  const valid = mergeValid(Object.values(checkers).map((c) => c.valid));
+  const results: RunResults = {
+    formatVersion: 1,
+    valid,
+    test: {
+      name: test.name,
+      seed: test.seed,
+      workload: test.workload,
+      nemesis: test.nemesis,
+      nodes: test.nodes,
+      startTime: test.startTime,
+      command: test.command,
+      bug: options.bug ?? null,
+      image,
+    },
+    checkers,
+    stats,
+    durationMs: Date.now() - started,
+    recoveryMs,
+    opCounts: countOps(history.ops),
+    ...(runError ? { error: runError } : {}),
+    versions: test.versions,
+  };
+  await writeResults(folder, results);
+  await writeFile(folder.junit, renderJUnit(results));
+  await writeFile(folder.report, renderReport({ test, history: history.ops, results, nodeStats: stats }));
+  if (runner) runner.progress.phase = 'done';
+  return { valid, folder, results, test };
+}
+
+async function collectStats(runner: Runner, nodes: readonly string[]): Promise<Record<string, NodeStats>> {
+  const out: Record<string, NodeStats> = {};
+  await Promise.all(
+    nodes.map(async (node) => {
+      try {
+        out[node] = { ...(await runner.client(node).stats(3000)) };
+      } catch (error) {
+        out[node] = { node, error: (error as Error).message };
+      }
+    }),
+  );
+  return out;
+}

@@ -1,0 +1,222 @@
+// The interpreter of a test: it owns time and the workers. Client workers (one per process, each
+// bound to one node) pull ops from their own seeded generator and record invoke + completion in the
+// history; the nemesis worker draws fault ops from the fault packages' seeded schedules and records
+// each one. When the time limit is up (or the run is aborted) it heals every fault, records the heal,
+// then reads the final state of every node in rounds until all nodes agree or the recovery time runs
+// out. Everything that shapes the schedule comes from the test's seed.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreMeshClient } from './client.ts';
+import { stagger, timeLimit, type Gen } from './generator.ts';
+import type { HistoryWriter } from './history-writer.ts';
+import type { FinalState, Op } from './history.ts';
+import { createRng, type Rng } from './rng.ts';
+import { workloads } from './workloads/index.ts';
+import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
+
+export interface RunPlan {
+  readonly seed: number;
+  readonly nodes: readonly { readonly name: string; readonly address: string }[];
+  readonly workload: string;
+  readonly concurrency: number;
+  /** Ops per second over all workers; 0 means as fast as possible. */
+  readonly rate: number;
+  readonly timeLimitS: number;
+  readonly nemesisIntervalS: number;
+  readonly recoveryMs: number;
+  readonly opTimeoutMs: number;
+  readonly keys: number;
+  readonly runTag: string;
+}
+
+export interface Progress {
+  phase: 'setup' | 'workload' | 'heal' | 'recovery' | 'final-reads' | 'check' | 'teardown' | 'done';
+  ok: number;
+  fail: number;
+  info: number;
+  faultsActive: string[];
+}
+
+export interface RunOutcome {
+  /** Errors of the heal step (node, command, output); non-empty means the verdict cannot be valid. */
+  readonly healErrors: readonly string[];
+  /** Milliseconds from the end of the heal to the first round in which all nodes agreed. */
+  readonly convergedAfterMs: number | undefined;
+  readonly finalRounds: number;
+}
+
+/** Deterministic per-worker streams: worker i always gets the i-th fork of the seed's Rng. */
+export function workerRngs(seed: number, workers: number): { workers: Rng[]; nemesis: Rng } {
+  const root = createRng(seed);
+  const nemesis = root.fork();
+  return { nemesis, workers: Array.from({ length: workers }, () => root.fork()) };
+}
+
+export function workerGenerator(plan: RunPlan, worker: number): Gen {
+  const workload = workloads[plan.workload];
+  if (!workload) throw new Error(`Unknown workload "${plan.workload}"`);
+  const base = workload.generator(worker, { keys: plan.keys, runTag: plan.runTag });
+  // Each worker staggers its ops so that all workers together approach --rate.
+  const meanDelayS = plan.rate > 0 ? plan.concurrency / plan.rate : 0;
+  return timeLimit(plan.timeLimitS, stagger(meanDelayS, base));
+}
+
+async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return;
+  await sleep(ms, undefined, { signal }).catch(() => undefined);
+}
+
+export class Runner {
+  readonly progress: Progress = { phase: 'setup', ok: 0, fail: 0, info: 0, faultsActive: [] };
+  readonly #plan: RunPlan;
+  readonly #history: HistoryWriter;
+  readonly #clients = new Map<string, StoreMeshClient>();
+  readonly #packages: readonly FaultPackage[];
+
+  constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[]) {
+    this.#plan = plan;
+    this.#history = history;
+    this.#packages = packages;
+    for (const n of plan.nodes) this.#clients.set(n.name, new StoreMeshClient(n.address, { opTimeoutMs: plan.opTimeoutMs }));
+  }
+
+  client(node: string): StoreMeshClient {
+    const c = this.#clients.get(node);
+    if (!c) throw new Error(`No client for node ${node}`);
+    return c;
+  }
+
+  /** Runs the workload and the nemesis until the time limit or the signal, then heals and reads. */
+  async run(signal: AbortSignal): Promise<RunOutcome> {
+    const plan = this.#plan;
+    const rngs = workerRngs(plan.seed, plan.concurrency);
+    this.progress.phase = 'workload';
+    const stopNemesis = new AbortController();
+    const onAbort = () => stopNemesis.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const nemesis = this.#nemesisLoop(rngs.nemesis, stopNemesis.signal);
+    await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal)));
+    stopNemesis.abort();
+    await nemesis;
+    signal.removeEventListener('abort', onAbort);
+
+    this.progress.phase = 'heal';
+    const healErrors = await this.heal();
+    this.progress.phase = 'final-reads';
+    const { convergedAfterMs, rounds } = await this.#finalReads(signal);
+    return { healErrors, convergedAfterMs, finalRounds: rounds };
+  }
+
+  async #workerLoop(worker: number, rng: Rng, signal: AbortSignal): Promise<void> {
+    const plan = this.#plan;
+    const node = plan.nodes[worker % plan.nodes.length].name;
+    const client = this.client(node);
+    let gen: Gen | null = workerGenerator(plan, worker);
+    let process = worker;
+    let last: Op | undefined;
+    while (gen && !signal.aborted) {
+      const step = gen.next({ timeNs: this.#history.now(), worker, process, node, last }, rng);
+      if (!step) break;
+      await abortableSleep(step.delayNs / 1e6, signal);
+      if (signal.aborted) break;
+      this.#history.append({ process, node, type: 'invoke', f: step.op.f, value: step.op.value });
+      const c = await client.invoke(step.op);
+      last = this.#history.append({ process, node, type: c.type, f: step.op.f, value: c.value, error: c.error });
+      this.progress[c.type]++;
+      // After an indeterminate outcome the process may still be in flight, so, as in Jepsen, the
+      // worker continues as a new process and every process's ops stay strictly sequential.
+      if (c.type === 'info') process += plan.concurrency;
+      gen = step.gen;
+    }
+  }
+
+  /**
+   * Every --nemesis-interval, picks a fault package (seeded) and performs its next op: a start when
+   * that package's fault is inactive, a stop when it is active. Faults of different packages may
+   * overlap, which is how partitions meet clock skew.
+   */
+  async #nemesisLoop(rng: Rng, signal: AbortSignal): Promise<void> {
+    if (this.#packages.length === 0) return;
+    const iterators = this.#packages.map((p) => p.ops(rng.fork()));
+    const deadlineNs = this.#plan.timeLimitS * 1e9;
+    for (;;) {
+      await abortableSleep(this.#plan.nemesisIntervalS * 1000, signal);
+      if (signal.aborted || this.#history.now() >= deadlineNs) return;
+      const i = rng.int(this.#packages.length);
+      const next = iterators[i].next();
+      if (next.done) continue;
+      await this.#nemesisOp(this.#packages[i], next.value);
+    }
+  }
+
+  async #nemesisOp(pkg: FaultPackage, op: NemesisOp): Promise<void> {
+    let completion;
+    try {
+      completion = await pkg.nemesis.invoke(op);
+    } catch (error) {
+      completion = { f: op.f, value: op.value, error: `${pkg.name}: ${(error as Error).message}` };
+    }
+    this.#history.append({ process: 'nemesis', type: 'info', f: completion.f, value: completion.value, error: completion.error });
+    const active = new Set(this.progress.faultsActive);
+    if (!completion.error && op.f.startsWith('start-')) active.add(pkg.name);
+    if (op.f.startsWith('stop-')) active.delete(pkg.name);
+    this.progress.faultsActive = [...active];
+  }
+
+  /** Heals every fault package; records one "heal" op. Returns the errors (empty when all healed). */
+  async heal(): Promise<string[]> {
+    if (this.#packages.length === 0) return [];
+    const errors: string[] = [];
+    const healed: string[] = [];
+    for (const pkg of this.#packages) {
+      try {
+        const report = await pkg.nemesis.heal();
+        errors.push(...report.errors.map((e) => `${pkg.name}: ${e}`));
+        if (report.ok) healed.push(pkg.name);
+      } catch (error) {
+        errors.push(`${pkg.name}: heal threw ${(error as Error).message}`);
+      }
+    }
+    this.progress.faultsActive = [];
+    this.#history.append({
+      process: 'nemesis',
+      type: 'info',
+      f: 'heal',
+      value: { packages: this.#packages.map((p) => p.name), healed },
+      error: errors.length ? errors.join('; ') : undefined,
+    });
+    return errors;
+  }
+
+  /**
+   * Final reads in rounds: every node is scanned; when all nodes answer with the same state the
+   * cluster has converged and the rounds stop. Rounds back off (250 ms doubling to 2 s) so a cluster
+   * that never converges costs a bounded number of scans within --recovery-ms.
+   */
+  async #finalReads(signal: AbortSignal): Promise<{ convergedAfterMs: number | undefined; rounds: number }> {
+    const plan = this.#plan;
+    const startNs = this.#history.now();
+    const baseProcess = plan.concurrency * 1_000_000;
+    let delayMs = 250;
+    for (let round = 0; ; round++) {
+      const states = await Promise.all(
+        plan.nodes.map(async (n, i) => {
+          const process = baseProcess + i;
+          const op = { f: 'final-read', value: { round } };
+          this.#history.append({ process, node: n.name, type: 'invoke', f: op.f, value: op.value });
+          const c = await this.client(n.name).invoke(op);
+          this.#history.append({ process, node: n.name, type: c.type, f: op.f, value: c.value, error: c.error });
+          return c.type === 'ok' ? JSON.stringify((c.value as { state: FinalState }).state) : undefined;
+        }),
+      );
+      const elapsedMs = (this.#history.now() - startNs) / 1e6;
+      if (states.every((s) => s !== undefined && s === states[0])) return { convergedAfterMs: elapsedMs, rounds: round + 1 };
+      if (signal.aborted || elapsedMs + delayMs > plan.recoveryMs) return { convergedAfterMs: undefined, rounds: round + 1 };
+      await abortableSleep(delayMs, signal);
+      delayMs = Math.min(delayMs * 2, 2000);
+    }
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+  }
+}

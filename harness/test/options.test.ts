@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { helpText, OPTION_TABLE, parseOptions, reproduceCommand, UsageError, type Options } from '../options.ts';
+
+const parse = (...args: string[]) => parseOptions(args) as Options;
+
+describe('options', () => {
+  it('has working defaults: --nemesis partition alone is enough', () => {
+    const o = parse('--nemesis', 'partition');
+    expect(o).toMatchObject({ nodes: 5, workload: 'lww', nemesis: ['partition'], nemesisIntervalS: 10, timeLimitS: 30, concurrency: 10, leaveRunning: false, testCount: 1 });
+    expect(Number.isSafeInteger(o.seed)).toBe(true);
+    expect(parse().nemesis).toEqual([]);
+  });
+
+  it('expands Kn concurrency per node', () => {
+    expect(parse('--nodes', '3', '--concurrency', '3n').concurrency).toBe(9);
+    expect(parse('--concurrency', '7').concurrency).toBe(7);
+  });
+
+  it.each([
+    [['--nodes', 'x'], 'Expected `--nodes` to be an integer from 1 to 9, got "x"'],
+    [['--nodes', '12'], 'Expected `--nodes` to be an integer from 1 to 9, got "12"'],
+    [['--nemesis', 'partition,flood'], 'Expected `--nemesis` to be a comma list of partition, clock, kill, pause, packet, all, none, got "partition,flood"'],
+    [['--nemesis', 'all,clock'], 'Expected `--nemesis` to be `none` or `all` alone'],
+    [['--rate=-1'], 'Expected `--rate` to be a number from 0'],
+    [['--time-limit', '0'], 'Expected `--time-limit` to be a number above 0'],
+    [['--workload', 'bank'], 'Expected `--workload` to be one of lww, counter, set, got "bank"'],
+    [['--bug', 'typo'], 'Expected `--bug` to be one of no-anti-entropy'],
+    [['--concurrency', '0'], 'Expected `--concurrency` to be a number of client processes'],
+    [['--frobnicate'], "Unknown option '--frobnicate'"],
+    [['--nodes'], "Option '--nodes <value>' argument missing"],
+  ])('rejects %j with a message naming the flag and what is allowed', (args, message) => {
+    expect(() => parseOptions(args)).toThrow(UsageError);
+    expect(() => parseOptions(args)).toThrow(message);
+  });
+
+  it('generates --help from the table, with units and defaults', () => {
+    const help = helpText();
+    for (const spec of OPTION_TABLE) expect(help).toContain(`--${spec.flag}`);
+    expect(help).toContain('--time-limit <s>');
+    expect(help).toContain('(default: 30)');
+    expect(parseOptions(['--help'])).toBe('help');
+  });
+
+  it('builds a reproduce command that parses back to the same options', () => {
+    const o = parse('--nemesis', 'partition,clock', '--nodes', '3', '--seed', '77', '--bug', 'no-dedupe', '--leave-running');
+    const cmd = reproduceCommand(o);
+    expect(cmd).toBe('npm run jepsen -- --nodes 3 --nemesis partition,clock --bug no-dedupe --leave-running --seed 77');
+    expect(parse(...cmd.split(' ').slice(4))).toEqual(o);
+  });
+});
