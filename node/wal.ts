@@ -1,0 +1,307 @@
+// The node's durable storage: an append-only log of CRC-framed JSON records with group commit, plus
+// periodic compaction into a snapshot. We use our own log instead of an embedded store because the
+// service's state is already an in-memory CRDT whose records are idempotent (each record is a state to
+// merge, never a delta), so the log needs only append, fdatasync and replay; a native embedded store
+// would also break the single-file esbuild bundle the containers run.
+//
+// Frame: u32 LE payload length, u32 LE CRC-32 of the payload, payload (UTF-8 JSON). Replay stops at the
+// first frame that is short or fails its CRC (a torn tail after a crash) and truncates the file there,
+// so later appends never follow garbage.
+//
+// Group commit: appends queue their frames; one writer writes everything queued, calls fdatasync once
+// and then resolves every append in that group. Appends that arrive meanwhile form the next group.
+//
+// Files in the data dir: log-<gen>.dat and snapshot-<gen>.dat. Compaction opens log-<gen+1>, writes the
+// in-memory state (which contains everything logged so far) to snapshot-<gen+1> via a temp file, fsync
+// and rename, then deletes older files. Opening loads the newest snapshot and replays the logs from its
+// generation on; records are idempotent, so a record found in both is harmless.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+
+const HEADER_BYTES = 8;
+/** Largest accepted payload; a length above this in a frame header means corruption. */
+const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+
+export function encodeFrame(record: unknown): Buffer {
+  const payload = Buffer.from(JSON.stringify(record), 'utf8');
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  frame.writeUInt32LE(payload.length, 0);
+  frame.writeUInt32LE(crc32(payload), 4);
+  payload.copy(frame, HEADER_BYTES);
+  return frame;
+}
+
+export interface DecodeResult {
+  readonly records: unknown[];
+  /** Bytes of valid frames; anything after this is a torn or corrupt tail. */
+  readonly validBytes: number;
+}
+
+export function decodeFrames(data: Buffer): DecodeResult {
+  const records: unknown[] = [];
+  let offset = 0;
+  while (offset + HEADER_BYTES <= data.length) {
+    const length = data.readUInt32LE(offset);
+    if (length > MAX_RECORD_BYTES || offset + HEADER_BYTES + length > data.length) break;
+    const payload = data.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length);
+    if (crc32(payload) !== data.readUInt32LE(offset + 4)) break;
+    let record: unknown;
+    try {
+      record = JSON.parse(payload.toString('utf8'));
+    } catch {
+      break;
+    }
+    records.push(record);
+    offset += HEADER_BYTES + length;
+  }
+  return { records, validBytes: offset };
+}
+
+export type WalMode = 'sync' | 'deferred';
+
+export interface WalOptions {
+  readonly dir: string;
+  /**
+   * 'sync': append() resolves only after the record is fdatasync'ed (group commit).
+   * 'deferred': the planted bug `ack-before-fsync`: append() resolves at once and frames wait in a
+   * user-space buffer that is written and synced only every deferredFlushMs, so SIGKILL loses the tail.
+   */
+  readonly mode: WalMode;
+  /** @default 2000 */
+  readonly deferredFlushMs?: number;
+  /** Called once when a write or fsync fails; the node must stop rather than acknowledge more writes. */
+  readonly onFatal: (error: Error) => void;
+}
+
+export interface ReplayInfo {
+  readonly records: number;
+  readonly snapshotGen: number;
+  readonly logs: number;
+  /** Bytes dropped from torn or corrupt log tails. */
+  readonly discardedBytes: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+const fileName = (kind: 'log' | 'snapshot', gen: number) => `${kind}-${String(gen).padStart(8, '0')}.dat`;
+const FILE_RE = /^(log|snapshot)-(\d{8})\.dat$/;
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class Wal {
+  fsyncs = 0;
+  private readonly options: WalOptions;
+  private fh: FileHandle;
+  private gen: number;
+  private logBytes: number;
+  private pending: Buffer[] = [];
+  private waiters: Waiter[] = [];
+  private flushing = false;
+  private chain: Promise<void> = Promise.resolve();
+  private failed: Error | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private compacting = false;
+  private closed = false;
+
+  private constructor(options: WalOptions, fh: FileHandle, gen: number, logBytes: number) {
+    this.options = options;
+    this.fh = fh;
+    this.gen = gen;
+    this.logBytes = logBytes;
+    if (options.mode === 'deferred') {
+      this.timer = setInterval(() => this.kick(), options.deferredFlushMs ?? 2000);
+      this.timer.unref();
+    }
+  }
+
+  /** Opens (creating if needed) the log in options.dir, replaying every stored record into onRecord first. */
+  static async open(options: WalOptions, onRecord: (record: unknown) => void): Promise<{ wal: Wal; replay: ReplayInfo }> {
+    mkdirSync(options.dir, { recursive: true });
+    const files = readdirSync(options.dir)
+      .map((name) => ({ name, m: FILE_RE.exec(name) }))
+      .filter((f) => f.m !== null)
+      .map((f) => ({ name: f.name, kind: f.m![1] as 'log' | 'snapshot', gen: Number(f.m![2]) }));
+    const snapshotGen = Math.max(0, ...files.filter((f) => f.kind === 'snapshot').map((f) => f.gen));
+    let records = 0;
+    let discardedBytes = 0;
+    if (snapshotGen > 0) {
+      const data = readFileSync(join(options.dir, fileName('snapshot', snapshotGen)));
+      const { records: recs, validBytes } = decodeFrames(data);
+      // Snapshots are written to a temp file, synced and renamed, so a bad one means the disk lied.
+      if (validBytes !== data.length) throw new Error(`snapshot ${fileName('snapshot', snapshotGen)} in ${options.dir} is corrupt at byte ${validBytes}`);
+      for (const r of recs) onRecord(r);
+      records += recs.length;
+    }
+    const logs = files.filter((f) => f.kind === 'log' && f.gen >= snapshotGen).sort((a, b) => a.gen - b.gen);
+    let lastGen = Math.max(snapshotGen, 1);
+    let lastBytes = 0;
+    for (const log of logs) {
+      const path = join(options.dir, log.name);
+      const data = readFileSync(path);
+      const { records: recs, validBytes } = decodeFrames(data);
+      for (const r of recs) onRecord(r);
+      records += recs.length;
+      if (validBytes < data.length) {
+        discardedBytes += data.length - validBytes;
+        truncateSync(path, validBytes);
+      }
+      lastGen = log.gen;
+      lastBytes = validBytes;
+    }
+    // Leftovers of an interrupted compaction or files a newer snapshot covers.
+    for (const f of files) {
+      if (f.gen < snapshotGen) rmSync(join(options.dir, f.name), { force: true });
+    }
+    for (const name of readdirSync(options.dir)) if (name.endsWith('.tmp')) rmSync(join(options.dir, name), { force: true });
+    const fh = await open(join(options.dir, fileName('log', lastGen)), 'a');
+    fsyncDir(options.dir);
+    const wal = new Wal(options, fh, lastGen, lastBytes);
+    return { wal, replay: { records, snapshotGen, logs: logs.length, discardedBytes } };
+  }
+
+  /** Bytes in the current log generation (what compaction would reclaim). */
+  get sizeBytes(): number {
+    return this.logBytes;
+  }
+
+  /** Appends a record; resolves once it is durable (in 'sync' mode). */
+  append(record: unknown): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.closed) return Promise.reject(new Error('the log is closed (node shutting down)'));
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push(encodeFrame(record));
+      if (this.options.mode === 'deferred') {
+        resolve();
+      } else {
+        this.waiters.push({ resolve, reject });
+        this.kick();
+      }
+    });
+  }
+
+  /** Appends a record nobody waits for (e.g. a replicated write): it rides along with the next group. */
+  appendLater(record: unknown): void {
+    if (this.failed || this.closed) return;
+    this.pending.push(encodeFrame(record));
+    if (this.options.mode === 'sync') this.kick();
+  }
+
+  private kick(): void {
+    if (this.flushing || this.failed) return;
+    this.flushing = true;
+    this.chain = this.chain.then(() => this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0 && !this.failed) {
+        const frames = this.pending;
+        const waiters = this.waiters;
+        this.pending = [];
+        this.waiters = [];
+        const data = frames.length === 1 ? frames[0] : Buffer.concat(frames);
+        try {
+          await this.fh.write(data);
+          await this.fh.datasync();
+        } catch (error) {
+          // After a failed fsync the page cache may have dropped our data; we cannot know what is durable.
+          this.failed = new Error(`write/fdatasync of the log in ${this.options.dir} failed: ${(error as Error).message}`, { cause: error });
+          for (const w of waiters) w.reject(this.failed);
+          for (const w of this.waiters) w.reject(this.failed);
+          this.waiters = [];
+          this.options.onFatal(this.failed);
+          return;
+        }
+        this.fsyncs += 1;
+        this.logBytes += data.length;
+        for (const w of waiters) w.resolve();
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Waits until everything appended so far is durable (also in 'deferred' mode). */
+  async flush(): Promise<void> {
+    this.kick();
+    await this.chain;
+    if (this.pending.length > 0) {
+      this.kick();
+      await this.chain;
+    }
+  }
+
+  /**
+   * Compacts: switches to a new log generation, then writes snapshot() — which must return the full
+   * current state as records, taken synchronously when called — and removes the older files.
+   */
+  async compact(snapshot: () => Iterable<unknown>): Promise<void> {
+    if (this.compacting || this.failed || this.closed) return;
+    this.compacting = true;
+    try {
+      let records: Iterable<unknown> = [];
+      const nextGen = this.gen + 1;
+      // Switch files inside the writer chain so no group is half in one file and half in the other.
+      this.chain = this.chain.then(async () => {
+        const fresh = await open(join(this.options.dir, fileName('log', nextGen)), 'a');
+        const old = this.fh;
+        this.fh = fresh;
+        this.gen = nextGen;
+        this.logBytes = 0;
+        // Taken now, after the switch: the state holds every record of the old generations.
+        records = [...snapshot()];
+        await old.close();
+      });
+      await this.chain;
+      const tmp = join(this.options.dir, `${fileName('snapshot', nextGen)}.tmp`);
+      const out = await open(tmp, 'w');
+      try {
+        let batch: Buffer[] = [];
+        let bytes = 0;
+        for (const r of records) {
+          const frame = encodeFrame(r);
+          batch.push(frame);
+          bytes += frame.length;
+          if (bytes > 1 << 20) {
+            await out.write(Buffer.concat(batch));
+            batch = [];
+            bytes = 0;
+          }
+        }
+        if (batch.length > 0) await out.write(Buffer.concat(batch));
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      renameSync(tmp, join(this.options.dir, fileName('snapshot', nextGen)));
+      fsyncDir(this.options.dir);
+      for (const name of readdirSync(this.options.dir)) {
+        const m = FILE_RE.exec(name);
+        if (m && Number(m[2]) < nextGen) rmSync(join(this.options.dir, name), { force: true });
+      }
+    } finally {
+      this.compacting = false;
+    }
+  }
+
+  /** Flushes everything (also the deferred buffer) and closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.timer) clearInterval(this.timer);
+    await this.flush();
+    this.closed = true;
+    await this.fh.close();
+  }
+}
