@@ -174,6 +174,8 @@ export interface StatsReply {
   duplicateRequests: number;
   meshThrottled: number;
   fsyncs: number;
+  /** Relayed writes dropped because a peer was unreachable or its queue was full (anti-entropy repairs them). */
+  relaysDropped: number;
 }
 
 export interface Hlc {
@@ -196,7 +198,11 @@ export interface MeshWrite {
   ts: Hlc | undefined;
   deleted: boolean;
   counter: string;
-  share: CounterShare | undefined;
+  share:
+    | CounterShare
+    | undefined;
+  /** Times this write was re-forwarded by a peer (only the planted bug `echo-relay` forwards; it stops at 3). */
+  hops: number;
 }
 
 export interface RelayBatch {
@@ -221,6 +227,10 @@ export interface DigestReply {
 export interface RepairRequest {
   sender: string;
   buckets: number[];
+  /** How many buckets the state was hashed into (the same count as the DigestRequest; 0 means 64). */
+  bucketCount: number;
+  /** The sender's own entries of those buckets, pushed so one round repairs both sides. */
+  writes: MeshWrite[];
 }
 
 export interface RepairReply {
@@ -2091,6 +2101,7 @@ function createBaseStatsReply(): StatsReply {
     duplicateRequests: 0,
     meshThrottled: 0,
     fsyncs: 0,
+    relaysDropped: 0,
   };
 }
 
@@ -2137,6 +2148,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     }
     if (message.fsyncs !== 0) {
       writer.uint32(112).uint64(message.fsyncs);
+    }
+    if (message.relaysDropped !== 0) {
+      writer.uint32(120).uint64(message.relaysDropped);
     }
     return writer;
   },
@@ -2266,6 +2280,14 @@ export const StatsReply: MessageFns<StatsReply> = {
             message.fsyncs = longToNumber(reader.uint64());
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.relaysDropped = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2338,6 +2360,11 @@ export const StatsReply: MessageFns<StatsReply> = {
         ? globalThis.Number(object.mesh_throttled)
         : 0,
       fsyncs: isSet(object.fsyncs) ? globalThis.Number(object.fsyncs) : 0,
+      relaysDropped: isSet(object.relaysDropped)
+        ? globalThis.Number(object.relaysDropped)
+        : isSet(object.relays_dropped)
+        ? globalThis.Number(object.relays_dropped)
+        : 0,
     };
   },
 
@@ -2385,6 +2412,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     if (message.fsyncs !== 0) {
       obj.fsyncs = Math.round(message.fsyncs);
     }
+    if (message.relaysDropped !== 0) {
+      obj.relaysDropped = Math.round(message.relaysDropped);
+    }
     return obj;
   },
 
@@ -2407,6 +2437,7 @@ export const StatsReply: MessageFns<StatsReply> = {
     message.duplicateRequests = object.duplicateRequests ?? 0;
     message.meshThrottled = object.meshThrottled ?? 0;
     message.fsyncs = object.fsyncs ?? 0;
+    message.relaysDropped = object.relaysDropped ?? 0;
     return message;
   },
 };
@@ -2528,6 +2559,7 @@ function createBaseMeshWrite(): MeshWrite {
     deleted: false,
     counter: "",
     share: undefined,
+    hops: 0,
   };
 }
 
@@ -2562,6 +2594,9 @@ export const MeshWrite: MessageFns<MeshWrite> = {
     }
     if (message.share !== undefined) {
       CounterShare.encode(message.share, writer.uint32(82).fork()).join();
+    }
+    if (message.hops !== 0) {
+      writer.uint32(88).uint32(message.hops);
     }
     return writer;
   },
@@ -2659,6 +2694,14 @@ export const MeshWrite: MessageFns<MeshWrite> = {
             message.share = CounterShare.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.hops = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2683,6 +2726,7 @@ export const MeshWrite: MessageFns<MeshWrite> = {
       deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
       counter: isSet(object.counter) ? globalThis.String(object.counter) : "",
       share: isSet(object.share) ? CounterShare.fromJSON(object.share) : undefined,
+      hops: isSet(object.hops) ? globalThis.Number(object.hops) : 0,
     };
   },
 
@@ -2718,6 +2762,9 @@ export const MeshWrite: MessageFns<MeshWrite> = {
     if (message.share !== undefined) {
       obj.share = CounterShare.toJSON(message.share);
     }
+    if (message.hops !== 0) {
+      obj.hops = Math.round(message.hops);
+    }
     return obj;
   },
 
@@ -2738,6 +2785,7 @@ export const MeshWrite: MessageFns<MeshWrite> = {
     message.share = (object.share !== undefined && object.share !== null)
       ? CounterShare.fromPartial(object.share)
       : undefined;
+    message.hops = object.hops ?? 0;
     return message;
   },
 };
@@ -3065,7 +3113,7 @@ export const DigestReply: MessageFns<DigestReply> = {
 };
 
 function createBaseRepairRequest(): RepairRequest {
-  return { sender: "", buckets: [] };
+  return { sender: "", buckets: [], bucketCount: 0, writes: [] };
 }
 
 export const RepairRequest: MessageFns<RepairRequest> = {
@@ -3079,6 +3127,12 @@ export const RepairRequest: MessageFns<RepairRequest> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    if (message.bucketCount !== 0) {
+      writer.uint32(24).uint32(message.bucketCount);
+    }
+    for (const v of message.writes) {
+      MeshWrite.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -3122,6 +3176,22 @@ export const RepairRequest: MessageFns<RepairRequest> = {
 
             break;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bucketCount = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.writes.push(MeshWrite.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3138,6 +3208,12 @@ export const RepairRequest: MessageFns<RepairRequest> = {
     return {
       sender: isSet(object.sender) ? globalThis.String(object.sender) : "",
       buckets: globalThis.Array.isArray(object?.buckets) ? object.buckets.map((e: any) => globalThis.Number(e)) : [],
+      bucketCount: isSet(object.bucketCount)
+        ? globalThis.Number(object.bucketCount)
+        : isSet(object.bucket_count)
+        ? globalThis.Number(object.bucket_count)
+        : 0,
+      writes: globalThis.Array.isArray(object?.writes) ? object.writes.map((e: any) => MeshWrite.fromJSON(e)) : [],
     };
   },
 
@@ -3149,6 +3225,12 @@ export const RepairRequest: MessageFns<RepairRequest> = {
     if (message.buckets?.length) {
       obj.buckets = message.buckets.map((e) => Math.round(e));
     }
+    if (message.bucketCount !== 0) {
+      obj.bucketCount = Math.round(message.bucketCount);
+    }
+    if (message.writes?.length) {
+      obj.writes = message.writes.map((e) => MeshWrite.toJSON(e));
+    }
     return obj;
   },
 
@@ -3159,6 +3241,8 @@ export const RepairRequest: MessageFns<RepairRequest> = {
     const message = createBaseRepairRequest();
     message.sender = object.sender ?? "";
     message.buckets = object.buckets?.map((e) => e) || [];
+    message.bucketCount = object.bucketCount ?? 0;
+    message.writes = object.writes?.map((e) => MeshWrite.fromPartial(e)) || [];
     return message;
   },
 };
