@@ -21,7 +21,7 @@ export interface Client {
 }
 
 /** Ops that cannot change state; any error on them is a definite `fail`. */
-const READ_ONLY = new Set(['read', 'read-max', 'read-counter', 'read-set', 'final-read']);
+const READ_ONLY = new Set(['read', 'read-max', 'read-counter', 'read-set', 'final-read', 'stats']);
 
 /** Components of a set entity are named by this prefix and the element: "x42". */
 export const SET_PREFIX = 'x';

@@ -130,7 +130,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     const outcome = await runner.run(signal);
     healErrors = outcome.healErrors;
     recoveryMs = outcome.convergedAfterMs;
-    stats = await collectStats(runner, test.nodes);
+    stats = outcome.stats as Record<string, NodeStats>;
     if (signal.aborted) runError = 'the run was interrupted before its time limit';
   } catch (error) {
     runError = error instanceof Error ? error.message : String(error);
@@ -186,18 +186,4 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   await writeFile(folder.report, renderReport({ test, history: history.ops, results, nodeStats: stats }));
   if (runner) runner.progress.phase = 'done';
   return { valid, folder, results, test };
-}
-
-async function collectStats(runner: Runner, nodes: readonly string[]): Promise<Record<string, NodeStats>> {
-  const out: Record<string, NodeStats> = {};
-  await Promise.all(
-    nodes.map(async (node) => {
-      try {
-        out[node] = { ...(await runner.client(node).stats(3000)) };
-      } catch (error) {
-        out[node] = { node, error: (error as Error).message };
-      }
-    }),
-  );
-  return out;
 }

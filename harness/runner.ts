@@ -42,6 +42,8 @@ export interface RunOutcome {
   /** Milliseconds from the end of the heal to the first round in which all nodes agreed. */
   readonly convergedAfterMs: number | undefined;
   readonly finalRounds: number;
+  /** Each node's Stats after the final reads (or its error). */
+  readonly stats: Record<string, Record<string, unknown>>;
 }
 
 /** Deterministic per-worker streams: worker i always gets the i-th fork of the seed's Rng. */
@@ -103,7 +105,33 @@ export class Runner {
     const healErrors = await this.heal();
     this.progress.phase = 'final-reads';
     const { convergedAfterMs, rounds } = await this.#finalReads(signal);
-    return { healErrors, convergedAfterMs, finalRounds: rounds };
+    const stats = await this.#recordStats();
+    return { healErrors, convergedAfterMs, finalRounds: rounds, stats };
+  }
+
+  /**
+   * Records every node's Stats as an op (f "stats"), so that pure checkers can judge mesh efficiency
+   * (messages per write) from the history alone.
+   */
+  async #recordStats(): Promise<Record<string, Record<string, unknown>>> {
+    const out: Record<string, Record<string, unknown>> = {};
+    const baseProcess = this.#plan.concurrency * 1_000_000;
+    await Promise.all(
+      this.#plan.nodes.map(async (n, i) => {
+        const process = baseProcess + i;
+        this.#history.append({ process, node: n.name, type: 'invoke', f: 'stats', value: null });
+        try {
+          const stats = { ...(await this.client(n.name).stats(3000)) };
+          this.#history.append({ process, node: n.name, type: 'ok', f: 'stats', value: stats });
+          out[n.name] = stats;
+        } catch (error) {
+          const message = (error as Error).message;
+          this.#history.append({ process, node: n.name, type: 'fail', f: 'stats', value: null, error: message });
+          out[n.name] = { node: n.name, error: message };
+        }
+      }),
+    );
+    return out;
   }
 
   async #workerLoop(worker: number, rng: Rng, signal: AbortSignal): Promise<void> {

@@ -1,0 +1,112 @@
+// `npm run validate`: proves that faultline catches the bugs it exists to catch and never cries
+// wolf. Each planted bug of the node service runs with the fault that exposes it and must be judged
+// invalid by the checker that owns its class; the correct service runs under every fault package
+// and must be valid every time. Prints a table (bug, fault, expected, verdict, checker, run folder)
+// and exits 1 on any miss or false alarm. `--ci` runs a short subset; `--seeds N` repeats every
+// row with N seeds, which is how the README's detection rates are measured.
+import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { parseOptions, type Options } from './options.ts';
+import { runTest } from './run.ts';
+
+export interface MatrixRow {
+  readonly bug?: string;
+  readonly args: readonly string[];
+  /** For a planted bug, the checker that must report it invalid; undefined for the correct service. */
+  readonly owner?: string;
+  readonly ci: boolean;
+}
+
+/**
+ * The matrix. Arguments are chosen to expose each bug within one short run: faults come often
+ * (short --nemesis-interval), and few keys make conflicting writes likely.
+ */
+export const MATRIX: readonly MatrixRow[] = [
+  { bug: 'no-anti-entropy', args: ['--nemesis', 'partition', '--nemesis-interval', '4'], owner: 'convergence', ci: true },
+  { bug: 'wall-clock-lww', args: ['--nemesis', 'clock', '--nemesis-interval', '3'], owner: 'lost-writes', ci: true },
+  { bug: 'ack-before-fsync', args: ['--nemesis', 'kill', '--nemesis-interval', '3'], owner: 'lost-writes', ci: false },
+  { bug: 'no-dedupe', args: ['--workload', 'counter', '--nemesis', 'partition', '--nemesis-interval', '4'], owner: 'idempotency', ci: true },
+  { bug: 'threat-lww', args: ['--nemesis', 'partition,clock', '--nemesis-interval', '3'], owner: 'max-wins', ci: false },
+  { bug: 'echo-relay', args: ['--nemesis', 'none'], owner: 'mesh', ci: true },
+  { args: ['--nemesis', 'partition', '--nemesis-interval', '4'], ci: true },
+  { args: ['--nemesis', 'clock', '--nemesis-interval', '3'], ci: false },
+  { args: ['--nemesis', 'kill', '--nemesis-interval', '4'], ci: true },
+  { args: ['--nemesis', 'pause', '--nemesis-interval', '4'], ci: false },
+  { args: ['--nemesis', 'packet', '--nemesis-interval', '4'], ci: false },
+  { args: ['--workload', 'counter', '--nemesis', 'all', '--nemesis-interval', '3'], ci: false },
+  { args: ['--workload', 'set', '--nemesis', 'all', '--nemesis-interval', '3'], ci: false },
+];
+
+interface Row {
+  bug: string;
+  fault: string;
+  expected: string;
+  verdict: string;
+  checker: string;
+  folder: string;
+  pass: boolean;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      ci: { type: 'boolean' },
+      seeds: { type: 'string' },
+      seed: { type: 'string' },
+      'time-limit': { type: 'string' },
+      summary: { type: 'string' },
+      only: { type: 'string' },
+    },
+  });
+  const seeds = Number(values.seeds ?? 1);
+  const firstSeed = Number(values.seed ?? 1000);
+  const timeLimit = values['time-limit'] ?? (values.ci ? '12' : '25');
+  if (!Number.isSafeInteger(seeds) || seeds < 1) throw new Error(`Expected \`--seeds\` to be a positive integer, got "${values.seeds}"`);
+  const rows = MATRIX.filter((r) => (!values.ci || r.ci) && (!values.only || (r.bug ?? 'none') === values.only || r.args.join(' ').includes(values.only)));
+  const table: Row[] = [];
+  const controller = new AbortController();
+  process.on('SIGINT', () => controller.abort());
+
+  for (const row of rows) {
+    for (let s = 0; s < seeds && !controller.signal.aborted; s++) {
+      const args = [...row.args, '--nodes', '3', '--time-limit', timeLimit, '--recovery-ms', '8000', '--keys', '3', '--seed', String(firstSeed + s), '--name', `validate-${row.bug ?? 'correct'}`];
+      if (row.bug) args.push('--bug', row.bug);
+      const options = parseOptions(args) as Options;
+      const fault = options.nemesis.join(',') || 'none';
+      console.error(`validate: ${row.bug ?? 'correct service'} with ${fault} (${options.workload}), seed ${options.seed}`);
+      let verdict = 'error';
+      let checker = '';
+      let folder = '';
+      try {
+        const report = await runTest(options, controller.signal, { log: (line) => console.error(`  ${line}`) });
+        folder = report.folder.dir;
+        verdict = String(report.valid);
+        const invalid = Object.entries(report.results.checkers).filter(([, r]) => r.valid === false).map(([n]) => n);
+        checker = row.owner ? (invalid.includes(row.owner) ? row.owner : invalid.join('+') || '-') : invalid.join('+') || '-';
+      } catch (error) {
+        checker = (error as Error).message;
+      }
+      const pass = row.owner ? verdict === 'false' && checker === row.owner : verdict === 'true';
+      table.push({ bug: row.bug ?? 'none', fault: `${fault} (${options.workload})`, expected: row.owner ? `invalid by ${row.owner}` : 'valid', verdict, checker, folder, pass });
+    }
+  }
+
+  const cols: Array<keyof Row> = ['bug', 'fault', 'expected', 'verdict', 'checker', 'folder'];
+  const width = (c: keyof Row) => Math.max(c.length, ...table.map((r) => String(r[c]).length));
+  const line = (r: Record<string, unknown>) => cols.map((c) => String(r[c]).padEnd(width(c))).join('  ');
+  console.log(`${line(Object.fromEntries(cols.map((c) => [c, c])))}  result`);
+  for (const r of table) console.log(`${line(r as unknown as Record<string, unknown>)}  ${r.pass ? 'PASS' : r.expected === 'valid' ? 'FALSE ALARM' : 'MISS'}`);
+  const passed = table.filter((r) => r.pass).length;
+  const failed = table.length - passed;
+  console.log(`\nvalidate: ${passed} passed, ${failed} failed`);
+  if (values.summary) writeFileSync(values.summary, JSON.stringify({ passed, failed, rows: table }, null, 2));
+  return failed === 0 && table.length > 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(`validate: ${(error as Error).message}`);
+    process.exit(254);
+  },
+);
