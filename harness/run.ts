@@ -50,6 +50,8 @@ export interface RunHooks {
   readonly log?: (line: string) => void;
   /** Called once the runner exists, so the CLI can show live progress. */
   readonly onProgress?: (progress: Progress, startedAt: number) => void;
+  /** Called once the cluster is healthy (soak samples node memory through it); not awaited. */
+  readonly onCluster?: (cluster: Cluster, signal: AbortSignal) => void;
 }
 
 export function makeTest(options: Options, startTime = new Date()): Test {
@@ -91,6 +93,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   let recoveryMs: number | undefined;
   let stats: Record<string, NodeStats> | undefined;
   let image = '';
+  let stopSampling = () => {};
   try {
     const removed = await removeLeftovers();
     if (removed.length) log(`removed leftovers of crashed runs: ${removed.join(', ')}`);
@@ -106,6 +109,10 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       maxSkewMs: options.maxSkewMs,
       onProgress: log,
     });
+    const clusterDone = new AbortController();
+    hooks.onCluster?.(cluster, clusterDone.signal);
+    signal.addEventListener('abort', () => clusterDone.abort(), { once: true });
+    stopSampling = () => clusterDone.abort();
     packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS });
     for (const p of packages) await p.nemesis.setup(cluster);
     runner = new Runner(
@@ -138,6 +145,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     // Faults must not outlive a failed run, and a heal failure must be visible in the verdict.
     if (runner) healErrors = [...healErrors, ...(await runner.heal().catch((e) => [`heal threw ${(e as Error).message}`]))];
   } finally {
+    stopSampling();
     if (runner) runner.progress.phase = 'teardown';
     runner?.close();
     for (const p of packages) await p.nemesis.teardown().catch(() => undefined);

@@ -1,0 +1,73 @@
+// End to end on real Docker: the CLI as a user runs it, against a real 3-node cluster.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Docker from 'dockerode';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '..', '..');
+const docker = new Docker();
+
+function latestRun(resultsDir: string): string {
+  return join(resultsDir, 'latest');
+}
+
+function readHistory(dir: string): any[] {
+  return readFileSync(join(dir, 'history.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+async function labelled(runId: string): Promise<{ containers: number; networks: number }> {
+  const filters = { label: [`faultline=${runId}`] };
+  const [containers, networks] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listNetworks({ filters })]);
+  return { containers: containers.length, networks: networks.length };
+}
+
+describe('npm run jepsen end to end', () => {
+  it('a short lww run with no faults on 3 nodes is valid, reads every node, and leaves nothing behind', async () => {
+    const results = mkdtempSync(join(tmpdir(), 'fl-e2e-'));
+    const run = await execa('node', ['harness/cli.ts', '--nodes', '3', '--time-limit', '6', '--rate', '300', '--seed', '7', '--results-dir', results], { cwd: root, reject: false, all: true });
+    expect(run.exitCode, run.all).toBe(0);
+    expect(run.stdout).toContain('VALID');
+    expect(run.stdout).toMatch(/report: .*report\.html/);
+    const dir = latestRun(results);
+    const test = JSON.parse(readFileSync(join(dir, 'test.json'), 'utf8'));
+    const verdict = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+    expect(verdict.valid).toBe(true);
+    expect(test.seed).toBe(7);
+    const history = readHistory(dir);
+    const ok = history.filter((o) => o.type === 'ok' && o.f !== 'final-read' && o.f !== 'stats');
+    expect(ok.length).toBeGreaterThan(500);
+    const finalReaders = new Set(history.filter((o) => o.f === 'final-read' && o.type === 'ok').map((o) => o.node));
+    expect([...finalReaders].sort()).toEqual(['n1', 'n2', 'n3']);
+    for (const f of ['report.html', 'junit.xml', 'nodes/n1.log', 'nodes/n2.log', 'nodes/n3.log']) expect(existsSync(join(dir, f)), f).toBe(true);
+    expect(await labelled(test.runId)).toEqual({ containers: 0, networks: 0 });
+  });
+
+  it('SIGINT mid-run stops early, still writes a readable history and results, and removes the cluster', async () => {
+    const results = mkdtempSync(join(tmpdir(), 'fl-e2e-int-'));
+    const child = execa('node', ['harness/cli.ts', '--nodes', '3', '--time-limit', '120', '--rate', '200', '--results-dir', results], { cwd: root, reject: false, all: true });
+    // Wait until the workload is really running: the history has completed client ops.
+    const dir = latestRun(results);
+    for (let i = 0; i < 600; i++) {
+      if (existsSync(join(dir, 'history.jsonl')) && readHistory(dir).some((o) => o.type === 'ok')) break;
+      await sleep(100);
+    }
+    const runId = JSON.parse(readFileSync(join(dir, 'test.json'), 'utf8')).runId;
+    expect((await labelled(runId)).containers).toBe(3);
+    child.kill('SIGINT');
+    const done = await child;
+    expect(done.exitCode, done.all).toBe(2);
+    expect(done.all).toContain('SIGINT');
+    const history = readHistory(dir);
+    expect(history.filter((o) => o.type === 'ok').length).toBeGreaterThan(0);
+    const verdict = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+    expect(verdict.valid).toBe('unknown');
+    expect(verdict.error).toMatch(/interrupted/);
+    expect(await labelled(runId)).toEqual({ containers: 0, networks: 0 });
+  });
+});
