@@ -1,0 +1,292 @@
+// Clock faults through libfaketime: the clock fault package (skew, bump, strobe, reset) and the helpers under it. Each node container runs its service with libfaketime preloaded and
+// FAKETIME_NO_CACHE set, reading a wall-clock offset from one file (CLOCK_FILE) on every clock call, so
+// writing "+30" there moves that node's Date.now() 30 s ahead at once, without a restart. This module
+// writes and reads those files, and reads a node's effective wall clock and skew counter over gRPC
+// (Health, Stats) to prove a skew took effect.
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { StoreClient, type HealthReply, type StatsReply } from '../proto/gen/faultline.ts';
+import type { Rng } from '../harness/rng.ts';
+import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp } from './types.ts';
+import { allNodes, collectErrors, errorText, ipOf, run } from './net.ts';
+import { completion, healReport, HEAL_LATER, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { alternate, drawTargets, sortNodes } from './schedule.ts';
+
+/**
+ * The offset file inside every node container (see harness/docker/entrypoint.sh): one line, seconds
+ * relative to the real clock, "+30", "-1.25". Fractional seconds work (measured: "+0.5" moves
+ * Date.now() by 500 ms).
+ */
+export const CLOCK_FILE = '/var/lib/faultline/faketime';
+
+/** The port every node serves the Store API on. */
+export const STORE_PORT = 7000;
+
+/** Offsets beyond this are refused: libfaketime handles them, but they are surely a unit mistake. */
+export const MAX_OFFSET_MS = 10 * 365 * 24 * 3600 * 1000;
+
+/** The libfaketime file content for an offset in ms: "+30", "-1.25", "+0". */
+export function formatOffset(offsetMs: number): string {
+  requireOffset(offsetMs);
+  const ms = Math.round(offsetMs);
+  const sign = ms < 0 ? '-' : '+';
+  const abs = Math.abs(ms);
+  const seconds = Math.floor(abs / 1000);
+  const fraction = String(abs % 1000).padStart(3, '0').replace(/0+$/, '');
+  return `${sign}${seconds}${fraction ? `.${fraction}` : ''}`;
+}
+
+/** Parses a libfaketime relative offset ("+30", "-1.25", "+2s", "0") into ms. */
+export function parseOffset(text: string): number {
+  const match = /^\s*([+-]?)(\d+(?:\.\d+)?)s?\s*$/.exec(text);
+  if (!match) {
+    throw new Error(`Expected a libfaketime offset in seconds such as "+30" or "-1.25" in ${CLOCK_FILE}, got "${text.trim()}"`);
+  }
+  const ms = Math.round(Number(match[2]) * 1000);
+  return match[1] === '-' ? -ms : ms;
+}
+
+/**
+ * Sets a node's wall-clock offset. The file is written to a temporary name and renamed over the old
+ * one, so libfaketime, which rereads it on every clock call, never sees a half-written offset.
+ */
+export async function setClockOffset(cluster: ClusterControl, node: string, offsetMs: number): Promise<void> {
+  const script = 'set -e; mkdir -p "$(dirname "$2")"; printf "%s\\n" "$1" > "$2.tmp"; mv -f "$2.tmp" "$2"';
+  await run(cluster, node, ['sh', '-c', script, 'faultline-clock', formatOffset(offsetMs), CLOCK_FILE]);
+}
+
+/** Reads the offset now in a node's clock file, in ms (0 when the file does not exist yet). */
+export async function getClockOffset(cluster: ClusterControl, node: string): Promise<number> {
+  const result = await run(cluster, node, ['sh', '-c', 'cat "$1" 2>/dev/null || echo +0', 'faultline-clock', CLOCK_FILE]);
+  return parseOffset(result.stdout);
+}
+
+/** What a node's Health says about its wall clock, against the harness's own clock. */
+export interface WallClockReading {
+  readonly node: string;
+  /** The node's Date.now() as it answered. */
+  readonly wallMs: number;
+  /** The node's wall clock minus the harness's (taken at the midpoint of the call), in ms. */
+  readonly skewMs: number;
+  /** Round-trip time of the Health call: the uncertainty of skewMs is at most half of it. */
+  readonly rttMs: number;
+}
+
+/** Reads a node's effective wall clock through gRPC Health on <ip>:7000. */
+export async function readWallClock(cluster: ClusterControl, node: string, timeoutMs = 5000): Promise<WallClockReading> {
+  const before = Date.now();
+  const reply = await callStore<HealthReply>(cluster, node, 'health', timeoutMs);
+  const after = Date.now();
+  return { node, wallMs: reply.wallMs, skewMs: reply.wallMs - (before + after) / 2, rttMs: after - before };
+}
+
+/** Reads a node's Stats (skewEvents counts remote timestamps too far ahead) through gRPC. */
+export async function readStats(cluster: ClusterControl, node: string, timeoutMs = 5000): Promise<StatsReply> {
+  return callStore<StatsReply>(cluster, node, 'stats', timeoutMs);
+}
+
+/** Checks that Health on a node answers within the timeout; resolves false instead of throwing. */
+export async function answersHealth(cluster: ClusterControl, node: string, timeoutMs = 2000): Promise<boolean> {
+  try {
+    const reply = await callStore<HealthReply>(cluster, node, 'health', timeoutMs);
+    return reply.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function callStore<R>(cluster: ClusterControl, node: string, method: 'health' | 'stats', timeoutMs: number): Promise<R> {
+  const address = `${ipOf(cluster, node)}:${STORE_PORT}`;
+  const client = new StoreClient(address, credentials.createInsecure());
+  try {
+    return await new Promise<R>((resolve, reject) => {
+      const deadline = new Date(Date.now() + timeoutMs);
+      const callback = (error: ServiceError | null, reply: R) => {
+        if (error) reject(new Error(`${node}: Store.${method === 'health' ? 'Health' : 'Stats'} on ${address} failed: ${error.message}`, { cause: error }));
+        else resolve(reply);
+      };
+      // The generated client is overloaded per method; both take (request, metadata?, options, callback).
+      const call = client[method] as unknown as (req: object, opts: { deadline: Date }, cb: typeof callback) => void;
+      call.call(client, {}, { deadline }, callback);
+    });
+  } finally {
+    client.close();
+  }
+}
+
+function requireOffset(offsetMs: number): void {
+  if (!Number.isFinite(offsetMs) || Math.abs(offsetMs) > MAX_OFFSET_MS) {
+    throw new Error(`Expected a clock offset in ms within ±${MAX_OFFSET_MS} (10 years), got ${offsetMs}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The clock fault package.
+// ---------------------------------------------------------------------------
+
+export interface ClockOptions extends FaultPackageOptions {
+  /** Magnitudes of the skews to draw from, in ms (each gets a random sign). @default [250, 2000, 10000, 30000, 120000] */
+  readonly offsetsMs?: readonly number[];
+  /** Strobe: half-period of the oscillation, in ms. @default 100 */
+  readonly strobePeriodMs?: number;
+  /** Strobe: how long it oscillates, in ms. @default 2000 */
+  readonly strobeDurationMs?: number;
+}
+
+const CLOCK_F = { start: 'start-clock', bump: 'bump-clock', strobe: 'strobe-clock', stop: 'stop-clock' } as const;
+const DEFAULT_OFFSETS_MS = [250, 2000, 10_000, 30_000, 120_000];
+
+/** The seeded first op of a clock fault: a skew (most often), a bump or a strobe on drawn targets. */
+export function clockStartOp(options: ClockOptions, rng: Rng): NemesisOp {
+  const { nodes } = drawTargets(options.nodes, rng);
+  const magnitudes = options.offsetsMs ?? DEFAULT_OFFSETS_MS;
+  const signed = () => rng.pick(magnitudes) * (rng.next() < 0.5 ? -1 : 1);
+  switch (rng.weighted([3, 1, 1])) {
+    case 0: {
+      const offsets: Record<string, number> = {};
+      for (const node of nodes) offsets[node] = signed();
+      return { f: CLOCK_F.start, value: { nodes, offsets } };
+    }
+    case 1:
+      return { f: CLOCK_F.bump, value: { nodes, deltaMs: signed() } };
+    default:
+      return {
+        f: CLOCK_F.strobe,
+        value: { nodes, deltaMs: signed(), periodMs: options.strobePeriodMs ?? 100, durationMs: options.strobeDurationMs ?? 2000 },
+      };
+  }
+}
+
+export function clockPackage(options: ClockOptions): FaultlinePackage {
+  const nemesis = new ClockNemesis();
+  return {
+    name: 'clock',
+    healOrder: HEAL_LATER,
+    nemesis,
+    handles: (op) => (Object.values(CLOCK_F) as string[]).includes(op.f),
+    unsupported: (cluster) => clockUnsupported(cluster),
+    ops: (rng) => alternate(rng, (r) => clockStartOp(options, r), (started) => ({ f: CLOCK_F.stop, value: { nodes: started.value.nodes ?? [] } })),
+  };
+}
+
+/** Why the clock file cannot be used in this cluster's containers, or undefined when it can. */
+export async function clockUnsupported(cluster: ClusterControl): Promise<string | undefined> {
+  const node = cluster.nodes[0]?.name;
+  if (!node) return 'the cluster has no nodes';
+  try {
+    await run(cluster, node, ['sh', '-c', 'test -f "$1" && test -w "$1"', 'faultline-clock', CLOCK_FILE]);
+    return undefined;
+  } catch (error) {
+    return `the node containers have no writable libfaketime clock file ${CLOCK_FILE} (${errorText(error)}); use the faultline node image`;
+  }
+}
+
+export class ClockNemesis implements Nemesis {
+  readonly name = 'clock';
+  #cluster: ClusterControl | undefined;
+  /** The offset this nemesis last set on each node, in ms. */
+  readonly #offsets = new Map<string, number>();
+
+  async setup(cluster: ClusterControl): Promise<void> {
+    this.#cluster = cluster;
+    // A skew survives a restart by design (see the entrypoint), so learn what is in force now.
+    await allNodes(cluster.nodes.map((n) => n.name), async (node) => {
+      this.#offsets.set(node, await getClockOffset(cluster, node));
+    });
+  }
+
+  /** The offsets this nemesis believes are in force, node → ms. */
+  offsets(): Record<string, number> {
+    return Object.fromEntries(sortNodes(this.#offsets.keys()).map((node) => [node, this.#offsets.get(node) ?? 0]));
+  }
+
+  async invoke(op: NemesisOp): Promise<NemesisCompletion> {
+    try {
+      const cluster = requireCluster(this.name, this.#cluster);
+      const nodes = opNodes(cluster, op);
+      switch (op.f) {
+        case CLOCK_F.start: {
+          const offsets = op.value.offsets ?? {};
+          const missing = nodes.filter((node) => typeof offsets[node] !== 'number');
+          if (missing.length > 0) throw new Error(`start-clock: value.offsets has no offset (ms) for ${missing.join(', ')}`);
+          return await this.#set(cluster, op, Object.fromEntries(nodes.map((node) => [node, offsets[node]])));
+        }
+        case CLOCK_F.bump: {
+          const deltaMs = numberField(op, 'deltaMs');
+          return await this.#set(cluster, op, Object.fromEntries(nodes.map((node) => [node, (this.#offsets.get(node) ?? 0) + deltaMs])));
+        }
+        case CLOCK_F.strobe:
+          return await this.#strobe(cluster, op, nodes);
+        case CLOCK_F.stop:
+          return await this.#set(cluster, op, Object.fromEntries(nodes.map((node) => [node, 0])));
+        default:
+          return unknownOp(this.name, op, Object.values(CLOCK_F));
+      }
+    } catch (error) {
+      return completion(op, {}, error);
+    }
+  }
+
+  /** Sets the given offsets; the completion records those that took effect, and names the failures. */
+  async #set(cluster: ClusterControl, op: NemesisOp, wanted: Record<string, number>): Promise<NemesisCompletion> {
+    const nodes = sortNodes(Object.keys(wanted));
+    const errors = await collectErrors(nodes, async (node) => {
+      await setClockOffset(cluster, node, wanted[node]);
+      this.#offsets.set(node, wanted[node]);
+    });
+    const offsets = Object.fromEntries(nodes.filter((n) => this.#offsets.get(n) === wanted[n]).map((n) => [n, wanted[n]]));
+    return completion(op, { nodes, offsets }, errors.length > 0 ? new AggregateError(errors) : undefined);
+  }
+
+  /**
+   * Oscillates each node between its current offset and current + deltaMs every periodMs for
+   * durationMs, then leaves it at its current offset. The op completes when the strobe is over.
+   */
+  async #strobe(cluster: ClusterControl, op: NemesisOp, nodes: string[]): Promise<NemesisCompletion> {
+    const deltaMs = numberField(op, 'deltaMs');
+    const periodMs = numberField(op, 'periodMs');
+    const durationMs = numberField(op, 'durationMs');
+    if (!(periodMs > 0 && durationMs >= 0)) {
+      throw new Error(`strobe-clock: expected periodMs > 0 and durationMs >= 0, got ${periodMs} and ${durationMs}`);
+    }
+    const base = Object.fromEntries(nodes.map((node) => [node, this.#offsets.get(node) ?? 0]));
+    const started = performance.now();
+    let flips = 0;
+    const errors: Error[] = [];
+    for (let high = true; performance.now() - started < durationMs; high = !high) {
+      const stepStart = performance.now();
+      errors.push(...(await collectErrors(nodes, (node) => setClockOffset(cluster, node, base[node] + (high ? deltaMs : 0)))));
+      flips++;
+      if (errors.length > 0) break;
+      const waitMs = periodMs - (performance.now() - stepStart);
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+    const settled = await this.#set(cluster, op, base);
+    const error = errors.length > 0 ? new AggregateError(errors) : settled.error;
+    return completion(op, { ...settled.value, flips }, error);
+  }
+
+  async heal() {
+    try {
+      const cluster = requireCluster(this.name, this.#cluster);
+      // Every node, not only those this nemesis touched: an offset survives restarts and failed ops.
+      const nodes = sortNodes(cluster.nodes.map((n) => n.name));
+      const errors = await collectErrors(nodes, async (node) => {
+        await setClockOffset(cluster, node, 0);
+        this.#offsets.set(node, 0);
+      });
+      return healReport(errors, { nodes, offsets: this.offsets() });
+    } catch (error) {
+      return healReport([error], { offsets: this.offsets() });
+    }
+  }
+
+  async teardown(): Promise<void> {}
+}
+
+function numberField(op: NemesisOp, key: string): number {
+  const value = op.value[key];
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new Error(`${op.f}: expected value.${key} to be a number (ms), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}

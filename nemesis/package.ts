@@ -1,0 +1,58 @@
+// What every faultline fault package shares: the FaultPackage contract plus two facts the registry
+// needs (which ops a package handles, so a combined package can dispatch them, and when it heals
+// relative to the others), and small helpers that build completions and heal reports with errors that
+// name the node, the command and its output.
+import type { ClusterControl, FaultPackage, HealReport, NemesisCompletion, NemesisOp } from './types.ts';
+import type { NemesisValue } from '../harness/history.ts';
+import { errorText } from './net.ts';
+
+/**
+ * Heal order: process faults first (a killed or paused container cannot run iptables or have its
+ * clock reset), then network and clock faults.
+ */
+export const HEAL_FIRST = 0;
+export const HEAL_LATER = 1;
+
+export interface FaultlinePackage extends FaultPackage {
+  /** True for the ops this package's nemesis performs (used by combine() to dispatch). */
+  handles(op: NemesisOp): boolean;
+  /** Lower heals earlier (HEAL_FIRST for kill and pause). */
+  readonly healOrder: number;
+}
+
+/** The cluster a nemesis was set up with, or a clear error when setup() was skipped. */
+export function requireCluster(name: string, cluster: ClusterControl | undefined): ClusterControl {
+  if (!cluster) throw new Error(`The ${name} nemesis was used before setup(cluster); call nemesis.setup first`);
+  return cluster;
+}
+
+/** A completion that repeats the op, with what was done merged into its value, and an optional error. */
+export function completion(op: NemesisOp, value: NemesisValue, error?: unknown): NemesisCompletion {
+  const merged = { ...op.value, ...value };
+  return error === undefined ? { f: op.f, value: merged } : { f: op.f, value: merged, error: errorText(error) };
+}
+
+/** A completion for an op this nemesis does not know. */
+export function unknownOp(name: string, op: NemesisOp, known: readonly string[]): NemesisCompletion {
+  return completion(op, {}, new Error(`The ${name} nemesis cannot perform "${op.f}"; it performs ${known.join(', ')}`));
+}
+
+/** A heal report from the errors of every step. */
+export function healReport(errors: readonly unknown[], value: NemesisValue): HealReport {
+  return { ok: errors.length === 0, errors: errors.map((e) => errorText(e)), value };
+}
+
+/** The nodes of an op's value, checked against the cluster (unknown names are an error, not a no-op). */
+export function opNodes(cluster: ClusterControl, op: NemesisOp): string[] {
+  const nodes = op.value.nodes;
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw new Error(`${op.f} needs value.nodes, a non-empty list of node names`);
+  }
+  const known = new Set(cluster.nodes.map((n) => n.name));
+  for (const node of nodes) {
+    if (!known.has(node)) {
+      throw new Error(`${op.f} names unknown node "${node}"; the cluster has: ${[...known].join(', ')}`);
+    }
+  }
+  return nodes;
+}
