@@ -21,6 +21,11 @@ export interface CheckResult {
   readonly anomalies?: readonly Anomaly[];
   /** Set when the checker threw or ran out of budget. */
   readonly error?: string;
+  /**
+   * True for a result that is reported but does not count: compose() leaves it out of the merged
+   * validity (e.g. linearizability of an AP store, expected to fail under partitions).
+   */
+  readonly advisory?: boolean;
   readonly [detail: string]: unknown;
 }
 
@@ -59,11 +64,12 @@ export interface ComposedResult extends CheckResult {
   readonly results: Readonly<Record<string, CheckResult>>;
 }
 
-/** Runs several named checkers safely and merges their validities. */
+/** Runs several named checkers safely and merges their validities; advisory results are reported but not merged. */
 export function compose(checkers: Readonly<Record<string, Checker>>): (history: History, test: CheckContext) => ComposedResult {
   return (history, test) => {
     const results: Record<string, CheckResult> = {};
     for (const [name, checker] of Object.entries(checkers)) results[name] = checkSafe(checker, history, test);
-    return { valid: mergeValid(Object.values(results).map((r) => r.valid)), results };
+    const counted = Object.values(results).filter((r) => r.advisory !== true);
+    return { valid: mergeValid(counted.map((r) => r.valid)), results };
   };
 }

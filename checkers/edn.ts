@@ -1,0 +1,103 @@
+// Reads a Jepsen history.edn into our Op shape, so histories from existing Jepsen tests can be re-checked
+// with the register models. The file holds op maps one after another (usually one per line) or one vector
+// of them; `;` comments are allowed. Parsing is done by the edn-data package.
+//
+// Conversion: :process is an integer or :nemesis; :type :invoke/:ok/:fail/:info; :f a keyword (its name);
+// :time nanoseconds (the op's position when absent); :index is reassigned to the op's position so it is
+// dense. Keywords become their names, sets become arrays, nil becomes null. Register values stay as
+// Jepsen writes them (:read nil or the value read, :write v, :cas [old new]); histories of independent
+// keys, whose values are [key value] tuples, become {key, value} so the checker splits them by key.
+import { EDNListParser } from 'edn-data/dist/parse.js';
+import type { Op, OpType, Process } from '../harness/history.ts';
+
+/** A malformed EDN history, naming the line and its content. */
+export class EdnHistoryError extends Error {
+  readonly line: number | undefined;
+  constructor(message: string, line?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EdnHistoryError';
+    this.line = line;
+  }
+}
+
+const TYPES = new Set<string>(['invoke', 'ok', 'fail', 'info']);
+const REGISTER_FS = new Set(['read', 'write', 'cas']);
+
+function plain(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number(v);
+  if (Array.isArray(v)) return v.map(plain);
+  if (v instanceof Set) return [...v].map(plain);
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), plain(x)]));
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    // edn-data represents tagged values and chars it cannot map to JS as small objects; keep their data.
+    if ('tag' in o && 'val' in o) return plain(o.val);
+    if ('char' in o && Object.keys(o).length === 1) return o.char;
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, plain(x)]));
+  }
+  return v;
+}
+
+function newParser(): EDNListParser {
+  return new EDNListParser({ mapAs: 'object', setAs: 'array', listAs: 'array', keywordAs: 'string', symbolAs: 'string', charAs: 'string' });
+}
+
+/** Parses the forms of `text`; on a syntax error, finds the first line that does not parse on its own. */
+function parseForms(text: string): unknown[] {
+  try {
+    const forms = newParser().next(text + '\n');
+    return forms.filter((f) => f !== undefined);
+  } catch (error) {
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].trim();
+      if (line === '' || line.startsWith(';')) continue;
+      try {
+        newParser().next(line + '\n');
+      } catch {
+        throw new EdnHistoryError(`Malformed EDN on line ${i + 1}: ${JSON.stringify(lines[i].slice(0, 200))}`, i + 1, { cause: error });
+      }
+    }
+    throw new EdnHistoryError(`Malformed EDN history: ${error instanceof Error ? error.message : String(error)}`, undefined, { cause: error });
+  }
+}
+
+/** Converts the text of a Jepsen history.edn into ops. */
+export function parseEdnHistory(text: string): Op[] {
+  let forms = parseForms(text);
+  if (forms.length === 1 && Array.isArray(forms[0])) forms = forms[0] as unknown[];
+  const raw = forms.map((f, i) => {
+    if (f === null || typeof f !== 'object' || Array.isArray(f)) {
+      throw new EdnHistoryError(`EDN form ${i + 1} is not an op map: ${JSON.stringify(plain(f)).slice(0, 200)}`);
+    }
+    return plain(f) as Record<string, unknown>;
+  });
+  // Independent keys: Jepsen's independent checker wraps every register value as [key value].
+  const independent = raw.some((o) => o.f === 'write' && Array.isArray(o.value) && (o.value as unknown[]).length === 2);
+  return raw.map((o, i): Op => {
+    const type = o.type;
+    if (typeof type !== 'string' || !TYPES.has(type)) {
+      throw new EdnHistoryError(`Op ${i + 1} has :type ${JSON.stringify(type)}; expected :invoke, :ok, :fail or :info.`);
+    }
+    let process: Process;
+    if (o.process === 'nemesis') process = 'nemesis';
+    else if (typeof o.process === 'number' && Number.isInteger(o.process)) process = o.process;
+    else throw new EdnHistoryError(`Op ${i + 1} has :process ${JSON.stringify(o.process)}; expected an integer or :nemesis.`);
+    if (typeof o.f !== 'string') throw new EdnHistoryError(`Op ${i + 1} has :f ${JSON.stringify(o.f)}; expected a keyword.`);
+    let value = o.value ?? null;
+    if (independent && process !== 'nemesis' && REGISTER_FS.has(o.f) && Array.isArray(value) && value.length === 2) {
+      value = { key: value[0], value: value[1] ?? null };
+    }
+    const op: { -readonly [K in keyof Op]: Op[K] } = {
+      index: i,
+      time: typeof o.time === 'number' ? o.time : i,
+      process,
+      type: type as OpType,
+      f: o.f,
+      value,
+    };
+    if (o.error !== undefined && o.error !== null) op.error = typeof o.error === 'string' ? o.error : JSON.stringify(o.error);
+    if (typeof o.node === 'string') op.node = o.node;
+    return op;
+  });
+}

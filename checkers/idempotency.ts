@@ -1,0 +1,228 @@
+// Idempotency: a request id takes effect at most once, whatever the workload.
+//
+// Counters ("incr"): attempts of one request share its requestId. A request is acknowledged when any
+// attempt ended ok, maybe when none did but one ended info or went unanswered, and not applied when
+// every attempt failed. Each node's final counter must lie in
+//   [Σ acknowledged deltas + Σ negative maybe deltas, Σ acknowledged deltas + Σ positive maybe deltas];
+// above → "double-applied" (naming the retried requests, those with more than one attempt, and their
+// ops), below → "lost-increment". A counter nobody incremented must be 0 or absent.
+//
+// Writes and set adds: an acknowledged request's effect carries the HLC it was acknowledged with. If the
+// same request is acknowledged twice with different timestamps, or its value (a write's unique value, a
+// set element) shows up in an ok read or a final state with a different timestamp, it was applied
+// twice → "double-applied". All anomalies here are invalid.
+import type { AddValue, History, IncrValue, ReadValue, WriteValue } from '../harness/history.ts';
+import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { AnomalyList, componentKey, finalReads, finalVerdict, pairing, splitKey, valueOf } from './util.ts';
+
+export interface CounterResult {
+  readonly requests: number;
+  readonly acknowledged: number;
+  readonly maybe: number;
+  readonly retried: number;
+  /** The allowed range of the final value. */
+  readonly lower: number;
+  readonly upper: number;
+  /** Final value per node. */
+  readonly final: Readonly<Record<string, number | null>>;
+}
+
+export interface IdempotencyResult extends CheckResult {
+  /** "entity/counter" → bounds and final values. */
+  readonly counters: Readonly<Record<string, CounterResult>>;
+  /** Acknowledged writes and adds whose timestamp was cross-checked. */
+  readonly effectsChecked: number;
+}
+
+interface Request {
+  delta: number;
+  /** History positions of every attempt's invoke, completion (or -1). */
+  invokes: number[];
+  completions: number[];
+  acked: boolean;
+  maybe: boolean;
+}
+
+interface Effect {
+  requestId: string;
+  ts: string;
+  pos: number;
+}
+
+/** Checks counters against the acknowledged range and that no write or add was applied twice. */
+export const idempotency: Checker = (history: History, ctx: CheckContext): IdempotencyResult => {
+  const { completion } = pairing(history);
+  const anomalies = new AnomalyList();
+  // "entity NUL counter" → requestId → request.
+  const counters = new Map<string, Map<string, Request>>();
+  // Acknowledged effects: "entity NUL component NUL value" for writes, "entity NUL element" for adds.
+  const writeEffects = new Map<string, Effect>();
+  const addEffects = new Map<string, Effect>();
+  let effectsChecked = 0;
+
+  const recordEffect = (effects: Map<string, Effect>, key: string, requestId: string, ts: string, pos: number, what: string): void => {
+    effectsChecked++;
+    const prev = effects.get(key);
+    if (!prev) {
+      effects.set(key, { requestId, ts, pos });
+    } else if (prev.ts !== ts) {
+      anomalies.add({
+        type: 'double-applied',
+        ops: [history[pos].index, history[prev.pos].index],
+        message: `${what} was acknowledged twice with different timestamps (${prev.ts}, ${ts}): request ${requestId} took effect twice.`,
+        requestIds: [requestId],
+        timestamps: [prev.ts, ts],
+      });
+    }
+  };
+
+  for (let i = 0; i < history.length; i++) {
+    const op = history[i];
+    if (op.type !== 'invoke') continue;
+    const f = op.f;
+    if (f === 'incr') {
+      const v = valueOf<IncrValue>(op);
+      if (typeof v.entity !== 'string' || typeof v.counter !== 'string' || typeof v.requestId !== 'string' || typeof v.delta !== 'number') continue;
+      const key = componentKey(v.entity, v.counter);
+      let reqs = counters.get(key);
+      if (!reqs) counters.set(key, (reqs = new Map()));
+      let req = reqs.get(v.requestId);
+      if (!req) reqs.set(v.requestId, (req = { delta: v.delta, invokes: [], completions: [], acked: false, maybe: false }));
+      const c = completion[i];
+      req.invokes.push(i);
+      req.completions.push(c);
+      const type = c >= 0 ? history[c].type : 'info';
+      if (type === 'ok') req.acked = true;
+      else if (type === 'info') req.maybe = true;
+    } else if (f === 'write' || f === 'add') {
+      const c = completion[i];
+      if (c < 0 || history[c].type !== 'ok') continue;
+      if (f === 'write') {
+        const v = valueOf<WriteValue>(history[c]);
+        if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string' || typeof v.ts !== 'string') continue;
+        recordEffect(writeEffects, componentKey(v.entity, v.component) + '\u0000' + v.value, String(v.requestId), v.ts, c, `Write of ${JSON.stringify(v.value)} to ${v.entity}/${v.component}`);
+      } else {
+        const v = valueOf<AddValue>(history[c]);
+        if (typeof v.entity !== 'string' || typeof v.element !== 'number' || typeof v.ts !== 'string') continue;
+        recordEffect(addEffects, componentKey(v.entity, String(v.element)), String(v.requestId), v.ts, c, `Add of ${v.element} to set ${v.entity}`);
+      }
+    } else if (f === 'read') {
+      const c = completion[i];
+      if (c < 0 || history[c].type !== 'ok') continue;
+      const v = valueOf<ReadValue>(history[c]);
+      if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string' || typeof v.ts !== 'string') continue;
+      const e = writeEffects.get(componentKey(v.entity, v.component) + '\u0000' + v.value);
+      if (e && e.ts !== v.ts) {
+        anomalies.add({
+          type: 'double-applied',
+          ops: [history[c].index, history[e.pos].index],
+          message: `Read of ${v.entity}/${v.component} returned ${JSON.stringify(v.value)} with ts ${v.ts}, but its write (request ${e.requestId}) was acknowledged with ts ${e.ts}: it took effect twice.`,
+          requestIds: [e.requestId],
+          timestamps: [e.ts, v.ts],
+        });
+      }
+    }
+  }
+
+  const fr = finalReads(history, ctx);
+  const views = [...fr.view.values()];
+  // Final states: acknowledged writes' values and adds' elements must carry their acknowledged ts.
+  if (writeEffects.size > 0 || addEffects.size > 0) {
+    for (const view of views) {
+      for (const [entity, fe] of Object.entries(view.state)) {
+        for (const [component, fc] of Object.entries(fe.components ?? {})) {
+          if (fc.deleted === true || fc.kind === 'max') continue;
+          let e = writeEffects.get(componentKey(entity, component) + '\u0000' + fc.value);
+          if (!e) {
+            const m = /^\D*?(-?\d+)$/.exec(component);
+            if (m) e = addEffects.get(componentKey(entity, String(Number(m[1]))));
+          }
+          if (!e || e.ts === fc.ts) continue;
+          anomalies.add({
+            type: 'double-applied',
+            ops: [history[view.pos].index, history[e.pos].index],
+            message: `Node ${view.node} holds ${entity}/${component} = ${JSON.stringify(fc.value)} with ts ${fc.ts}, but request ${e.requestId} was acknowledged with ts ${e.ts}: it took effect twice.`,
+            requestIds: [e.requestId],
+            node: view.node,
+            timestamps: [e.ts, fc.ts],
+          });
+        }
+      }
+    }
+  }
+
+  const counterResults: Record<string, CounterResult> = {};
+  for (const [key, reqs] of counters) {
+    const [entity, counter] = splitKey(key);
+    let lower = 0, upper = 0, acknowledged = 0, maybe = 0, retried = 0;
+    for (const req of reqs.values()) {
+      if (req.invokes.length > 1) retried++;
+      if (req.acked) {
+        acknowledged++;
+        lower += req.delta;
+        upper += req.delta;
+      } else if (req.maybe) {
+        maybe++;
+        if (req.delta < 0) lower += req.delta;
+        else upper += req.delta;
+      }
+    }
+    const final: Record<string, number | null> = {};
+    for (const view of views) {
+      const fv = view.state[entity]?.counters?.[counter];
+      final[view.node] = fv ?? null;
+      const value = fv ?? 0;
+      if (value >= lower && value <= upper) continue;
+      const retriedReqs = [...reqs.entries()].filter(([, r]) => r.invokes.length > 1);
+      const opsOf = (r: Request): number[] => [...r.invokes, ...r.completions.filter((c) => c >= 0)].sort((a, b) => a - b).map((p) => history[p].index);
+      if (value > upper) {
+        anomalies.add({
+          type: 'double-applied',
+          ops: [history[view.pos].index, ...retriedReqs.flatMap(([, r]) => opsOf(r))],
+          message: `Counter ${entity}/${counter} on ${view.node} ends at ${value}, above the most the requests allow (${upper}); retried requests: ${retriedReqs.map(([id]) => id).join(', ') || 'none'}.`,
+          entity,
+          counter,
+          node: view.node,
+          final: value,
+          lower,
+          upper,
+          requestIds: retriedReqs.map(([id]) => id),
+          retried: Object.fromEntries(retriedReqs.map(([id, r]) => [id, opsOf(r)])),
+        });
+      } else {
+        anomalies.add({
+          type: 'lost-increment',
+          ops: [history[view.pos].index],
+          message: `Counter ${entity}/${counter} on ${view.node} ends at ${value}, below the acknowledged increments (${lower}).`,
+          entity,
+          counter,
+          node: view.node,
+          final: value,
+          lower,
+          upper,
+        });
+      }
+    }
+    counterResults[entity + '/' + counter] = { requests: reqs.size, acknowledged, maybe, retried, lower, upper, final };
+  }
+  // Counters present in a final state that no incr touched.
+  for (const view of views) {
+    for (const [entity, fe] of Object.entries(view.state)) {
+      for (const [counter, value] of Object.entries(fe.counters ?? {})) {
+        if (value === 0 || counters.has(componentKey(entity, counter))) continue;
+        anomalies.add({
+          type: 'unexpected-value',
+          ops: [history[view.pos].index],
+          message: `Node ${view.node} holds counter ${entity}/${counter} = ${value}, which no incr touched.`,
+          entity,
+          counter,
+          node: view.node,
+          final: value,
+        });
+      }
+    }
+  }
+
+  const verdict = counters.size > 0 || writeEffects.size > 0 || addEffects.size > 0 ? finalVerdict(anomalies, fr) : { valid: anomalies.count > 0 ? false : true };
+  return { ...verdict, counters: counterResults, effectsChecked, ...anomalies.summary() } as IdempotencyResult;
+};

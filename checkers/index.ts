@@ -1,0 +1,62 @@
+// The checkers by workload: `checkerFor(workload)` returns the composed checker a run of that workload
+// is judged by. Linearizability of the lww workload is advisory (reported, not merged into the verdict):
+// the store is AP, so under partitions it is expected to fail, and the report says so.
+import { convergence } from './convergence.ts';
+import { idempotency } from './idempotency.ts';
+import { linearizable } from './linearizable.ts';
+import { lostWrites } from './lost-writes.ts';
+import { maxWins } from './max-wins.ts';
+import { perf, type PerfOptions } from './perf.ts';
+import { setChecker } from './set.ts';
+import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
+import type { History } from '../harness/history.ts';
+
+export type WorkloadName = 'lww' | 'counter' | 'set' | 'register' | 'cas-register';
+
+export const WORKLOADS: readonly WorkloadName[] = ['lww', 'counter', 'set', 'register', 'cas-register'];
+
+export interface CheckerForOptions extends PerfOptions {
+  /** Make the lww workload's linearizability count toward the verdict. @default false */
+  readonly strictLinearizability?: boolean;
+}
+
+/** The named checkers of a workload, before composition (the CLI and the report list them in this order). */
+export function checkersFor(workload: WorkloadName, options: CheckerForOptions = {}): Record<string, Checker> {
+  const perfChecker = perf(options);
+  switch (workload) {
+    case 'lww':
+      return {
+        convergence,
+        'lost-writes': lostWrites,
+        'max-wins': maxWins,
+        idempotency,
+        linearizability: linearizable({ model: 'register', advisory: options.strictLinearizability !== true }),
+        perf: perfChecker,
+      };
+    case 'counter':
+      return { convergence, idempotency, perf: perfChecker };
+    case 'set':
+      return { convergence, set: setChecker, idempotency, perf: perfChecker };
+    case 'register':
+    case 'cas-register':
+      return { linearizability: linearizable({ model: workload }), perf: perfChecker };
+    default:
+      throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
+  }
+}
+
+/** The composed checker of a workload. */
+export function checkerFor(workload: WorkloadName, options: CheckerForOptions = {}): (history: History, ctx: CheckContext) => ComposedResult {
+  return compose(checkersFor(workload, options));
+}
+
+export { compose, checkSafe, mergeValid } from './types.ts';
+export type { Anomaly, Checker, CheckContext, CheckResult, ComposedResult, Validity } from './types.ts';
+export { convergence, type ConvergenceResult } from './convergence.ts';
+export { lostWrites, type LostWritesResult } from './lost-writes.ts';
+export { maxWins, type MaxWinsResult } from './max-wins.ts';
+export { setChecker, finalSetElements, type SetResult, type SetEntityResult } from './set.ts';
+export { idempotency, type IdempotencyResult, type CounterResult } from './idempotency.ts';
+export { linearizable, type LinearizableOptions, type LinearizableResult, type RegisterModel, type KeyResult } from './linearizable.ts';
+export { perf, faultWindows, type PerfOptions, type PerfResult, type Bucket, type WindowStats } from './perf.ts';
+export { parseEdnHistory, EdnHistoryError } from './edn.ts';

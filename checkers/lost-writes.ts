@@ -1,0 +1,208 @@
+// Lost writes for LWW components: every acknowledged "write" must be in the final state, or be
+// superseded by a write that wins under the store's own rule (the greater HLC; canonical HLC strings
+// compare as plain strings in the store's order).
+//
+// Each acknowledged write W (entity e, component c, timestamp t) is classified against each node's
+// final value F of (e, c) in the judged final reads (see util.finalReads):
+//   - survived:    F holds W's value with W's timestamp.
+//   - lost-update: the same process had read V (value and ts) of (e, c) on its node before invoking W, and
+//                  F holds exactly V: W lost to its own causal past, whatever V's timestamp (a greater one
+//                  only shows that the node's clock did not move past what it had read).
+//   - superseded:  otherwise, F.ts > t, or another acknowledged write of (e, c) carries a greater
+//                  timestamp than t (then W is explained and that write is judged on its own). Allowed.
+//   - lost:        nothing explains W's absence. An info or unacknowledged write cannot explain it either,
+//                  unless F holds it, because its timestamp is unknown; that case is F.ts > t above.
+// It also reports values that nobody wrote: a final LWW value, or an ok read's value, that no write of
+// that (e, c) ever carried ("unexpected-value"). lost, lost-update and unexpected-value are invalid.
+// Max-wins components ("write-max") are judged by the max-wins checker, not here.
+import type { FinalComponent, History, ReadValue, WriteValue } from '../harness/history.ts';
+import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { AnomalyList, componentKey, finalReads, finalVerdict, pairing, splitKey, valueOf } from './util.ts';
+
+export interface LostWritesResult extends CheckResult {
+  /** Acknowledged writes judged. */
+  readonly acknowledged: number;
+  /** Outcome counts, summed over nodes when the final reads disagree. */
+  readonly survived: number;
+  readonly superseded: number;
+  readonly lost: number;
+  readonly lostUpdates: number;
+  readonly unexpectedValues: number;
+}
+
+interface WriteRecord {
+  readonly invokePos: number;
+  readonly pos: number;
+  readonly value: string;
+  readonly ts: string;
+  readonly readPos: number;
+  readonly readValue: string | null;
+  readonly readTs: string | null;
+}
+
+interface KeyState {
+  acked: WriteRecord[];
+  /** Every value any write of this key carried (ok, info, fail or unanswered), first invoke position. */
+  values: Map<string, number>;
+  maxAckedTs: string;
+}
+
+interface LastRead {
+  pos: number;
+  value: string | null;
+  ts: string | null;
+}
+
+/** Checks that no acknowledged LWW write vanished without a winning write to explain it. */
+export const lostWrites: Checker = (history: History, ctx: CheckContext): LostWritesResult => {
+  const { completion } = pairing(history);
+  const keys = new Map<string, KeyState>();
+  // Last ok read of a key by a process, keyed "process NUL entity NUL component".
+  const lastRead = new Map<string, LastRead>();
+  const anomalies = new AnomalyList();
+
+  for (let i = 0; i < history.length; i++) {
+    const op = history[i];
+    if (op.type !== 'invoke') continue;
+    const f = op.f;
+    if (f !== 'write' && f !== 'read') continue;
+    const c = completion[i];
+    if (f === 'write') {
+      const v = valueOf<WriteValue>(op);
+      if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string') continue;
+      const key = componentKey(v.entity, v.component);
+      let ks = keys.get(key);
+      if (!ks) keys.set(key, (ks = { acked: [], values: new Map(), maxAckedTs: '' }));
+      if (!ks.values.has(v.value)) ks.values.set(v.value, i);
+      if (c < 0 || history[c].type !== 'ok') continue;
+      const ts = valueOf<WriteValue>(history[c]).ts;
+      if (typeof ts !== 'string') continue;
+      const prior = lastRead.get(op.process + '\u0000' + key);
+      ks.acked.push({
+        invokePos: i,
+        pos: c,
+        value: v.value,
+        ts,
+        readPos: prior ? prior.pos : -1,
+        readValue: prior ? prior.value : null,
+        readTs: prior ? prior.ts : null,
+      });
+      if (ts > ks.maxAckedTs) ks.maxAckedTs = ts;
+    } else {
+      if (c < 0 || history[c].type !== 'ok') continue;
+      const r = valueOf<ReadValue>(history[c]);
+      if (typeof r.entity !== 'string' || typeof r.component !== 'string') continue;
+      const key = componentKey(r.entity, r.component);
+      const value = typeof r.value === 'string' ? r.value : null;
+      lastRead.set(op.process + '\u0000' + key, { pos: c, value, ts: typeof r.ts === 'string' ? r.ts : null });
+      // A read can only return a value whose write was invoked before the read completed.
+      if (value !== null && !keys.get(key)?.values.has(value)) {
+        anomalies.add({
+          type: 'unexpected-value',
+          ops: [history[c].index],
+          message: `Read of ${r.entity}/${r.component} returned ${JSON.stringify(value)}, which no write of that component carried before the read completed.`,
+          entity: r.entity,
+          component: r.component,
+          value,
+        });
+      }
+    }
+  }
+
+  const fr = finalReads(history, ctx);
+  let acknowledged = 0;
+  let survived = 0;
+  let superseded = 0;
+  let lost = 0;
+  let lostUpdates = 0;
+  let unexpected = anomalies.count;
+  if (fr.view.size === 0) {
+    return {
+      valid: 'unknown',
+      error: 'No final reads in the history, so lost writes cannot be judged.',
+      acknowledged: 0, survived: 0, superseded: 0, lost: 0, lostUpdates: 0, unexpectedValues: unexpected,
+      ...anomalies.summary(),
+    };
+  }
+  const views = [...fr.view.values()];
+
+  for (const [key, ks] of keys) {
+    const [entity, component] = splitKey(key);
+    acknowledged += ks.acked.length;
+    for (const view of views) {
+      const fc: FinalComponent | undefined = view.state[entity]?.components?.[component];
+      const fts = fc ? fc.ts : '';
+      for (const w of ks.acked) {
+        if (fc && fc.ts === w.ts && fc.value === w.value && fc.deleted !== true) {
+          survived++;
+          continue;
+        }
+        // Checked before "superseded": V may carry the greater HLC only because the writing node's clock
+        // failed to move past what it had just read, and that is exactly the bug this names.
+        const causalPast = fc !== undefined && w.readPos >= 0 && w.readValue === fc.value && w.readTs === fc.ts;
+        if (!causalPast && (fts > w.ts || ks.maxAckedTs > w.ts)) {
+          superseded++;
+          continue;
+        }
+        const base = {
+          entity,
+          component,
+          node: view.node,
+          written: { value: w.value, ts: w.ts },
+          final: fc ? { value: fc.value, ts: fc.ts, deleted: fc.deleted === true } : null,
+        };
+        if (fc && causalPast) {
+          lostUpdates++;
+          anomalies.add({
+            type: 'lost-update',
+            ops: [history[w.pos].index, history[w.readPos].index, history[view.pos].index],
+            message: `Write of ${JSON.stringify(w.value)} to ${entity}/${component} (ts ${w.ts}) was acknowledged, but node ${view.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}), which the same process had read before writing.`,
+            ...base,
+            read: { value: w.readValue, ts: w.readTs },
+          });
+        } else {
+          lost++;
+          anomalies.add({
+            type: 'lost',
+            ops: [history[w.pos].index, history[view.pos].index],
+            message: `Write of ${JSON.stringify(w.value)} to ${entity}/${component} (ts ${w.ts}) was acknowledged, but node ${view.node} ends with ${fc ? `${JSON.stringify(fc.value)} (ts ${fc.ts})` : 'nothing'} and no write with a greater timestamp exists.`,
+            ...base,
+          });
+        }
+      }
+    }
+  }
+
+  // Final LWW values that no write ever carried.
+  for (const view of views) {
+    for (const [entity, fe] of Object.entries(view.state)) {
+      for (const [component, fc] of Object.entries(fe.components ?? {})) {
+        if (fc.kind !== 'lww' || fc.deleted === true) continue;
+        const ks = keys.get(componentKey(entity, component));
+        if (ks?.values.has(fc.value)) continue;
+        unexpected++;
+        anomalies.add({
+          type: 'unexpected-value',
+          ops: [history[view.pos].index],
+          message: `Node ${view.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}) in ${entity}/${component}, a value no write carried.`,
+          entity,
+          component,
+          node: view.node,
+          value: fc.value,
+          ts: fc.ts,
+        });
+      }
+    }
+  }
+
+  return {
+    ...finalVerdict(anomalies, fr),
+    acknowledged,
+    survived,
+    superseded,
+    lost,
+    lostUpdates,
+    unexpectedValues: unexpected,
+    ...anomalies.summary(),
+  };
+};

@@ -1,0 +1,125 @@
+// Max-wins monotonicity for max components (the lww workload's "threat"): a merge must never lower them.
+//
+//   - max-decreased: on one node, an ok "read-max" returns less than an earlier ok read-max of the same
+//     (entity, component) on that node, in the order the reads completed. Absent (null) counts as lower
+//     than any number.
+//   - max-lost: a node's final value is below the largest acknowledged "write-max" value (or absent).
+//   - unexpected-value: a final value above the largest acknowledged write that no info or unanswered
+//     (maybe applied) write carried, or a max component nobody wrote.
+// All three are invalid. Final values are strings in the final state and are compared as numbers.
+import type { History, ReadMaxValue, WriteMaxValue } from '../harness/history.ts';
+import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { AnomalyList, componentKey, finalReads, finalVerdict, pairing, splitKey, valueOf } from './util.ts';
+
+export interface MaxWinsResult extends CheckResult {
+  /** ok read-max ops judged. */
+  readonly reads: number;
+  /** (entity, component) pairs with at least one write-max. */
+  readonly keys: number;
+  readonly decreases: number;
+}
+
+interface MaxKey {
+  maxAcked: number;
+  maxAckedPos: number;
+  /** Values of info or unanswered write-max ops (they may or may not have been applied). */
+  maybe: Set<number>;
+}
+
+interface LastMax {
+  value: number;
+  pos: number;
+}
+
+/** Checks that max-wins components never go down on any node and end at the largest acknowledged write. */
+export const maxWins: Checker = (history: History, ctx: CheckContext): MaxWinsResult => {
+  const { completion } = pairing(history);
+  const keys = new Map<string, MaxKey>();
+  // Last ok read-max per "node NUL entity NUL component".
+  const last = new Map<string, LastMax>();
+  const anomalies = new AnomalyList();
+  let reads = 0;
+  let decreases = 0;
+
+  for (let i = 0; i < history.length; i++) {
+    const op = history[i];
+    const f = op.f;
+    if (f === 'write-max' && op.type === 'invoke') {
+      const v = valueOf<WriteMaxValue>(op);
+      if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'number') continue;
+      const key = componentKey(v.entity, v.component);
+      let mk = keys.get(key);
+      if (!mk) keys.set(key, (mk = { maxAcked: -Infinity, maxAckedPos: -1, maybe: new Set() }));
+      const c = completion[i];
+      const type = c >= 0 ? history[c].type : 'info';
+      if (type === 'ok') {
+        if (v.value > mk.maxAcked) {
+          mk.maxAcked = v.value;
+          mk.maxAckedPos = c;
+        }
+      } else if (type === 'info') mk.maybe.add(v.value);
+    } else if (f === 'read-max' && op.type === 'ok' && op.node !== undefined) {
+      const v = valueOf<ReadMaxValue>(op);
+      if (typeof v.entity !== 'string' || typeof v.component !== 'string') continue;
+      reads++;
+      const value = typeof v.value === 'number' ? v.value : -Infinity;
+      const nk = op.node + '\u0000' + componentKey(v.entity, v.component);
+      const prev = last.get(nk);
+      if (prev && value < prev.value) {
+        decreases++;
+        anomalies.add({
+          type: 'max-decreased',
+          ops: [op.index, history[prev.pos].index],
+          message: `Read of max-wins ${v.entity}/${v.component} on ${op.node} returned ${value === -Infinity ? 'nothing' : value}, below the ${prev.value} an earlier read on that node returned.`,
+          entity: v.entity,
+          component: v.component,
+          node: op.node,
+          value: value === -Infinity ? null : value,
+          previous: prev.value,
+        });
+      }
+      if (!prev || value >= prev.value) last.set(nk, { value, pos: i });
+    }
+  }
+
+  const fr = finalReads(history, ctx);
+  for (const view of fr.view.values()) {
+    for (const [key, mk] of keys) {
+      const [entity, component] = splitKey(key);
+      const fc = view.state[entity]?.components?.[component];
+      const fv = fc && fc.deleted !== true ? Number(fc.value) : -Infinity;
+      const base = { entity, component, node: view.node, final: fc ? fc.value : null, maxAcknowledged: mk.maxAcked === -Infinity ? null : mk.maxAcked };
+      if (fv < mk.maxAcked) {
+        anomalies.add({
+          type: 'max-lost',
+          ops: [history[mk.maxAckedPos].index, history[view.pos].index],
+          message: `Node ${view.node} ends with ${fc ? fc.value : 'nothing'} in max-wins ${entity}/${component}, below the acknowledged write of ${mk.maxAcked}.`,
+          ...base,
+        });
+      } else if (fv > mk.maxAcked && !mk.maybe.has(fv)) {
+        anomalies.add({
+          type: 'unexpected-value',
+          ops: [history[view.pos].index],
+          message: `Node ${view.node} ends with ${fc!.value} in max-wins ${entity}/${component}, above every acknowledged write (${mk.maxAcked}) and carried by no possibly-applied write.`,
+          ...base,
+        });
+      }
+    }
+    for (const [entity, fe] of Object.entries(view.state)) {
+      for (const [component, fc] of Object.entries(fe.components ?? {})) {
+        if (fc.kind !== 'max' || keys.has(componentKey(entity, component))) continue;
+        anomalies.add({
+          type: 'unexpected-value',
+          ops: [history[view.pos].index],
+          message: `Node ${view.node} holds max-wins ${entity}/${component} = ${fc.value}, which no write-max touched.`,
+          entity,
+          component,
+          node: view.node,
+          final: fc.value,
+        });
+      }
+    }
+  }
+
+  return { ...finalVerdict(anomalies, fr), reads, keys: keys.size, decreases, ...anomalies.summary() };
+};

@@ -1,0 +1,195 @@
+// Performance data for the report, never a verdict (valid is always true): latency quantiles per f and
+// per outcome, throughput and availability (ok fraction of completed ops) per time bucket, and the same
+// quantiles split into fault windows and calm windows.
+//
+// A fault window opens at a nemesis "start-X" op and closes at the next "stop-X" op or at any "heal"
+// (which heals everything); overlapping faults merge into one window. An op belongs to the window its
+// invoke falls in. Final reads are left out: they measure recovery, which the convergence checker
+// reports. Times in the result are milliseconds since the run started.
+import type { History } from '../harness/history.ts';
+import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { FloatBuffer, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
+
+export interface PerfOptions {
+  /** Width of the throughput/availability buckets. @default 1000 */
+  readonly bucketMs?: number;
+}
+
+export interface Bucket {
+  /** Bucket start, ms since the run started. */
+  readonly startMs: number;
+  /** Completions per second in this bucket, by outcome. */
+  readonly okPerSec: number;
+  readonly failPerSec: number;
+  readonly infoPerSec: number;
+  /** ok / (ok + fail + info) of ops completed in the bucket; null when nothing completed. */
+  readonly availability: number | null;
+  /** True when any part of the bucket lies in a fault window. */
+  readonly fault: boolean;
+}
+
+export interface WindowStats {
+  readonly ops: number;
+  readonly availability: number | null;
+  /** Latency in ms per f, all outcomes. */
+  readonly latencyMs: Readonly<Record<string, Quantiles>>;
+}
+
+export interface PerfResult extends CheckResult {
+  readonly valid: true;
+  /** Latency in ms: f → outcome ("ok" | "fail" | "info" | "all") → quantiles. */
+  readonly latencyMs: Readonly<Record<string, Readonly<Record<string, Quantiles>>>>;
+  readonly bucketMs: number;
+  readonly buckets: readonly Bucket[];
+  /** Fault windows in ms since the run started, with the nemesis f that opened each. */
+  readonly faultWindows: readonly { readonly startMs: number; readonly endMs: number; readonly f: readonly string[] }[];
+  readonly fault: WindowStats;
+  readonly calm: WindowStats;
+  readonly ops: number;
+  readonly availability: number | null;
+  readonly durationMs: number;
+}
+
+const OUTCOMES = ['ok', 'fail', 'info'] as const;
+
+interface Window {
+  start: number;
+  end: number;
+  f: string[];
+}
+
+/** Fault windows (ns) from the nemesis ops, merged where faults overlap. */
+export function faultWindows(history: History): Window[] {
+  const open = new Map<string, number>();
+  const windows: Window[] = [];
+  let endTime = 0;
+  for (const op of history) endTime = Math.max(endTime, op.time);
+  for (const op of history) {
+    if (op.process !== 'nemesis' || op.type === 'invoke') continue;
+    const f = op.f;
+    if (f.startsWith('start-')) {
+      const name = f.slice(6);
+      if (!open.has(name)) open.set(name, op.time);
+    } else if (f.startsWith('stop-')) {
+      const name = f.slice(5);
+      const start = open.get(name);
+      if (start !== undefined) {
+        windows.push({ start, end: op.time, f: [f.replace('stop-', 'start-')] });
+        open.delete(name);
+      }
+    } else if (f === 'heal') {
+      for (const [name, start] of open) windows.push({ start, end: op.time, f: ['start-' + name] });
+      open.clear();
+    }
+  }
+  for (const [name, start] of open) windows.push({ start, end: endTime, f: ['start-' + name] });
+  windows.sort((a, b) => a.start - b.start);
+  const merged: Window[] = [];
+  for (const w of windows) {
+    const top = merged[merged.length - 1];
+    if (top && w.start <= top.end) {
+      top.end = Math.max(top.end, w.end);
+      if (!top.f.includes(w.f[0])) top.f.push(w.f[0]);
+    } else merged.push({ start: w.start, end: w.end, f: [...w.f] });
+  }
+  return merged;
+}
+
+/** Builds the perf checker. */
+export function perf(options: PerfOptions = {}): Checker {
+  const bucketMs = options.bucketMs ?? 1000;
+  if (!(bucketMs > 0)) throw new Error(`Expected bucketMs to be a positive number of milliseconds, got ${bucketMs}.`);
+  return (history: History, _ctx: CheckContext): PerfResult => {
+    const { completion } = pairing(history);
+    const windows = faultWindows(history);
+    const bucketNs = bucketMs * 1e6;
+    // f → [ok, fail, info] latency samples (ns); fault/calm → f → samples.
+    const byF = new Map<string, FloatBuffer[]>();
+    const inWindow = [new Map<string, FloatBuffer>(), new Map<string, FloatBuffer>()];
+    const windowOps = [0, 0];
+    const windowOk = [0, 0];
+    const counts: number[] = []; // bucket*3 + outcome
+    let durationNs = 0;
+    let ops = 0;
+    let okOps = 0;
+    let w = 0;
+    for (let i = 0; i < history.length; i++) {
+      const op = history[i];
+      if (op.time > durationNs) durationNs = op.time;
+      if (op.type !== 'invoke' || op.process === 'nemesis' || op.f === 'final-read') continue;
+      const c = completion[i];
+      if (c < 0) continue;
+      const done = history[c];
+      const outcome = done.type === 'ok' ? 0 : done.type === 'fail' ? 1 : 2;
+      const latency = done.time - op.time;
+      let bufs = byF.get(op.f);
+      if (!bufs) byF.set(op.f, (bufs = [new FloatBuffer(), new FloatBuffer(), new FloatBuffer()]));
+      bufs[outcome].push(latency);
+      // Invokes come in time order, so the window cursor only moves forward.
+      while (w < windows.length && windows[w].end < op.time) w++;
+      const faulty = w < windows.length && windows[w].start <= op.time ? 0 : 1;
+      let wb = inWindow[faulty].get(op.f);
+      if (!wb) inWindow[faulty].set(op.f, (wb = new FloatBuffer()));
+      wb.push(latency);
+      windowOps[faulty]++;
+      if (outcome === 0) windowOk[faulty]++;
+      const b = Math.floor(done.time / bucketNs) * 3 + outcome;
+      while (counts.length <= b) counts.push(0);
+      counts[b]++;
+      ops++;
+      if (outcome === 0) okOps++;
+    }
+
+    const toMs = (q: Quantiles): Quantiles => ({ count: q.count, p50: nsToMs(q.p50), p95: nsToMs(q.p95), p99: nsToMs(q.p99), max: nsToMs(q.max) });
+    const latencyMs: Record<string, Record<string, Quantiles>> = {};
+    for (const [f, bufs] of [...byF.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+      const per: Record<string, Quantiles> = {};
+      const all = new Float64Array(bufs[0].length + bufs[1].length + bufs[2].length);
+      let at = 0;
+      for (let o = 0; o < 3; o++) {
+        all.set(bufs[o].view(), at);
+        at += bufs[o].length;
+        if (bufs[o].length > 0) per[OUTCOMES[o]] = toMs(quantiles(bufs[o].view()));
+      }
+      per.all = toMs(quantiles(all));
+      latencyMs[f] = per;
+    }
+    const windowStats = (k: number): WindowStats => {
+      const lat: Record<string, Quantiles> = {};
+      for (const [f, buf] of [...inWindow[k].entries()].sort((a, b) => a[0].localeCompare(b[0]))) lat[f] = toMs(quantiles(buf.view()));
+      return { ops: windowOps[k], availability: windowOps[k] > 0 ? windowOk[k] / windowOps[k] : null, latencyMs: lat };
+    };
+    const buckets: Bucket[] = [];
+    const perSec = 1000 / bucketMs;
+    let wi = 0;
+    for (let b = 0; b * 3 < counts.length; b++) {
+      const ok = counts[b * 3] ?? 0;
+      const fail = counts[b * 3 + 1] ?? 0;
+      const info = counts[b * 3 + 2] ?? 0;
+      const start = b * bucketNs;
+      const end = start + bucketNs;
+      while (wi < windows.length && windows[wi].end < start) wi++;
+      const total = ok + fail + info;
+      buckets.push({
+        startMs: b * bucketMs,
+        okPerSec: ok * perSec,
+        failPerSec: fail * perSec,
+        infoPerSec: info * perSec,
+        availability: total > 0 ? ok / total : null,
+        fault: wi < windows.length && windows[wi].start < end,
+      });
+    }
+    return {
+      valid: true,
+      latencyMs,
+      bucketMs,
+      buckets,
+      faultWindows: windows.map((x) => ({ startMs: nsToMs(x.start), endMs: nsToMs(x.end), f: x.f })),
+      fault: windowStats(0),
+      calm: windowStats(1),
+      ops,
+      availability: ops > 0 ? okOps / ops : null,
+      durationMs: nsToMs(durationNs),
+    };
+  };
+}

@@ -1,0 +1,52 @@
+// A tiny builder for hand-made histories: ops get dense indexes and increasing times (1 ms apart), so a
+// test reads as the sequence of events it describes and can name the indexes it expects.
+import type { FinalEntity, FinalState, Op, OpType, Process } from '../../harness/history.ts';
+
+export class HistoryBuilder {
+  readonly ops: Op[] = [];
+  private clock = 0;
+
+  /** Appends one op and returns its index. */
+  add(process: Process, type: OpType, f: string, value: unknown, node?: string): number {
+    const index = this.ops.length;
+    this.clock += 1_000_000;
+    this.ops.push({ index, time: this.clock, process, type, f, value, ...(node !== undefined ? { node } : {}) });
+    return index;
+  }
+
+  /** An invoke immediately followed by its completion; returns [invoke index, completion index]. */
+  call(process: number, node: string, f: string, invoke: unknown, type: OpType, done: unknown = invoke): [number, number] {
+    return [this.add(process, 'invoke', f, invoke, node), this.add(process, type, f, done, node)];
+  }
+
+  nemesis(f: string, value: unknown = {}): number {
+    return this.add('nemesis', 'info', f, value);
+  }
+
+  /** One round of final reads: every node answers with its state; returns the completion indexes by node. */
+  finalRound(round: number, states: Record<string, FinalState>): Record<string, number> {
+    const out: Record<string, number> = {};
+    let p = 1000 + round * 100;
+    for (const [node, state] of Object.entries(states)) {
+      this.add(p, 'invoke', 'final-read', { round }, node);
+      out[node] = this.add(p, 'ok', 'final-read', { round, state }, node);
+      p++;
+    }
+    return out;
+  }
+}
+
+/** A final entity from components given as [value, ts] (LWW) and counters. */
+export function entity(components: Record<string, [string, string]>, counters: Record<string, number> = {}, kind: 'lww' | 'max' = 'lww'): FinalEntity {
+  return {
+    components: Object.fromEntries(Object.entries(components).map(([k, [value, ts]]) => [k, { value, ts, kind }])),
+    counters,
+  };
+}
+
+/** A canonical HLC string: 15-digit wall ms, 5-digit logical, node id. */
+export function hlc(ms: number, logical = 0, node = 'n1'): string {
+  return `${String(ms).padStart(15, '0')}:${String(logical).padStart(5, '0')}:${node}`;
+}
+
+export const ctx = (nodes: string[] = ['n1', 'n2']) => ({ nodes, workload: 'test' });

@@ -1,0 +1,214 @@
+// Shared building blocks for the checkers: pairing invokes with completions, collecting the final
+// reads, bounded anomaly lists and latency quantiles. Pairing and final reads are computed once per
+// history and cached in a WeakMap keyed by the history array, so composing six checkers over the same
+// million-op history costs one pass for these, not six. Everything here is pure apart from that cache.
+import type { FinalState, History, Op, Process } from '../harness/history.ts';
+import type { Anomaly, CheckContext } from './types.ts';
+
+/** Invoke/completion links by history position (the array index, which the contract makes equal to op.index). */
+export interface Pairing {
+  /** completion[i] = position of the completion of the invoke at i, or -1 (none yet, or i is not an invoke). */
+  readonly completion: Int32Array;
+  /** invocation[i] = position of the invoke completed by the op at i, or -1. */
+  readonly invocation: Int32Array;
+}
+
+const pairingCache = new WeakMap<History, Pairing>();
+
+/** Pairs every client invoke with its completion by process (nemesis ops are left unpaired). */
+export function pairing(history: History): Pairing {
+  const cached = pairingCache.get(history);
+  if (cached) return cached;
+  const n = history.length;
+  const completion = new Int32Array(n).fill(-1);
+  const invocation = new Int32Array(n).fill(-1);
+  const pending = new Map<Process, number>();
+  for (let i = 0; i < n; i++) {
+    const op = history[i];
+    if (op.process === 'nemesis') continue;
+    if (op.type === 'invoke') {
+      pending.set(op.process, i);
+    } else {
+      const inv = pending.get(op.process);
+      if (inv !== undefined) {
+        completion[inv] = i;
+        invocation[i] = inv;
+        pending.delete(op.process);
+      }
+    }
+  }
+  const result = { completion, invocation };
+  pairingCache.set(history, result);
+  return result;
+}
+
+/** One node's answer to one round of final reads. */
+export interface FinalRead {
+  readonly node: string;
+  readonly round: number;
+  /** History position of the ok completion. */
+  readonly pos: number;
+  readonly state: FinalState;
+}
+
+export interface FinalReads {
+  /** Nodes expected to answer: ctx.nodes, or every node seen in final reads when ctx.nodes is empty. */
+  readonly nodes: readonly string[];
+  /** Round number → node → answer (ok answers only), rounds in ascending order. */
+  readonly rounds: ReadonlyMap<number, ReadonlyMap<string, FinalRead>>;
+  /** The last round in which every node answered, or undefined. */
+  readonly lastCompleteRound: number | undefined;
+  /**
+   * The answers the verdicts are based on: every node's answer in the last complete round, or, when
+   * no round is complete, each node's latest answer (and `partial` is true).
+   */
+  readonly view: ReadonlyMap<string, FinalRead>;
+  readonly partial: boolean;
+  /** Nodes with no answer in `view`. */
+  readonly missing: readonly string[];
+}
+
+const finalCache = new WeakMap<History, Map<string, FinalReads>>();
+
+/** Collects the ok "final-read" ops by round and node, and picks the view the checkers judge. */
+export function finalReads(history: History, ctx: CheckContext): FinalReads {
+  const nodesKey = ctx.nodes.join(',');
+  let perNodes = finalCache.get(history);
+  if (!perNodes) finalCache.set(history, (perNodes = new Map()));
+  const cached = perNodes.get(nodesKey);
+  if (cached) return cached;
+
+  const rounds = new Map<number, Map<string, FinalRead>>();
+  const latest = new Map<string, FinalRead>();
+  const seen = new Set<string>();
+  for (let i = 0; i < history.length; i++) {
+    const op = history[i];
+    if (op.f !== 'final-read' || op.type !== 'ok' || op.node === undefined) continue;
+    const value = op.value as { round?: number; state?: FinalState } | null;
+    if (!value || typeof value.round !== 'number' || !value.state) continue;
+    seen.add(op.node);
+    const read: FinalRead = { node: op.node, round: value.round, pos: i, state: value.state };
+    let byNode = rounds.get(value.round);
+    if (!byNode) rounds.set(value.round, (byNode = new Map()));
+    byNode.set(op.node, read);
+    const prev = latest.get(op.node);
+    if (!prev || prev.round <= read.round) latest.set(op.node, read);
+  }
+  const nodes = ctx.nodes.length > 0 ? [...ctx.nodes] : [...seen].sort();
+  const sortedRounds = new Map([...rounds.entries()].sort((a, b) => a[0] - b[0]));
+  let lastCompleteRound: number | undefined;
+  for (const [round, byNode] of sortedRounds) {
+    if (nodes.length > 0 && nodes.every((n) => byNode.has(n))) lastCompleteRound = round;
+  }
+  const view = lastCompleteRound !== undefined ? sortedRounds.get(lastCompleteRound)! : latest;
+  const result: FinalReads = {
+    nodes,
+    rounds: sortedRounds,
+    lastCompleteRound,
+    view,
+    partial: lastCompleteRound === undefined,
+    missing: nodes.filter((n) => !view.has(n)),
+  };
+  perNodes.set(nodesKey, result);
+  return result;
+}
+
+/**
+ * The verdict of a checker judged against final reads: invalid when it found anomalies, unknown when
+ * no round of final reads had every node answer (a silent node may hold anything), valid otherwise.
+ */
+export function finalVerdict(anomalies: AnomalyList, fr: FinalReads): { valid: true | false | 'unknown'; error?: string } {
+  if (anomalies.count > 0) return { valid: false };
+  if (fr.view.size === 0) return { valid: 'unknown', error: 'No final reads in the history, so the final state cannot be judged.' };
+  if (fr.partial) return { valid: 'unknown', error: `No round of final reads had an answer from every node; missing: ${fr.missing.join(', ')}.` };
+  return { valid: true };
+}
+
+/** Key for an (entity, component) pair in Maps; NUL cannot occur in either name. */
+export function componentKey(entity: string, component: string): string {
+  return entity + '\u0000' + component;
+}
+
+export function splitKey(key: string): [string, string] {
+  const at = key.indexOf('\u0000');
+  return [key.slice(0, at), key.slice(at + 1)];
+}
+
+/**
+ * Collects anomalies up to a cap so that a badly broken run (say, every write lost) yields a readable
+ * report and bounded memory; `count` keeps the true total and `byType` the totals per type.
+ */
+export class AnomalyList {
+  readonly items: Anomaly[] = [];
+  readonly byType: Record<string, number> = {};
+  count = 0;
+  readonly maxItems: number;
+
+  constructor(maxItems = 1000) {
+    this.maxItems = maxItems;
+  }
+
+  add(anomaly: Anomaly): void {
+    this.count++;
+    this.byType[anomaly.type] = (this.byType[anomaly.type] ?? 0) + 1;
+    if (this.items.length < this.maxItems) this.items.push(anomaly);
+  }
+
+  /** Fields to spread into a CheckResult. */
+  summary(): { anomalies: Anomaly[]; anomalyCount: number; anomalyTypes: Record<string, number>; anomaliesTruncated?: number } {
+    const out: { anomalies: Anomaly[]; anomalyCount: number; anomalyTypes: Record<string, number>; anomaliesTruncated?: number } = {
+      anomalies: this.items,
+      anomalyCount: this.count,
+      anomalyTypes: this.byType,
+    };
+    if (this.count > this.items.length) out.anomaliesTruncated = this.count - this.items.length;
+    return out;
+  }
+}
+
+export interface Quantiles {
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/** Nearest-rank quantiles of `values` (sorted in place), in the same unit as the input. */
+export function quantiles(values: Float64Array): Quantiles {
+  values.sort();
+  const n = values.length;
+  if (n === 0) return { count: 0, p50: 0, p95: 0, p99: 0, max: 0 };
+  const at = (q: number): number => values[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))];
+  return { count: n, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: values[n - 1] };
+}
+
+/** A growable Float64Array, so latency samples for a million ops don't become a million boxed numbers. */
+export class FloatBuffer {
+  data = new Float64Array(64);
+  length = 0;
+
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Float64Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+
+  view(): Float64Array {
+    return this.data.subarray(0, this.length);
+  }
+}
+
+/** The op's value as a record, or an empty object for malformed values (checkers skip those fields). */
+export function valueOf<T>(op: Op): Partial<T> {
+  const v = op.value;
+  return (v !== null && typeof v === 'object' ? v : {}) as Partial<T>;
+}
+
+/** Nanoseconds to milliseconds, rounded to microseconds for readable reports. */
+export function nsToMs(ns: number): number {
+  return Math.round(ns / 1000) / 1000;
+}
