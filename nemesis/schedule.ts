@@ -19,7 +19,7 @@ export function targetNodes(kind: TargetKind, nodes: readonly string[], rng: Rng
       break;
     case 'minority':
       // The largest minority of a 1- or 2-node cluster is empty; one node is the closest honest choice.
-      picked = shuffled.slice(0, Math.max(1, rng.range(1, nodes.length - majority(nodes.length))));
+      picked = shuffled.slice(0, rng.range(1, Math.max(1, nodes.length - majority(nodes.length))));
       break;
     case 'majority':
       picked = shuffled.slice(0, majority(nodes.length));

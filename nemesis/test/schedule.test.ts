@@ -1,0 +1,134 @@
+// The seeded fault schedules, targets, offsets and the registry's validation, without Docker.
+import { describe, expect, it } from 'vitest';
+import { createRng } from '../../harness/rng.ts';
+import type { ClusterControl, NemesisOp } from '../types.ts';
+import { majority, validateGrudge } from '../grudge.ts';
+import { targetKinds, targetNodes } from '../schedule.ts';
+import { formatOffset, parseOffset } from '../clock.ts';
+import { combine, faultPackageNames, faultPackages, resolveNemeses } from '../index.ts';
+import { netemArgs } from '../net.ts';
+
+const nodes = ['n1', 'n2', 'n3', 'n4', 'n5'];
+const options = { nodes, intervalS: 10 };
+
+function take(it: Iterator<NemesisOp>, n: number): NemesisOp[] {
+  return Array.from({ length: n }, () => {
+    const next = it.next();
+    if (next.done) throw new Error('schedule ended');
+    return next.value;
+  });
+}
+
+/** A cluster that must never be touched: resolveNemeses rejects bad names before using it. */
+const untouchable = new Proxy({}, {
+  get(_target, key) {
+    throw new Error(`the cluster was used (${String(key)})`);
+  },
+}) as ClusterControl;
+
+describe('targets', () => {
+  it('draw the promised number of distinct, known nodes', () => {
+    for (let seed = 0; seed < 50; seed++) {
+      for (const n of [1, 2, 3, 5, 9]) {
+        const all = nodes.concat(['n6', 'n7', 'n8', 'n9']).slice(0, n);
+        for (const kind of targetKinds) {
+          const picked = targetNodes(kind, all, createRng(seed));
+          expect(new Set(picked).size).toBe(picked.length);
+          expect(picked.every((p) => all.includes(p))).toBe(true);
+          expect(picked.length).toBeGreaterThan(0);
+          if (kind === 'one') expect(picked).toHaveLength(1);
+          if (kind === 'all') expect(picked).toHaveLength(n);
+          if (kind === 'majority') expect(picked).toHaveLength(majority(n));
+          if (kind === 'minority' && n >= 3) expect(picked.length).toBeLessThan(majority(n));
+        }
+      }
+    }
+  });
+});
+
+describe('fault package schedules', () => {
+  for (const name of faultPackageNames) {
+    it(`${name}: alternates start and stop ops, deterministically per seed`, () => {
+      const pkg = faultPackages[name](options);
+      const ops = take(pkg.ops(createRng(9)), 40);
+      expect(take(faultPackages[name](options).ops(createRng(9)), 40)).toEqual(ops);
+      expect(take(faultPackages[name](options).ops(createRng(10)), 40)).not.toEqual(ops);
+      ops.forEach((op, i) => {
+        expect(pkg.handles(op)).toBe(true);
+        if (i % 2 === 1) expect(op.f).toBe(`stop-${name === 'netem' ? 'packet' : name}`);
+        else expect(op.f.startsWith('stop-')).toBe(false);
+        expect(op.value.nodes?.length).toBeGreaterThan(0);
+        expect(op.value.nodes?.every((n) => nodes.includes(n))).toBe(true);
+      });
+    });
+  }
+
+  it('partition start ops carry valid grudges, and some of them flap', () => {
+    const ops = take(faultPackages.partition(options).ops(createRng(3)), 200).filter((op) => op.f === 'start-partition');
+    for (const op of ops) {
+      expect(() => validateGrudge(nodes, op.value.grudge ?? {})).not.toThrow();
+      expect(Object.keys(op.value.grudge ?? {}).length).toBeGreaterThan(0);
+    }
+    expect(ops.some((op) => typeof op.value.flapPeriodMs === 'number')).toBe(true);
+    expect(new Set(ops.map((op) => op.value.shape)).size).toBe(7);
+  });
+
+  it('clock start ops give every target an offset, and bump and strobe appear', () => {
+    const ops = take(faultPackages.clock(options).ops(createRng(4)), 200).filter((op) => !op.f.startsWith('stop-'));
+    expect(new Set(ops.map((op) => op.f))).toEqual(new Set(['start-clock', 'bump-clock', 'strobe-clock']));
+    for (const op of ops.filter((o) => o.f === 'start-clock')) {
+      expect(Object.keys(op.value.offsets ?? {}).sort()).toEqual([...(op.value.nodes ?? [])].sort());
+    }
+  });
+
+  it('combine draws from every package by weight and keeps each package alternating', () => {
+    const pkgs = [faultPackages.kill(options), faultPackages.partition(options)];
+    const ops = take(combine(pkgs, [3, 1]).ops(createRng(5)), 400);
+    const kills = ops.filter((op) => op.f.endsWith('-kill'));
+    const parts = ops.filter((op) => op.f.endsWith('-partition'));
+    expect(kills.length).toBeGreaterThan(parts.length * 2);
+    expect(parts.length).toBeGreaterThan(0);
+    kills.forEach((op, i) => expect(op.f).toBe(i % 2 === 0 ? 'start-kill' : 'stop-kill'));
+    parts.forEach((op, i) => expect(op.f).toBe(i % 2 === 0 ? 'start-partition' : 'stop-partition'));
+    expect(take(combine(pkgs, [3, 1]).ops(createRng(5)), 400)).toEqual(ops);
+    expect(() => combine(pkgs, [0, 0])).toThrow(/positive sum/);
+  });
+});
+
+describe('registry', () => {
+  it('rejects an unknown name, naming it and listing the valid ones', async () => {
+    await expect(resolveNemeses(['partition', 'flood'], untouchable, options)).rejects.toThrow(
+      /Unknown fault package "flood"; valid: partition, clock, kill, pause, packet, netem, or all, none/,
+    );
+    await expect(resolveNemeses(['all', 'kill'], untouchable, options)).rejects.toThrow(/`all`, `none` or a comma list/);
+  });
+
+  it('resolves none to no packages', async () => {
+    expect(await resolveNemeses('none', untouchable, options)).toEqual([]);
+    expect(await resolveNemeses(['none'], untouchable, options)).toEqual([]);
+    expect(await resolveNemeses([], untouchable, options)).toEqual([]);
+  });
+});
+
+describe('clock offsets', () => {
+  it('format as libfaketime seconds and parse back', () => {
+    expect(formatOffset(30_000)).toBe('+30');
+    expect(formatOffset(-1250)).toBe('-1.25');
+    expect(formatOffset(500)).toBe('+0.5');
+    expect(formatOffset(0)).toBe('+0');
+    expect(formatOffset(-7)).toBe('-0.007');
+    for (const ms of [0, 1, -1, 999, -30_000, 123_456]) expect(parseOffset(formatOffset(ms))).toBe(ms);
+    expect(parseOffset('+2s\n')).toBe(2000);
+    expect(() => parseOffset('@2020-01-01')).toThrow(/Expected a libfaketime offset/);
+    expect(() => formatOffset(Number.NaN)).toThrow(/Expected a clock offset in ms/);
+  });
+});
+
+describe('netem arguments', () => {
+  it('spell delay, duplicate and reorder as tc netem expects', () => {
+    expect(netemArgs({ delayMs: 100, jitterMs: 10 })).toEqual(['delay', '100ms', '10ms']);
+    expect(netemArgs({ duplicatePercent: 5 })).toEqual(['duplicate', '5%']);
+    expect(netemArgs({ reorderPercent: 25 })).toEqual(['delay', '10ms', 'reorder', '25%', '50%']);
+    expect(() => netemArgs({})).toThrow(/needs delayMs/);
+  });
+});
