@@ -1,0 +1,303 @@
+// Renders report.html: one self-contained page (no network: uPlot, the styles, the browser code and
+// the data are all inlined) that a person reads to judge a run. The verdict, anomalies, mesh stats and
+// per-node values are plain HTML rendered here; the timeline, charts and the history table are drawn
+// in the browser by client.js from the model (model.ts) embedded as JSON.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Anomaly, CheckResult, Validity } from '../../checkers/types.ts';
+import type { History, Op } from '../history.ts';
+import type { NodeStats, RunResults } from '../results.ts';
+import { buildModel } from './model.ts';
+import type { ModelOptions, NodeValues, ReportModel } from './model.ts';
+
+/** What the runner hands the report. */
+export interface ReportInput {
+  /** The whole test as data (what test.json holds); shown folded at the bottom of the report. */
+  readonly test: object;
+  readonly history: History;
+  readonly results: RunResults;
+  /** Node → its StatsReply at the end of the run; defaults to results.stats. */
+  readonly nodeStats?: Readonly<Record<string, NodeStats>>;
+  /** Tuning for the embedded model (value truncation, bucket count). */
+  readonly model?: ModelOptions;
+}
+
+/** Anomalies shown per checker before the rest are folded away, and the most ever put in the page. */
+const shownAnomalies = 20;
+const maxAnomalies = 500;
+const maxOpLinks = 24;
+
+/** Shading colour per fault family; the browser code gets the same table with the data. */
+export const faultColors: Readonly<Record<string, string>> = {
+  partition: '#7b5cd6',
+  clock: '#2b7bd6',
+  kill: '#d6452b',
+  pause: '#b07d00',
+  packet: '#16a3a3',
+  other: '#7a7a7a',
+};
+const faultColor = (kind: string) => faultColors[kind] ?? faultColors.other;
+
+interface Assets {
+  readonly uplotJs: string;
+  readonly uplotCss: string;
+  readonly css: string;
+  readonly client: string;
+}
+let assets: Assets | undefined;
+
+function loadAssets(): Assets {
+  if (!assets) {
+    const require = createRequire(import.meta.url);
+    const read = (p: string | URL) => readFileSync(p, 'utf8');
+    assets = {
+      uplotJs: read(require.resolve('uplot/dist/uPlot.iife.min.js')),
+      uplotCss: read(require.resolve('uplot/dist/uPlot.min.css')),
+      css: read(new URL('./report.css', import.meta.url)),
+      client: read(new URL('./client.js', import.meta.url)),
+    };
+  }
+  return assets;
+}
+
+/** Escapes text for HTML element content and attribute values. */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** Makes inline script text safe: "</script" or "<!--" inside a string can never end the element. */
+function scriptSafe(js: string): string {
+  return js.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
+}
+
+export function verdictWord(v: Validity): string {
+  return v === true ? 'VALID' : v === false ? 'INVALID' : 'UNKNOWN';
+}
+function verdictClass(v: Validity): string {
+  return v === true ? 'valid' : v === false ? 'invalid' : 'unknown';
+}
+const badge = (v: Validity) => `<span class="badge ${verdictClass(v)}">${verdictWord(v)}</span>`;
+
+function fmtMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(0)} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 60_000).toFixed(1)} min`;
+}
+
+function opTitle(op: Op | undefined): string {
+  if (!op) return 'not in this history';
+  const who = op.process === 'nemesis' ? 'nemesis' : `p${op.process}${op.node ? ` ${op.node}` : ''}`;
+  const value = op.value === undefined ? '' : JSON.stringify(op.value);
+  return `${who} ${op.type} ${op.f} ${value.length > 160 ? `${value.slice(0, 160)}…` : value}${op.error ? ` — ${op.error}` : ''}`;
+}
+
+function detailValue(v: unknown): string | undefined {
+  if (v === null || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string') {
+    const s = String(v);
+    return s.length > 160 ? `${s.slice(0, 160)}…` : s;
+  }
+  if (Array.isArray(v)) return v.length === 0 ? '[]' : JSON.stringify(v).length <= 120 ? JSON.stringify(v) : `${v.length} items`;
+  if (typeof v === 'object') {
+    const s = JSON.stringify(v);
+    return s.length <= 120 ? s : `{${Object.keys(v as object).length} keys}`;
+  }
+  return undefined;
+}
+
+function renderChecker(name: string, r: CheckResult, opAt: (i: number) => Op | undefined): string {
+  const anomalies = r.anomalies ?? [];
+  const details = Object.entries(r)
+    .filter(([k]) => k !== 'valid' && k !== 'anomalies' && k !== 'error')
+    .map(([k, v]) => [k, detailValue(v)] as const)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `<span>${escapeHtml(k)}: <b>${escapeHtml(v!)}</b></span>`)
+    .join('');
+  const item = (a: Anomaly) => {
+    const links = a.ops
+      .slice(0, maxOpLinks)
+      .map((i) => `<a class="op" href="#op-${i}" title="${escapeHtml(opTitle(opAt(i)))}">${i}</a>`)
+      .join('');
+    const more = a.ops.length > maxOpLinks ? ` <span class="count">+${a.ops.length - maxOpLinks} more</span>` : '';
+    return `<li><span class="atype">${escapeHtml(a.type)}</span> ${escapeHtml(a.message)}${a.ops.length ? `<span class="ops">ops:${links}${more}</span>` : ''}</li>`;
+  };
+  const first = anomalies.slice(0, shownAnomalies).map(item).join('');
+  const rest = anomalies.slice(shownAnomalies, maxAnomalies).map(item).join('');
+  const beyond = anomalies.length > maxAnomalies ? `<p class="hint">… and ${anomalies.length - maxAnomalies} more anomalies in results.json.</p>` : '';
+  const count = anomalies.length ? `<span class="count">${anomalies.length} ${anomalies.length === 1 ? 'anomaly' : 'anomalies'}</span>` : '';
+  return `<div class="checker ${verdictClass(r.valid)}" id="checker-${escapeHtml(name)}">
+<h3>${badge(r.valid)} ${escapeHtml(name)} ${count}</h3>
+${details ? `<div class="details">${details}</div>` : ''}
+${r.error ? `<div class="error">${escapeHtml(r.error)}</div>` : ''}
+${first ? `<ul class="anomalies">${first}</ul>` : ''}
+${rest ? `<details class="more"><summary>Show ${Math.min(anomalies.length, maxAnomalies) - shownAnomalies} more</summary><ul class="anomalies">${rest}</ul></details>` : ''}${beyond}
+</div>`;
+}
+
+const statsOrder = [
+  'writes', 'meshMessages', 'messagesPerWrite', 'relaysSent', 'relaysReceived', 'echoesSuppressed', 'antiEntropyRounds',
+  'keysRepaired', 'skewEvents', 'watcherDrops', 'meshThrottled', 'duplicateRequests', 'fsyncs',
+];
+const barred = new Set(['messagesPerWrite', 'keysRepaired']);
+
+function words(camel: string): string {
+  return camel.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+}
+
+function renderStats(stats: Readonly<Record<string, NodeStats>>): string {
+  const nodes = Object.keys(stats).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const keys = new Set<string>();
+  for (const n of nodes) for (const [k, v] of Object.entries(stats[n])) if (typeof v === 'number') keys.add(k);
+  const cols = [...statsOrder.filter((k) => keys.has(k)), ...[...keys].filter((k) => !statsOrder.includes(k)).sort()];
+  const max = new Map(cols.map((k) => [k, Math.max(0, ...nodes.map((n) => Number(stats[n][k] ?? 0)))]));
+  const cell = (n: string, k: string) => {
+    const v = stats[n][k];
+    if (typeof v !== 'number') return '<td></td>';
+    const text = Number.isInteger(v) ? String(v) : v.toFixed(2);
+    const bar = barred.has(k) && max.get(k)! > 0 ? `<span class="bar" style="width:${Math.round((60 * v) / max.get(k)!)}px"></span>` : '';
+    return `<td>${bar}${text}</td>`;
+  };
+  return `<table class="grid"><thead><tr><th>node</th>${cols.map((k) => `<th>${escapeHtml(words(k))}</th>`).join('')}</tr></thead><tbody>
+${nodes.map((n) => `<tr><td>${escapeHtml(n)}</td>${cols.map((k) => cell(n, k)).join('')}</tr>`).join('\n')}
+</tbody></table>`;
+}
+
+function renderNodeValues(rows: readonly NodeValues[], nodes: readonly string[]): string {
+  const shown = rows.slice(0, 200);
+  const cols = nodes.filter((n) => shown.some((r) => n in r.values));
+  const body = shown
+    .map((r) => {
+      // The value most nodes hold is the reference; the cells that differ from it are highlighted.
+      const tally = new Map<string, number>();
+      for (const n of cols) if (n in r.values) tally.set(r.values[n], (tally.get(r.values[n]) ?? 0) + 1);
+      const common = [...tally].sort((a, b) => b[1] - a[1])[0]?.[0];
+      const cells = cols
+        .map((n) => (n in r.values ? `<td class="val${r.values[n] !== common ? ' differs' : ''}">${escapeHtml(r.values[n])}</td>` : '<td class="val empty">(absent)</td>'))
+        .join('');
+      const links = r.ops.slice(0, 8).map((i) => `<a class="op" href="#op-${i}">${i}</a>`).join('');
+      return `<tr><td class="val"><b>${escapeHtml(r.key)}</b><br><span class="count">${escapeHtml(r.checker)}</span></td>${cells}<td class="val">${links}</td></tr>`;
+    })
+    .join('\n');
+  const more = rows.length > shown.length ? `<p class="hint">… and ${rows.length - shown.length} more in results.json.</p>` : '';
+  return `<table class="grid"><thead><tr><th>key</th>${cols.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>ops</th></tr></thead><tbody>${body}</tbody></table>${more}`;
+}
+
+function renderHeader(results: RunResults, model: ReportModel): string {
+  const t = results.test;
+  const c = results.opCounts;
+  const meta: [string, string][] = [
+    ['seed', String(t.seed)],
+    ['workload', t.workload],
+    ['nemesis', t.nemesis.join(', ') || 'none'],
+    ['nodes', t.nodes.join(' ')],
+    ['started', t.startTime.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')],
+    ['duration', fmtMs(results.durationMs)],
+    ['ops', `${c.ok} ok · ${c.fail} fail · ${c.info} info`],
+  ];
+  if (results.recoveryMs !== undefined) meta.push(['recovery', fmtMs(results.recoveryMs)]);
+  for (const [k, v] of Object.entries(results.versions ?? {})) meta.push([k, v]);
+  const files = ['test.json', 'history.jsonl', 'results.json', 'junit.xml', ...model.nodes.filter((n) => results.test.nodes.includes(n)).map((n) => `nodes/${n}.log`)];
+  return `<header class="top">
+<h1><span class="name">${escapeHtml(t.name)}</span> ${badge(results.valid)}</h1>
+<div class="meta">${meta.map(([k, v]) => `<span>${escapeHtml(k)} <b>${escapeHtml(v)}</b></span>`).join('')}</div>
+${t.command ? `<div class="repro">reproduce: <code>${escapeHtml(t.command)}</code></div>` : ''}
+<div class="files">files: ${files.map((f) => `<a href="${escapeHtml(f)}">${escapeHtml(f)}</a>`).join('')}</div>
+${results.error ? `<div class="run-error"><b>The run failed:</b> ${escapeHtml(results.error)}</div>` : ''}
+</header>`;
+}
+
+/** Renders the whole report.html as one string. */
+export function renderReport(input: ReportInput): string {
+  const { results, history } = input;
+  const a = loadAssets();
+  const model = buildModel(history, results, input.nodeStats as Record<string, NodeStats> | undefined, input.model);
+  const byIndex = history.every((op, i) => op.index === i) ? (i: number) => history[i] : indexer(history);
+  const checkers = Object.entries(results.checkers);
+  const faultKinds = [...new Set(model.windows.map((w) => w.kind))];
+  const sections: [string, string][] = [
+    ['verdict', 'Verdict'],
+    ['timeline', 'Timeline'],
+    ['latency', 'Latency'],
+    ['throughput', 'Throughput'],
+  ];
+  if (model.clock) sections.push(['clocks', 'Clocks']);
+  if (model.stats) sections.push(['mesh', 'Mesh']);
+  if (model.nodeValues.length) sections.push(['values', 'Values per node']);
+  sections.push(['history', 'History'], ['test', 'Test']);
+  const legend = `<div class="legend"><span><i style="background:#2e9e5b"></i>ok</span><span><i style="background:#d64545"></i>fail</span><span><i style="background:#e39b1b"></i>info</span><span><i style="background:#9aa3ad"></i>no completion</span><span><i style="background:#fff;border:1.5px solid #b00020"></i>named by an anomaly</span>${faultKinds
+    .map((k) => `<span><i style="background:${faultColor(k)};opacity:.4"></i>${escapeHtml(k)} window</span>`)
+    .join('')}</div>`;
+  const data = JSON.stringify({ model, faultColors }).replace(/</g, '\\u003c');
+  const title = `${results.test.name} · ${verdictWord(results.valid)} · faultline`;
+
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>${a.uplotCss}</style>
+<style>${a.css}</style>
+</head>
+<body>
+${renderHeader(results, model)}
+<nav class="toc">${sections.map(([id, label]) => `<a href="#${id}">${label}</a>`).join('')}</nav>
+<main>
+<section id="verdict">
+<h2>Verdict ${badge(results.valid)} <span class="sub">${checkers.length} checkers; false beats unknown beats true</span></h2>
+<div class="checkers">${checkers.length ? checkers.map(([name, r]) => renderChecker(name, r, byIndex)).join('\n') : '<p class="empty">No checker ran.</p>'}</div>
+</section>
+<section id="timeline">
+<h2>Timeline <span class="sub">${model.lanes.length} client lanes (a process that ended in info continues in its successor's lane) · ${model.ops.startMs.length} ops · ${model.windows.length} fault windows</span></h2>
+<div class="controls"><button id="tl-left" title="pan left">◀</button><button id="tl-right" title="pan right">▶</button><button id="tl-in" title="zoom in">+</button><button id="tl-out" title="zoom out">-</button><button id="tl-reset">whole run</button><span class="range" id="tl-range"></span><span class="hint">drag: zoom to a range · shift+drag: pan · double-click: whole run · click an op: show it in the history</span></div>
+${legend}
+<div class="tl-wrap" style="margin-top:6px"><canvas id="tl-canvas" height="120"></canvas><div class="tooltip" id="tl-tip"></div></div>
+</section>
+<section id="latency">
+<h2>Latency <span class="sub">each completed op at its invoke time; lines are quantiles of ok ops per ${fmtMs(model.buckets.widthMs)}; shaded: fault windows</span></h2>
+<div class="chart" id="lat-chart"></div>
+</section>
+<section id="throughput">
+<h2>Throughput and availability <span class="sub">completions per second by outcome and ok / all completions, per ${fmtMs(model.buckets.widthMs)}</span></h2>
+<div class="chart" id="thr-chart"></div>
+</section>
+${model.clock ? `<section id="clocks"><h2>Clock offsets <span class="sub">wall-clock offset per node as the clock nemesis set it</span></h2><div class="chart" id="clock-chart"></div></section>` : ''}
+${model.stats ? `<section id="mesh"><h2>Mesh stats <span class="sub">per node, at the end of the run</span></h2>${renderStats(model.stats)}</section>` : ''}
+${model.nodeValues.length ? `<section id="values"><h2>Values per node <span class="sub">keys on which nodes disagree; highlighted cells differ from the value most nodes hold</span></h2>${renderNodeValues(model.nodeValues, model.nodes)}</section>` : ''}
+<section id="history">
+<h2>History <span class="count" id="hist-count"></span></h2>
+<div class="filters">
+<label>process <select id="flt-process"><option value="">all</option></select></label>
+<label>node <select id="flt-node"><option value="">all</option></select></label>
+<label>f <select id="flt-f"><option value="">all</option></select></label>
+<label>type <select id="flt-type"><option value="">all</option></select></label>
+<label>text <input id="flt-text" type="search" placeholder="value or error contains…" size="24"></label>
+<label><input id="flt-anom" type="checkbox"> named by an anomaly</label>
+<button id="flt-clear">clear</button>
+</div>
+<div class="hist">
+<div class="head"><span>index</span><span>time (s)</span><span>process</span><span>node</span><span>type</span><span>f</span><span>value</span><span>error</span></div>
+<div class="body" id="hist-body"><div id="hist-spacer"></div></div>
+</div>
+<div id="op-detail"></div>
+</section>
+<section id="test">
+<details><summary><b>The test as data</b> <span class="hint">(test.json)</span></summary><pre class="mono">${escapeHtml(JSON.stringify(input.test, null, 2))}</pre></details>
+</section>
+</main>
+<script type="application/json" id="faultline-data">${data}</script>
+<script>${scriptSafe(a.uplotJs)}</script>
+<script>${scriptSafe(a.client)}</script>
+</body>
+</html>
+`;
+}
+
+function indexer(history: History): (i: number) => Op | undefined {
+  const map = new Map(history.map((op) => [op.index, op]));
+  return (i) => map.get(i);
+}
+
+/** The model embedded in a rendered report (for tests and tools that inspect a report). */
+export function reportDataFromHtml(html: string): { model: ReportModel; faultColors: Record<string, string> } {
+  const m = /<script type="application\/json" id="faultline-data">([\s\S]*?)<\/script>/.exec(html);
+  if (!m) throw new Error('No faultline-data script in this HTML: is it a faultline report.html?');
+  return JSON.parse(m[1]);
+}
