@@ -17,8 +17,10 @@ const pairingCache = new WeakMap<History, Pairing>();
 
 /** Pairs every client invoke with its completion by process (nemesis ops are left unpaired). */
 export function pairing(history: History): Pairing {
+  // Histories are immutable by contract; the length check still keeps a caller who appends to the
+  // array between two checks from getting a stale pairing.
   const cached = pairingCache.get(history);
-  if (cached) return cached;
+  if (cached && cached.completion.length === history.length) return cached;
   const n = history.length;
   const completion = new Int32Array(n).fill(-1);
   const invocation = new Int32Array(n).fill(-1);
@@ -72,7 +74,7 @@ const finalCache = new WeakMap<History, Map<string, FinalReads>>();
 
 /** Collects the ok "final-read" ops by round and node, and picks the view the checkers judge. */
 export function finalReads(history: History, ctx: CheckContext): FinalReads {
-  const nodesKey = ctx.nodes.join(',');
+  const nodesKey = ctx.nodes.join(',') + '#' + history.length;
   let perNodes = finalCache.get(history);
   if (!perNodes) finalCache.set(history, (perNodes = new Map()));
   const cached = perNodes.get(nodesKey);
