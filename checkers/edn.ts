@@ -42,24 +42,30 @@ function newParser(): EDNListParser {
   return new EDNListParser({ mapAs: 'object', setAs: 'array', listAs: 'array', keywordAs: 'string', symbolAs: 'string', charAs: 'string' });
 }
 
-/** Parses the forms of `text`; on a syntax error, finds the first line that does not parse on its own. */
+/**
+ * Parses the forms of `text`, feeding the parser line by line so that an error names its line, and an
+ * unterminated form (a killed Jepsen run, or a missing bracket) names the line where that form began.
+ */
 function parseForms(text: string): unknown[] {
-  try {
-    const forms = newParser().next(text + '\n');
-    return forms.filter((f) => f !== undefined);
-  } catch (error) {
-    const lines = text.split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i].trim();
-      if (line === '' || line.startsWith(';')) continue;
-      try {
-        newParser().next(line + '\n');
-      } catch {
-        throw new EdnHistoryError(`Malformed EDN on line ${i + 1}: ${JSON.stringify(lines[i].slice(0, 200))}`, i + 1, { cause: error });
-      }
+  const parser = newParser();
+  const forms: unknown[] = [];
+  const lines = text.split('\n');
+  let formStart = 1;
+  for (let i = 0; i < lines.length; i++) {
+    try {
+      for (const f of parser.next(lines[i] + '\n')) if (f !== undefined) forms.push(f);
+    } catch (error) {
+      throw new EdnHistoryError(`Malformed EDN on line ${i + 1}: ${JSON.stringify(lines[i].slice(0, 200))}`, i + 1, { cause: error });
     }
-    throw new EdnHistoryError(`Malformed EDN history: ${error instanceof Error ? error.message : String(error)}`, undefined, { cause: error });
+    if (parser.stack.length === 0 && parser.mode === 0 && parser.state.trim() === '') formStart = i + 2;
   }
+  if (parser.stack.length > 0 || parser.mode !== 0 || parser.state.trim() !== '') {
+    throw new EdnHistoryError(
+      `Malformed EDN: the form starting on line ${formStart} is never closed: ${JSON.stringify((lines[formStart - 1] ?? '').slice(0, 200))}`,
+      formStart,
+    );
+  }
+  return forms;
 }
 
 /** Converts the text of a Jepsen history.edn into ops. */

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { checkerFor, checkersFor } from '../index.ts';
+import { compose, type Checker } from '../types.ts';
+import { HistoryBuilder, ctx, entity, hlc } from './builder.ts';
+
+describe('composition', () => {
+  it('turns a checker that throws into unknown with the error, without failing the others', () => {
+    const boom: Checker = () => {
+      throw new TypeError('no such field');
+    };
+    const r = compose({ boom, fine: () => ({ valid: true }) })([], ctx());
+    expect(r.valid).toBe('unknown');
+    expect(r.results.boom).toEqual({ valid: 'unknown', error: 'TypeError: no such field' });
+    expect(r.results.fine.valid).toBe(true);
+  });
+
+  it('reports an advisory failure without letting it fail the run', () => {
+    const r = compose({ adv: () => ({ valid: false, advisory: true }), ok: () => ({ valid: true }) })([], ctx());
+    expect(r.valid).toBe(true);
+    expect(r.results.adv.valid).toBe(false);
+  });
+
+  it('judges an lww run: a stale read fails linearizability (advisory) but the run is valid', () => {
+    const b = new HistoryBuilder();
+    const w = { entity: 'e1', component: 'pos', value: 'a', requestId: 'r1' };
+    b.nemesis('start-partition');
+    b.call(0, 'n1', 'write', w, 'ok', { ...w, ts: hlc(10) });
+    b.call(1, 'n2', 'read', { entity: 'e1', component: 'pos' }, 'ok', { entity: 'e1', component: 'pos', value: null, ts: null });
+    b.nemesis('heal');
+    const final = { e1: entity({ pos: ['a', hlc(10)] }) };
+    b.finalRound(0, { n1: final, n2: final });
+    const r = checkerFor('lww')(b.ops, ctx());
+    expect(r.results.linearizability).toMatchObject({ valid: false, advisory: true, expected: 'AP store: not linearizable under partitions' });
+    expect(Object.fromEntries(Object.entries(r.results).map(([k, v]) => [k, v.valid]))).toEqual({
+      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, linearizability: false, perf: true,
+    });
+    expect(r.valid).toBe(true);
+    expect(checkerFor('lww', { strictLinearizability: true })(b.ops, ctx()).valid).toBe(false);
+  });
+
+  it('lists the checkers of every workload and rejects an unknown one', () => {
+    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'perf']);
+    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'perf']);
+    expect(Object.keys(checkersFor('cas-register'))).toEqual(['linearizability', 'perf']);
+    expect(() => checkersFor('nope' as 'lww')).toThrow(/Unknown workload "nope"/);
+  });
+});
