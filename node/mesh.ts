@@ -1,0 +1,279 @@
+// The mesh: how writes travel between nodes. Peers form a full mesh, so each node relays its own
+// durable writes straight to every peer and never forwards others' writes.
+//
+// Relay: per peer, a bounded queue, flushed every FLUSH_MS or when a batch is full, onto a
+// client-streaming Relay call that is rotated every ROTATE_MS. When the peer is not connected, its
+// queue is full, its stream is backed up, or the token bucket is empty, the batch is DROPPED and
+// counted rather than retried: anti-entropy repairs whatever relays lost, which is what keeps memory
+// bounded during a partition.
+//
+// Receiving: writes whose origin is this node, or whose (origin, seq) was already seen, are dropped as
+// echoes (counted). The planted bug `echo-relay` turns that off and re-forwards every received write to
+// every peer, the origin included, until it has made MAX_ECHO_HOPS hops.
+//
+// Anti-entropy: every --anti-entropy-ms, for each peer: Digest (hashes of the peer's state in
+// DIGEST_BUCKETS buckets), compare with ours, then Repair the differing buckets in chunks — the request
+// pushes our entries of those buckets and the reply carries the peer's, both merged with the same pure
+// merge, so one round repairs both sides. The planted bug `no-anti-entropy` never starts the loop.
+import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { MeshClient, type MeshWrite, type RelayBatch, type RepairReply, type DigestReply } from '../proto/gen/faultline.ts';
+import { TokenBucket } from './token-bucket.ts';
+import { parseHlc } from './hlc.ts';
+import { meshWriteToKey } from './validate.ts';
+import type { KeyWrite } from './replica.ts';
+import type { Peer } from './config.ts';
+import type { LocalWrite, StoreNode } from './node.ts';
+
+export const FLUSH_MS = 2;
+export const BATCH_MAX = 256;
+export const QUEUE_MAX = 20_000;
+export const ROTATE_MS = 1000;
+export const DIGEST_BUCKETS = 64;
+export const REPAIR_CHUNK_BUCKETS = 8;
+export const MAX_ECHO_HOPS = 3;
+const DIGEST_TIMEOUT_MS = 2000;
+const REPAIR_TIMEOUT_MS = 10_000;
+
+/** Message size limits for mesh traffic: repairs of large buckets exceed gRPC's 4 MiB default. */
+export const MESH_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+export const MESH_CHANNEL_OPTIONS = {
+  'grpc.keepalive_time_ms': 2000,
+  'grpc.keepalive_timeout_ms': 2000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
+  'grpc.max_receive_message_length': MESH_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MESH_MESSAGE_BYTES,
+  // Peers resolve by DNS name (n2) in containers and may come up in any order; resolve again soon.
+  'grpc.dns_min_time_between_resolutions_ms': 500,
+};
+
+// grpc-js connectivity states (the enum is not re-exported with types we can import as values here).
+const READY = 2;
+
+export function keyToMeshWrite(w: KeyWrite, origin: string, seq: number, hops = 0): MeshWrite {
+  if ('state' in w) {
+    const ts = parseHlc(w.state.ts)!;
+    return { origin, seq, entity: w.entity, component: w.component, value: w.state.value, kind: w.state.kind, ts, deleted: w.state.deleted, counter: '', share: undefined, hops };
+  }
+  return { origin, seq, entity: w.entity, component: '', value: '', kind: '', ts: undefined, deleted: false, counter: w.counter, share: { origin: w.origin, p: w.share.p, n: w.share.n }, hops };
+}
+
+/**
+ * Which (origin, seq) pairs were seen: everything at or below `floor` plus a set above it. Sequences of
+ * one origin arrive mostly in order, so the set stays small; it is pruned to the newest WINDOW.
+ */
+export class SeenWindow {
+  static readonly WINDOW = 100_000;
+  private readonly origins = new Map<string, { floor: number; max: number; seen: Set<number> }>();
+
+  /** Records (origin, seq); returns false if it was already seen. */
+  add(origin: string, seq: number): boolean {
+    let o = this.origins.get(origin);
+    if (!o) {
+      o = { floor: -1, max: -1, seen: new Set() };
+      this.origins.set(origin, o);
+    }
+    if (seq <= o.floor || o.seen.has(seq)) return false;
+    o.seen.add(seq);
+    if (seq > o.max) o.max = seq;
+    if (o.seen.size > 2 * SeenWindow.WINDOW) {
+      o.floor = o.max - SeenWindow.WINDOW;
+      for (const s of o.seen) if (s <= o.floor) o.seen.delete(s);
+    }
+    return true;
+  }
+}
+
+class PeerLink {
+  readonly peer: Peer;
+  private readonly mesh: Mesh;
+  readonly client: MeshClient;
+  private queue: MeshWrite[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private call: ReturnType<MeshClient['relay']> | undefined;
+  private callOpenedMs = 0;
+  private backedUp = false;
+  aeBusy = false;
+
+  constructor(mesh: Mesh, peer: Peer) {
+    this.mesh = mesh;
+    this.peer = peer;
+    const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
+    this.client = new MeshClient(`${host}:${peer.port}`, credentials.createInsecure(), MESH_CHANNEL_OPTIONS);
+    // Connect eagerly so the first relays are not dropped merely because nobody asked for a connection yet.
+    this.client.getChannel().getConnectivityState(true);
+  }
+
+  enqueue(w: MeshWrite): void {
+    const stats = this.mesh.node.stats;
+    if (this.queue.length >= QUEUE_MAX) {
+      stats.relaysDropped += 1;
+      return;
+    }
+    this.queue.push(w);
+    if (this.queue.length >= BATCH_MAX) this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    while (this.queue.length > 0) this.send(this.queue.splice(0, BATCH_MAX));
+  }
+
+  private send(writes: MeshWrite[]): void {
+    const node = this.mesh.node;
+    const stats = node.stats;
+    // An unconnected channel would buffer the call in memory until it fails; drop instead (and let
+    // getConnectivityState(true) start connecting, so relays resume as soon as the peer is back).
+    if (this.client.getChannel().getConnectivityState(true) !== READY || this.backedUp) {
+      stats.relaysDropped += writes.length;
+      node.log.throttled(`relay-drop-${this.peer.id}`, 5000, 'warn', `relay to ${this.peer.id} dropped ${writes.length} writes: peer not connected or backed up (anti-entropy will repair)`);
+      return;
+    }
+    if (!this.mesh.bucket.tryTake(writes.length)) {
+      stats.meshThrottled += writes.length;
+      node.log.throttled('mesh-throttled', 5000, 'warn', `mesh budget of ${node.config.meshBudgetPerS} writes/s exhausted: relay dropped (anti-entropy will repair)`);
+      return;
+    }
+    const call = this.stream();
+    const batch: RelayBatch = { sender: node.config.id, writes };
+    const ok = call.write(batch);
+    stats.relaysSent += writes.length;
+    stats.meshMessages += writes.length;
+    if (!ok) {
+      this.backedUp = true;
+      call.once('drain', () => (this.backedUp = false));
+    }
+  }
+
+  private stream(): NonNullable<PeerLink['call']> {
+    const now = performance.now();
+    if (this.call && now - this.callOpenedMs < ROTATE_MS) return this.call;
+    this.call?.end();
+    this.backedUp = false;
+    this.callOpenedMs = now;
+    const call = this.client.relay({ deadline: Date.now() + ROTATE_MS * 10 }, (error: ServiceError | null) => {
+      if (this.call === call) this.call = undefined;
+      if (error && error.code !== status.CANCELLED) {
+        this.mesh.node.log.throttled(`relay-error-${this.peer.id}`, 5000, 'warn', `relay stream to ${this.peer.id} failed: ${error.code} ${error.details}`);
+      }
+    });
+    this.call = call;
+    return call;
+  }
+
+  close(): void {
+    this.flush();
+    this.call?.end();
+    this.client.close();
+  }
+}
+
+export class Mesh {
+  readonly node: StoreNode;
+  readonly bucket: TokenBucket;
+  readonly seen = new SeenWindow();
+  private readonly links: PeerLink[];
+  private aeTimer: NodeJS.Timeout | undefined;
+
+  constructor(node: StoreNode) {
+    this.node = node;
+    this.bucket = new TokenBucket({ ratePerS: node.config.meshBudgetPerS, burst: node.config.meshBudgetPerS });
+    this.links = node.config.peers.map((p) => new PeerLink(this, p));
+    node.onLocalWrite = (w) => this.relayLocal(w);
+  }
+
+  isPeer(id: string): boolean {
+    return this.links.some((l) => l.peer.id === id);
+  }
+
+  start(): void {
+    if (this.node.bug('no-anti-entropy')) {
+      this.node.log.warn('planted bug no-anti-entropy: anti-entropy is disabled');
+      return;
+    }
+    this.aeTimer = setInterval(() => this.antiEntropyRound(), this.node.config.antiEntropyMs);
+  }
+
+  private relayLocal(w: LocalWrite): void {
+    if (this.links.length === 0) return;
+    const msg = keyToMeshWrite(w.write, this.node.config.id, w.seq);
+    for (const link of this.links) link.enqueue(msg);
+  }
+
+  /** Handles relayed writes (already validated) from `sender`; returns how many were applied. */
+  receiveRelay(writes: readonly MeshWrite[], keys: readonly KeyWrite[]): number {
+    const node = this.node;
+    node.stats.relaysReceived += writes.length;
+    const echoBug = node.bug('echo-relay');
+    const fresh: KeyWrite[] = [];
+    const origins: string[] = [];
+    writes.forEach((w, i) => {
+      if (!echoBug && (w.origin === node.config.id || !this.seen.add(w.origin, w.seq))) {
+        node.stats.echoesSuppressed += 1;
+        return;
+      }
+      fresh.push(keys[i]);
+      origins.push(w.origin);
+      if (echoBug && w.hops < MAX_ECHO_HOPS) {
+        // The planted bug: forward to everyone, including the origin and the sender.
+        for (const link of this.links) link.enqueue({ ...w, hops: w.hops + 1 });
+      }
+    });
+    return node.applyRemote(fresh, (i) => origins[i]);
+  }
+
+  private antiEntropyRound(): void {
+    for (const link of this.links) {
+      if (link.aeBusy) continue;
+      link.aeBusy = true;
+      this.exchange(link)
+        .catch((e: Error) => this.node.log.throttled(`ae-${link.peer.id}`, 5000, 'warn', `anti-entropy with ${link.peer.id} failed: ${e.message}`))
+        .finally(() => (link.aeBusy = false));
+    }
+  }
+
+  private async exchange(link: PeerLink): Promise<void> {
+    const node = this.node;
+    const id = node.config.id;
+    const theirs = await new Promise<DigestReply>((resolve, reject) =>
+      link.client.digest({ sender: id, buckets: DIGEST_BUCKETS }, new Metadata(), { deadline: Date.now() + DIGEST_TIMEOUT_MS }, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    const ours = node.replica.digest(DIGEST_BUCKETS);
+    if (theirs.hashes.length !== DIGEST_BUCKETS) throw new Error(`${link.peer.id} answered ${theirs.hashes.length} digests, expected ${DIGEST_BUCKETS}`);
+    const differing = ours.map((h, b) => (h === theirs.hashes[b] ? -1 : b)).filter((b) => b >= 0);
+    for (let i = 0; i < differing.length; i += REPAIR_CHUNK_BUCKETS) {
+      const buckets = differing.slice(i, i + REPAIR_CHUNK_BUCKETS);
+      const push = [...node.replica.bucketWrites(buckets, DIGEST_BUCKETS)].map((w) => keyToMeshWrite(w, id, 0));
+      node.stats.meshMessages += push.length;
+      const reply = await new Promise<RepairReply>((resolve, reject) =>
+        link.client.repair(
+          { sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push },
+          new Metadata(),
+          { deadline: Date.now() + REPAIR_TIMEOUT_MS },
+          (e, r) => (e ? reject(e) : resolve(r)),
+        ),
+      );
+      this.mergeRepair(reply.writes, link.peer.id);
+    }
+    node.stats.antiEntropyRounds += 1;
+  }
+
+  /** Merges writes received through anti-entropy (validated here); returns how many keys changed. */
+  mergeRepair(writes: readonly MeshWrite[], from: string): number {
+    const keys = writes.map(meshWriteToKey);
+    const changed = this.node.applyRemote(keys, () => from);
+    this.node.stats.keysRepaired += changed;
+    return changed;
+  }
+
+  close(): void {
+    if (this.aeTimer) clearInterval(this.aeTimer);
+    for (const link of this.links) link.close();
+  }
+}

@@ -1,0 +1,382 @@
+// The store node: the replica, its durable log, the HLC, the request-id table, watchers and stats,
+// and the operations the Store API exposes. Every change — a client write, a relayed or repaired write,
+// a replayed log record — goes through the replica's merge, so all paths agree.
+//
+// A local write is applied in memory at once (so concurrent requests see it), appended to the log and
+// acknowledged only when the log's group commit has fdatasync'ed it; only then is it relayed to peers.
+// Its log record carries the request id and the reply, so the request-id table survives SIGKILL. A
+// retry that arrives while the first attempt is still being synced waits for that attempt's reply.
+import { status } from '@grpc/grpc-js';
+import { HybridClock, HlcOverflowError, formatHlc, parseHlc } from './hlc.ts';
+import { counterValue, type ComponentState, type Kind } from './merge.ts';
+import { Replica, type KeyWrite } from './replica.ts';
+import { Wal } from './wal.ts';
+import { WatchHub } from './watch.ts';
+import { RpcError } from './validate.ts';
+import type { NodeConfig } from './config.ts';
+import type { BugName } from './bugs.ts';
+import type { Logger } from './log.ts';
+import type { Entity, GetReply, HealthReply, IncrReply, DeleteReply, PutReply, StatsReply } from '../proto/gen/faultline.ts';
+
+/** Request ids remembered; the oldest are forgotten beyond this (far more than any test run issues). */
+export const MAX_REQUEST_IDS = 2_000_000;
+/** Per-origin sequence numbers are incarnation × 2^32 + n, so they never repeat across restarts. */
+const SEQ_PER_INCARNATION = 2 ** 32;
+
+type StoredReply = { ts?: string; value?: string | number };
+
+interface RequestEntry {
+  /** What the request did (operation, entity, key), so reusing an id for something else is refused. */
+  readonly fp: string;
+  reply: StoredReply | Promise<StoredReply>;
+}
+
+/** Log records: a component state or a counter share (both idempotent), a request entry, an incarnation. */
+type LogRecord =
+  | { t: 'c'; e: string; k: string; v: string; ts: string; d: boolean; kd: Kind; rid?: string; fp?: string; rep?: StoredReply }
+  | { t: 's'; e: string; k: string; o: string; p: number; n: number; rid?: string; fp?: string; rep?: StoredReply }
+  | { t: 'r'; rid: string; fp: string; rep: StoredReply }
+  | { t: 'inc'; n: number };
+
+/** A durable local write, handed to the mesh for relaying. */
+export interface LocalWrite {
+  readonly seq: number;
+  readonly write: KeyWrite;
+}
+
+export interface Stats {
+  writes: number;
+  relaysSent: number;
+  relaysReceived: number;
+  relaysDropped: number;
+  echoesSuppressed: number;
+  antiEntropyRounds: number;
+  keysRepaired: number;
+  meshMessages: number;
+  duplicateRequests: number;
+  meshThrottled: number;
+}
+
+function keyWriteToRecord(w: KeyWrite): LogRecord {
+  return 'state' in w
+    ? { t: 'c', e: w.entity, k: w.component, v: w.state.value, ts: w.state.ts, d: w.state.deleted, kd: w.state.kind }
+    : { t: 's', e: w.entity, k: w.counter, o: w.origin, p: w.share.p, n: w.share.n };
+}
+
+export class StoreNode {
+  readonly config: NodeConfig;
+  readonly log: Logger;
+  readonly clock: HybridClock;
+  readonly replica: Replica;
+  readonly watch = new WatchHub();
+  readonly stats: Stats = {
+    writes: 0,
+    relaysSent: 0,
+    relaysReceived: 0,
+    relaysDropped: 0,
+    echoesSuppressed: 0,
+    antiEntropyRounds: 0,
+    keysRepaired: 0,
+    meshMessages: 0,
+    duplicateRequests: 0,
+    meshThrottled: 0,
+  };
+  /** Called with every durable local write (the mesh relays it). */
+  onLocalWrite: (w: LocalWrite) => void = () => {};
+  private readonly requests = new Map<string, RequestEntry>();
+  private readonly startedMs = performance.now();
+  private wal!: Wal;
+  private incarnation = 0;
+  private localSeq = 0;
+  private compactTimer: NodeJS.Timeout | undefined;
+
+  private constructor(config: NodeConfig, log: Logger) {
+    this.config = config;
+    this.log = log;
+    this.replica = new Replica({ maxAsLww: config.bug === 'threat-lww' });
+    this.clock = new HybridClock({
+      node: config.id,
+      maxSkewMs: config.maxSkewMs,
+      onSkew: (e) =>
+        log.throttled('skew', 1000, 'warn', `skew: remote HLC ${formatHlc(e.remote)} is ${e.aheadMs} ms ahead of local wall ${e.localWallMs} (max ${config.maxSkewMs} ms); accepted, HLC advanced`),
+    });
+  }
+
+  bug(name: BugName): boolean {
+    return this.config.bug === name;
+  }
+
+  /** Opens the data dir, replays the log and snapshot, and records a new incarnation durably. */
+  static async open(config: NodeConfig, log: Logger, onFatal: (error: Error) => void): Promise<StoreNode> {
+    const node = new StoreNode(config, log);
+    const began = performance.now();
+    const { wal, replay } = await Wal.open(
+      { dir: config.dataDir, mode: config.bug === 'ack-before-fsync' ? 'deferred' : 'sync', onFatal },
+      (r) => node.replayRecord(r as LogRecord),
+    );
+    node.wal = wal;
+    node.incarnation += 1;
+    await wal.append({ t: 'inc', n: node.incarnation } satisfies LogRecord);
+    await wal.flush();
+    log.info(
+      `replayed ${replay.records} records (snapshot gen ${replay.snapshotGen}, ${replay.logs} logs, ${replay.discardedBytes} torn bytes dropped) ` +
+        `in ${Math.round(performance.now() - began)} ms: ${node.replica.entities.size} entities, ${node.requests.size} request ids; incarnation ${node.incarnation}`,
+    );
+    node.compactTimer = setInterval(() => node.maybeCompact(), 1000);
+    node.compactTimer.unref();
+    return node;
+  }
+
+  private replayRecord(r: LogRecord): void {
+    switch (r.t) {
+      case 'c':
+        this.replica.applyComponent(r.e, r.k, { value: r.v, ts: r.ts, deleted: r.d, kind: r.kd });
+        this.observeTs(r.ts);
+        break;
+      case 's':
+        this.replica.applyShare(r.e, r.k, r.o, { p: r.p, n: r.n });
+        break;
+      case 'inc':
+        this.incarnation = Math.max(this.incarnation, r.n);
+        return;
+      case 'r':
+        break;
+      default:
+        return;
+    }
+    if (r.rid !== undefined && r.fp !== undefined && r.rep !== undefined) this.remember(r.rid, { fp: r.fp, reply: r.rep });
+  }
+
+  private observeTs(ts: string): void {
+    if (this.bug('wall-clock-lww')) return;
+    const parsed = parseHlc(ts);
+    if (parsed) this.clock.observe(parsed);
+  }
+
+  private remember(rid: string, entry: RequestEntry): void {
+    this.requests.delete(rid);
+    this.requests.set(rid, entry);
+    if (this.requests.size > MAX_REQUEST_IDS) this.requests.delete(this.requests.keys().next().value!);
+  }
+
+  private maybeCompact(): void {
+    if (this.wal.sizeBytes < this.config.compactLogBytes) return;
+    const began = performance.now();
+    this.wal
+      .compact(() => this.snapshotRecords())
+      .then(() => this.log.info(`compacted the log into a snapshot in ${Math.round(performance.now() - began)} ms`))
+      .catch((e: Error) => this.log.error(`compaction failed (will retry): ${e.message}`));
+  }
+
+  private *snapshotRecords(): Generator<LogRecord> {
+    yield { t: 'inc', n: this.incarnation };
+    for (const w of this.replica.allWrites()) yield keyWriteToRecord(w);
+    for (const [rid, entry] of this.requests) {
+      // Entries still being synced are in the new log generation with their write, so skipping them is safe.
+      if (!(entry.reply instanceof Promise)) yield { t: 'r', rid, fp: entry.fp, rep: entry.reply };
+    }
+  }
+
+  private timestamp(): string {
+    if (this.bug('wall-clock-lww')) return formatHlc({ wallMs: Math.max(0, Math.floor(Date.now())), logical: 0, node: this.config.id });
+    try {
+      return formatHlc(this.clock.now());
+    } catch (e) {
+      if (e instanceof HlcOverflowError) throw new RpcError(status.RESOURCE_EXHAUSTED, e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * Deduplication: returns the earlier reply for a known request id (marking it duplicate), or undefined.
+   * With the planted bug `no-dedupe` request ids are ignored. It is synchronous on purpose: the lookup
+   * and the registration in commit() happen in one turn of the event loop, so two copies of a request
+   * that arrive in the same socket read cannot both miss the table.
+   */
+  private earlier(rid: string, fp: string): StoredReply | Promise<StoredReply> | undefined {
+    if (rid === '' || this.bug('no-dedupe')) return undefined;
+    const entry = this.requests.get(rid);
+    if (!entry) return undefined;
+    if (entry.fp !== fp) throw new RpcError(status.INVALID_ARGUMENT, `request_id "${rid}" was already used for a different operation (${entry.fp}); use a fresh id per operation`);
+    this.stats.duplicateRequests += 1;
+    return entry.reply;
+  }
+
+  /** Logs a local write with its request entry, waits until durable, then relays it. */
+  private async commit(write: KeyWrite, rid: string, fp: string, reply: StoredReply): Promise<void> {
+    const dedupe = rid !== '' && !this.bug('no-dedupe');
+    const record = { ...keyWriteToRecord(write), ...(dedupe ? { rid, fp, rep: reply } : {}) } as LogRecord;
+    const durable = this.wal.append(record);
+    if (dedupe) {
+      const entry: RequestEntry = { fp, reply: durable.then(() => reply) };
+      this.remember(rid, entry);
+      durable.then(
+        () => (entry.reply = reply),
+        () => this.requests.delete(rid),
+      );
+    }
+    this.stats.writes += 1;
+    await durable;
+    this.localSeq += 1;
+    this.onLocalWrite({ seq: this.incarnation * SEQ_PER_INCARNATION + this.localSeq, write });
+  }
+
+  private refuseMax(entity: string, component: string, what: string): void {
+    const current = this.replica.component(entity, component);
+    if (current && current.kind === 'max' && !current.deleted && !this.bug('threat-lww')) {
+      throw new RpcError(
+        status.FAILED_PRECONDITION,
+        `component "${component}" of entity "${entity}" is max-wins (kind "max"); ${what} would lower it, which a max-wins component never allows — put a number with kind "max" instead`,
+      );
+    }
+  }
+
+  async put(entity: string, component: string, value: string, kind: Kind, rid: string): Promise<PutReply> {
+    const fp = `put ${entity}/${component}`;
+    const known = this.earlier(rid, fp);
+    if (known) {
+      const prior = await known;
+      return { ts: String(prior.ts ?? ''), value: String(prior.value ?? ''), duplicate: true };
+    }
+    if (kind === 'lww') this.refuseMax(entity, component, 'an LWW put');
+    const ts = this.timestamp();
+    const incoming: ComponentState = { value, ts, deleted: false, kind };
+    const { state, changed } = this.replica.applyComponent(entity, component, incoming);
+    if (changed) this.publish(entity, component, state, this.config.id);
+    const reply = { ts, value: state.deleted ? '' : state.value };
+    await this.commit({ entity, component, state: incoming }, rid, fp, reply);
+    return { ...reply, duplicate: false };
+  }
+
+  async delete(entity: string, component: string, rid: string): Promise<DeleteReply> {
+    const fp = `delete ${entity}/${component}`;
+    const known = this.earlier(rid, fp);
+    if (known) {
+      const prior = await known;
+      return { ts: String(prior.ts ?? ''), duplicate: true };
+    }
+    this.refuseMax(entity, component, 'a delete');
+    const ts = this.timestamp();
+    const incoming: ComponentState = { value: '', ts, deleted: true, kind: 'lww' };
+    const { state, changed } = this.replica.applyComponent(entity, component, incoming);
+    if (changed) this.publish(entity, component, state, this.config.id);
+    await this.commit({ entity, component, state: incoming }, rid, fp, { ts });
+    return { ts, duplicate: false };
+  }
+
+  async incr(entity: string, counter: string, delta: number, rid: string): Promise<IncrReply> {
+    const fp = `incr ${entity}/${counter} ${delta}`;
+    const known = this.earlier(rid, fp);
+    if (known) {
+      const prior = await known;
+      return { value: Number(prior.value ?? 0), duplicate: true };
+    }
+    const own = this.replica.share(entity, counter, this.config.id) ?? { p: 0, n: 0 };
+    const share = { p: own.p + Math.max(delta, 0), n: own.n + Math.max(-delta, 0) };
+    if (!Number.isSafeInteger(share.p) || !Number.isSafeInteger(share.n)) {
+      throw new RpcError(status.OUT_OF_RANGE, `counter "${counter}" of entity "${entity}" would exceed ${Number.MAX_SAFE_INTEGER} on origin ${this.config.id}`);
+    }
+    const { value, changed } = this.replica.applyShare(entity, counter, this.config.id, share);
+    if (changed) this.publishCounter(entity, counter, value, this.config.id);
+    await this.commit({ entity, counter, origin: this.config.id, share }, rid, fp, { value });
+    return { value, duplicate: false };
+  }
+
+  /**
+   * Applies writes from a peer (relay or repair): merges, logs without waiting, publishes changes.
+   * Returns how many keys changed.
+   */
+  applyRemote(writes: readonly KeyWrite[], origin: (i: number) => string): number {
+    let changed = 0;
+    writes.forEach((w, i) => {
+      if ('state' in w) {
+        this.observeTs(w.state.ts);
+        const r = this.replica.applyComponent(w.entity, w.component, w.state);
+        if (!r.changed) return;
+        this.publish(w.entity, w.component, r.state, origin(i));
+      } else {
+        const r = this.replica.applyShare(w.entity, w.counter, w.origin, w.share);
+        if (!r.changed) return;
+        this.publishCounter(w.entity, w.counter, r.value, origin(i));
+      }
+      changed += 1;
+      this.wal.appendLater(keyWriteToRecord(w));
+    });
+    return changed;
+  }
+
+  private publish(entity: string, component: string, s: ComponentState, origin: string): void {
+    if (this.watch.size === 0) return;
+    this.watch.publish({ entity, component, value: s.value, ts: s.ts, deleted: s.deleted, kind: s.kind, origin });
+  }
+
+  private publishCounter(entity: string, counter: string, value: number, origin: string): void {
+    if (this.watch.size === 0) return;
+    this.watch.publish({ entity, component: counter, value: String(value), ts: '', deleted: false, kind: 'counter', origin });
+  }
+
+  entityMessage(id: string): Entity | undefined {
+    const e = this.replica.entities.get(id);
+    if (!e) return undefined;
+    const byName = <V>(m: ReadonlyMap<string, V>) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return {
+      id,
+      components: byName(e.components).map(([name, c]) => ({ name, value: c.value, ts: c.ts, deleted: c.deleted, kind: c.kind })),
+      counters: byName(e.counters).map(([name, shares]) => ({
+        name,
+        value: counterValue(shares),
+        shares: byName(shares).map(([origin, s]) => ({ origin, p: s.p, n: s.n })),
+      })),
+    };
+  }
+
+  get(id: string): GetReply {
+    const entity = this.entityMessage(id);
+    return entity ? { found: true, entity } : { found: false, entity: undefined };
+  }
+
+  /** Entity ids in sorted order, for Scan. */
+  entityIds(): string[] {
+    return [...this.replica.entities.keys()].sort();
+  }
+
+  health(): HealthReply {
+    return {
+      node: this.config.id,
+      ok: true,
+      wallMs: Date.now(),
+      hlc: formatHlc(this.clock.peek()),
+      uptimeMs: Math.round(performance.now() - this.startedMs),
+      bug: this.config.bug ?? '',
+      peers: this.config.peers.map((p) => `${p.id}=${p.host}:${p.port}`),
+      pid: process.pid,
+    };
+  }
+
+  statsReply(): StatsReply {
+    const s = this.stats;
+    return {
+      node: this.config.id,
+      writes: s.writes,
+      relaysSent: s.relaysSent,
+      relaysReceived: s.relaysReceived,
+      echoesSuppressed: s.echoesSuppressed,
+      antiEntropyRounds: s.antiEntropyRounds,
+      keysRepaired: s.keysRepaired,
+      skewEvents: this.clock.skewEvents,
+      watcherDrops: this.watch.drops,
+      meshMessages: s.meshMessages,
+      messagesPerWrite: s.writes === 0 ? 0 : s.meshMessages / s.writes,
+      duplicateRequests: s.duplicateRequests,
+      meshThrottled: s.meshThrottled,
+      fsyncs: this.wal.fsyncs,
+      relaysDropped: s.relaysDropped,
+    };
+  }
+
+  /** Flushes the log (including a deferred buffer) and closes it. */
+  async close(): Promise<void> {
+    if (this.compactTimer) clearInterval(this.compactTimer);
+    await this.wal.close();
+  }
+}

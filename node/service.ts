@@ -1,0 +1,166 @@
+// The gRPC face of a node: one server on --listen serving the Store (client) and Mesh (peer) services.
+// Handlers validate input (node/validate.ts), call the node, and turn every failure into a gRPC status
+// with a clear message; nothing a client or peer sends can throw out of a handler and crash the node.
+import { Server, ServerCredentials, status, type ServerErrorResponse, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { MeshService, StoreService, type MeshServer, type StoreServer, type MeshWrite } from '../proto/gen/faultline.ts';
+import { RpcError, checkDelta, checkId, checkKind, checkRequestId, checkValue, invalid, meshWriteToKey } from './validate.ts';
+import { MESH_MESSAGE_BYTES, keyToMeshWrite, type Mesh } from './mesh.ts';
+import { isPowerOfTwoBuckets } from './replica.ts';
+import type { StoreNode } from './node.ts';
+
+function toStatus(error: unknown): Partial<ServerErrorResponse> {
+  if (error instanceof RpcError) return { code: error.code, details: error.message };
+  return { code: status.INTERNAL, details: `internal error: ${(error as Error)?.message ?? String(error)}` };
+}
+
+/** Wraps a unary handler so any throw or rejection becomes a gRPC error reply. */
+function unary<Req, Res>(node: StoreNode, name: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+    let result: Res | Promise<Res>;
+    try {
+      result = fn(call.request, call);
+    } catch (error) {
+      if (!(error instanceof RpcError)) node.log.error(`${name} failed: ${(error as Error)?.stack ?? String(error)}`);
+      callback(toStatus(error));
+      return;
+    }
+    Promise.resolve(result).then(
+      (reply) => callback(null, reply),
+      (error) => {
+        if (!(error instanceof RpcError)) node.log.error(`${name} failed: ${(error as Error)?.stack ?? String(error)}`);
+        callback(toStatus(error));
+      },
+    );
+  };
+}
+
+function checkSender(mesh: Mesh, sender: unknown): string {
+  if (typeof sender !== 'string' || sender === '') throw invalid('sender must name the sending node');
+  if (!mesh.isPeer(sender)) {
+    throw new RpcError(status.PERMISSION_DENIED, `sender "${sender.slice(0, 64)}" is not in this node's --peers list`);
+  }
+  return sender;
+}
+
+function checkBucketCount(count: number): number {
+  const n = count === 0 ? 64 : count;
+  if (!isPowerOfTwoBuckets(n)) throw invalid(`buckets must be a power of two from 1 to 4096, got ${count}`);
+  return n;
+}
+
+export function storeHandlers(node: StoreNode): StoreServer {
+  return {
+    put: unary(node, 'Put', (req) => {
+      const kind = checkKind(req.kind);
+      return node.put(checkId('entity', req.entity), checkId('component', req.component), checkValue(req.value, kind), kind, checkRequestId(req.requestId));
+    }),
+    incr: unary(node, 'Incr', (req) =>
+      node.incr(checkId('entity', req.entity), checkId('counter', req.counter), checkDelta(req.delta), checkRequestId(req.requestId)),
+    ),
+    delete: unary(node, 'Delete', (req) => node.delete(checkId('entity', req.entity), checkId('component', req.component), checkRequestId(req.requestId))),
+    get: unary(node, 'Get', (req) => node.get(checkId('entity', req.entity))),
+    scan: (call) => {
+      // Streams one entity at a time and waits for the client when it falls behind, so a Scan of a
+      // large store never builds the whole answer in memory.
+      const ids = node.entityIds();
+      let i = 0;
+      const pump = () => {
+        while (i < ids.length) {
+          const entity = node.entityMessage(ids[i++]);
+          if (entity && !call.write(entity)) {
+            call.once('drain', pump);
+            return;
+          }
+        }
+        call.end();
+      };
+      call.on('error', () => {
+        i = ids.length;
+      });
+      pump();
+    },
+    watch: (call) => {
+      let prefix: string;
+      try {
+        prefix = call.request.entityPrefix;
+        if (Buffer.byteLength(prefix, 'utf8') > 256) throw invalid('entity_prefix is longer than the 256-byte id limit');
+      } catch (error) {
+        call.emit('error', toStatus(error));
+        return;
+      }
+      const remove = node.watch.add(prefix, call.request.buffer, call);
+      const done = () => remove();
+      call.on('cancelled', done);
+      call.on('close', done);
+      call.on('error', done);
+    },
+    health: unary(node, 'Health', () => node.health()),
+    stats: unary(node, 'Stats', () => node.statsReply()),
+  };
+}
+
+export function meshHandlers(node: StoreNode, mesh: Mesh): MeshServer {
+  return {
+    relay: (call, callback) => {
+      let received = 0;
+      let failed = false;
+      call.on('data', (batch: { sender: string; writes: MeshWrite[] }) => {
+        if (failed) return;
+        try {
+          checkSender(mesh, batch.sender);
+          const keys = batch.writes.map(meshWriteToKey);
+          mesh.receiveRelay(batch.writes, keys);
+          received += batch.writes.length;
+        } catch (error) {
+          failed = true;
+          node.log.throttled(`relay-in-${String(batch?.sender).slice(0, 64)}`, 5000, 'warn', `rejected relay from "${String(batch?.sender).slice(0, 64)}": ${(error as Error).message}`);
+          callback(toStatus(error));
+        }
+      });
+      call.on('end', () => {
+        if (!failed) callback(null, { received });
+      });
+      call.on('error', () => {
+        failed = true;
+      });
+    },
+    digest: unary(node, 'Digest', (req) => {
+      checkSender(mesh, req.sender);
+      return { sender: node.config.id, hashes: node.replica.digest(checkBucketCount(req.buckets)) };
+    }),
+    repair: unary(node, 'Repair', (req) => {
+      checkSender(mesh, req.sender);
+      const count = checkBucketCount(req.bucketCount);
+      for (const b of req.buckets) if (b >= count) throw invalid(`bucket ${b} is out of range for ${count} buckets`);
+      // Collect our side before merging theirs, so the reply is our state as it was asked for.
+      const writes = [...node.replica.bucketWrites(req.buckets, count)].map((w) => keyToMeshWrite(w, node.config.id, 0));
+      node.stats.meshMessages += writes.length;
+      mesh.mergeRepair(req.writes, req.sender);
+      return { sender: node.config.id, writes };
+    }),
+  };
+}
+
+export interface ListeningServer {
+  readonly server: Server;
+  readonly port: number;
+}
+
+/** Starts one gRPC server serving both services on host:port; resolves with the bound port. */
+export function listen(node: StoreNode, mesh: Mesh, host: string, port: number): Promise<ListeningServer> {
+  const server = new Server({
+    'grpc.max_receive_message_length': MESH_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MESH_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5000,
+  });
+  server.addService(StoreService, storeHandlers(node));
+  server.addService(MeshService, meshHandlers(node, mesh));
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => {
+      if (error) reject(new Error(`cannot listen on ${address}: ${error.message}`, { cause: error }));
+      else resolve({ server, port: bound });
+    }),
+  );
+}

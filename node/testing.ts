@@ -1,0 +1,166 @@
+// Support for the cluster tests and the benchmark: starts real node processes (`node node/main.ts`) on
+// loopback with free ports and temp data dirs, waits until they answer Health, and offers a promise
+// client for the Store API. Nothing here is a mock; these are the same processes the containers run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { StoreClient, type StatsReply, type HealthReply, type GetReply, type PutReply, type IncrReply, type DeleteReply, type Entity, type WatchEvent } from '../proto/gen/faultline.ts';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.ts');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface NodeSpec {
+  readonly id: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** id → port of the other nodes. */
+  readonly peers: Readonly<Record<string, number>>;
+  readonly bug?: string;
+  readonly antiEntropyMs?: number;
+  readonly extraArgs?: readonly string[];
+}
+
+export class NodeProcess {
+  readonly spec: NodeSpec;
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(spec: NodeSpec) {
+    this.spec = spec;
+    const peers = Object.entries(spec.peers).map(([id, port]) => `${id}=127.0.0.1:${port}`).join(',');
+    const args = [MAIN, '--id', spec.id, '--listen', `127.0.0.1:${spec.port}`, '--peers', peers, '--data-dir', spec.dataDir];
+    if (spec.antiEntropyMs !== undefined) args.push('--anti-entropy-ms', String(spec.antiEntropyMs));
+    if (spec.bug) args.push('--bug', spec.bug);
+    args.push(...(spec.extraArgs ?? []));
+    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    if (this.alive) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Starts a node process and waits until it answers Health (or fails with its output). */
+export async function startNode(spec: NodeSpec, timeoutMs = 20_000): Promise<NodeProcess> {
+  const proc = new NodeProcess(spec);
+  const client = new StoreApi(spec.port);
+  const began = performance.now();
+  try {
+    for (;;) {
+      if (!proc.alive) throw new Error(`node ${spec.id} exited with ${proc.child.exitCode} before it was healthy:\n${proc.output}`);
+      try {
+        await client.health(500);
+        return proc;
+      } catch {
+        if (performance.now() - began > timeoutMs) throw new Error(`node ${spec.id} not healthy after ${timeoutMs} ms:\n${proc.output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } catch (error) {
+    await proc.kill();
+    throw error;
+  } finally {
+    client.close();
+  }
+}
+
+export interface ClusterOptions {
+  readonly size: number;
+  readonly bug?: string;
+  readonly antiEntropyMs?: number;
+}
+
+/** A set of node specs with free ports and fresh temp data dirs (n1..nN, full mesh). */
+export async function clusterSpecs(options: ClusterOptions): Promise<NodeSpec[]> {
+  const ids = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
+  const ports = await Promise.all(ids.map(() => freePort()));
+  return ids.map((id, i) => ({
+    id,
+    port: ports[i],
+    dataDir: mkdtempSync(join(tmpdir(), `faultline-${id}-`)),
+    peers: Object.fromEntries(ids.map((other, j) => [other, ports[j]]).filter(([other]) => other !== id)),
+    bug: options.bug,
+    antiEntropyMs: options.antiEntropyMs,
+  }));
+}
+
+export function removeDataDirs(specs: readonly NodeSpec[]): void {
+  for (const s of specs) rmSync(s.dataDir, { recursive: true, force: true });
+}
+
+/** A promise-based Store client on 127.0.0.1:port. */
+export class StoreApi {
+  readonly client: StoreClient;
+
+  constructor(port: number) {
+    this.client = new StoreClient(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+  }
+
+  private unary<T>(method: string, request: unknown, timeoutMs = 10_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      (this.client as any)[method](request, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, reply: T) => (error ? reject(error) : resolve(reply)));
+    });
+  }
+
+  put(entity: string, component: string, value: string, requestId = '', kind = ''): Promise<PutReply> {
+    return this.unary('put', { entity, component, value, requestId, kind });
+  }
+  incr(entity: string, counter: string, delta: number, requestId = ''): Promise<IncrReply> {
+    return this.unary('incr', { entity, counter, delta, requestId });
+  }
+  delete(entity: string, component: string, requestId = ''): Promise<DeleteReply> {
+    return this.unary('delete', { entity, component, requestId });
+  }
+  get(entity: string): Promise<GetReply> {
+    return this.unary('get', { entity });
+  }
+  health(timeoutMs = 5000): Promise<HealthReply> {
+    return this.unary('health', {}, timeoutMs);
+  }
+  stats(): Promise<StatsReply> {
+    return this.unary('stats', {});
+  }
+  scan(): Promise<Entity[]> {
+    return new Promise((resolve, reject) => {
+      const out: Entity[] = [];
+      const call = this.client.scan({});
+      call.on('data', (e: Entity) => out.push(e));
+      call.on('error', reject);
+      call.on('end', () => resolve(out));
+    });
+  }
+  /** Opens a Watch stream; returns a function that cancels it. */
+  watch(prefix: string, onEvent: (e: WatchEvent) => void, buffer = 0): () => void {
+    const call = this.client.watch({ entityPrefix: prefix, buffer });
+    call.on('data', onEvent);
+    call.on('error', () => {});
+    return () => call.cancel();
+  }
+  close(): void {
+    this.client.close();
+  }
+}
