@@ -103,7 +103,7 @@ function differences(reads: readonly FinalRead[]): Difference[] {
 }
 
 /** Checks that every node's final state is identical and measures how long that took after the heal. */
-export const convergence: Checker = (history: History, ctx: CheckContext): ConvergenceResult => {
+export const convergence = (history: History, ctx: CheckContext): ConvergenceResult => {
   const fr = finalReads(history, ctx);
 
   let healPos = -1;
@@ -172,3 +172,6 @@ export const convergence: Checker = (history: History, ctx: CheckContext): Conve
     ...anomalies.summary(),
   };
 };
+
+// Compile-time proof that the typed function is a Checker.
+convergence satisfies Checker;

@@ -50,7 +50,7 @@ interface Effect {
 }
 
 /** Checks counters against the acknowledged range and that no write or add was applied twice. */
-export const idempotency: Checker = (history: History, ctx: CheckContext): IdempotencyResult => {
+export const idempotency = (history: History, ctx: CheckContext): IdempotencyResult => {
   const { completion } = pairing(history);
   const anomalies = new AnomalyList();
   // "entity NUL counter" → requestId → request.
@@ -226,3 +226,6 @@ export const idempotency: Checker = (history: History, ctx: CheckContext): Idemp
   const verdict = counters.size > 0 || writeEffects.size > 0 || addEffects.size > 0 ? finalVerdict(anomalies, fr) : { valid: anomalies.count > 0 ? false : true };
   return { ...verdict, counters: counterResults, effectsChecked, ...anomalies.summary() } as IdempotencyResult;
 };
+
+// Compile-time proof that the typed function is a Checker.
+idempotency satisfies Checker;

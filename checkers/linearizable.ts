@@ -23,7 +23,7 @@
 // `advisory: true` and an `expected` sentence; compose() reports it but leaves it out of the merged
 // verdict (see types.ts), so a known, documented non-property does not fail the run.
 import type { History, Op } from '../harness/history.ts';
-import type { CheckContext, CheckResult, Checker } from './types.ts';
+import type { CheckContext, CheckResult } from './types.ts';
 import { AnomalyList, pairing } from './util.ts';
 
 export type RegisterModel = 'register' | 'cas-register';
@@ -219,7 +219,7 @@ function search(k: KeyOps, deadline: number): SearchOutcome {
 }
 
 /** Builds a linearizability checker for the given register model. */
-export function linearizable(options: LinearizableOptions): Checker {
+export function linearizable(options: LinearizableOptions): (history: History, ctx: CheckContext) => LinearizableResult {
   const { model } = options;
   if (model !== 'register' && model !== 'cas-register') {
     throw new Error(`Unknown model ${JSON.stringify(model)}: expected "register" or "cas-register".`);

@@ -54,7 +54,7 @@ interface LastRead {
 }
 
 /** Checks that no acknowledged LWW write vanished without a winning write to explain it. */
-export const lostWrites: Checker = (history: History, ctx: CheckContext): LostWritesResult => {
+export const lostWrites = (history: History, ctx: CheckContext): LostWritesResult => {
   const { completion } = pairing(history);
   const keys = new Map<string, KeyState>();
   // Last ok read of a key by a process, keyed "process NUL entity NUL component".
@@ -206,3 +206,6 @@ export const lostWrites: Checker = (history: History, ctx: CheckContext): LostWr
     ...anomalies.summary(),
   };
 };
+
+// Compile-time proof that the typed function is a Checker.
+lostWrites satisfies Checker;

@@ -32,7 +32,7 @@ interface LastMax {
 }
 
 /** Checks that max-wins components never go down on any node and end at the largest acknowledged write. */
-export const maxWins: Checker = (history: History, ctx: CheckContext): MaxWinsResult => {
+export const maxWins = (history: History, ctx: CheckContext): MaxWinsResult => {
   const { completion } = pairing(history);
   const keys = new Map<string, MaxKey>();
   // Last ok read-max per "node NUL entity NUL component".
@@ -123,3 +123,6 @@ export const maxWins: Checker = (history: History, ctx: CheckContext): MaxWinsRe
 
   return { ...finalVerdict(anomalies, fr), reads, keys: keys.size, decreases, ...anomalies.summary() };
 };
+
+// Compile-time proof that the typed function is a Checker.
+maxWins satisfies Checker;

@@ -7,7 +7,7 @@
 // invoke falls in. Final reads are left out: they measure recovery, which the convergence checker
 // reports. Times in the result are milliseconds since the run started.
 import type { History } from '../harness/history.ts';
-import type { CheckContext, CheckResult, Checker } from './types.ts';
+import type { CheckContext, CheckResult } from './types.ts';
 import { FloatBuffer, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
 
 export interface PerfOptions {
@@ -96,7 +96,7 @@ export function faultWindows(history: History): Window[] {
 }
 
 /** Builds the perf checker. */
-export function perf(options: PerfOptions = {}): Checker {
+export function perf(options: PerfOptions = {}): (history: History, ctx: CheckContext) => PerfResult {
   const bucketMs = options.bucketMs ?? 1000;
   if (!(bucketMs > 0)) throw new Error(`Expected bucketMs to be a positive number of milliseconds, got ${bucketMs}.`);
   return (history: History, _ctx: CheckContext): PerfResult => {

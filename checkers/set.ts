@@ -90,7 +90,7 @@ function firstAfter(reads: readonly SetRead[], time: number): number {
 }
 
 /** Judges every element of every set entity; see the module comment for the outcome definitions. */
-export const setChecker: Checker = (history: History, ctx: CheckContext): SetResult => {
+export const setChecker = (history: History, ctx: CheckContext): SetResult => {
   const { completion } = pairing(history);
   const elements = new Map<string, Map<number, Element>>();
   const reads = new Map<string, SetRead[]>();
@@ -269,3 +269,6 @@ export const setChecker: Checker = (history: History, ctx: CheckContext): SetRes
 
   return { ...finalVerdict(anomalies, fr), entities, reads: totalReads, lost: totalLost, stale: totalStale, ...anomalies.summary() };
 };
+
+// Compile-time proof that the typed function is a Checker.
+setChecker satisfies Checker;
