@@ -60,24 +60,15 @@ export interface EnsureImageOptions {
   readonly docker?: Docker;
 }
 
-export interface NodeImage {
-  /** The tag to run, faultline-node:<12 hex digits>. */
-  readonly tag: string;
-  /** The base image the tag was built on. */
-  readonly baseImage: string;
-  /** False when an existing image with the same content hash was reused. */
-  readonly built: boolean;
-  /** Wall time of ensureImage, bundling included. */
-  readonly elapsedMs: number;
-}
-
 // The files of the build context, relative to the repository root. .dockerignore lists the same set
 // for builds by hand (docker compose).
 const contextFiles = ['Dockerfile', 'dist/node.mjs', 'harness/docker/entrypoint.sh'] as const;
 
-/** Makes sure an up-to-date node image exists and returns its tag. */
-export async function ensureImage(options: EnsureImageOptions = {}): Promise<NodeImage> {
-  const started = performance.now();
+/**
+ * Makes sure an up-to-date node image exists and returns its tag, faultline-node:<12 hex digits>. The
+ * progress lines say whether it was reused or built, and on which base.
+ */
+export async function ensureImage(options: EnsureImageOptions = {}): Promise<string> {
   const progress = options.onProgress ?? (() => {});
   const docker = options.docker ?? (await connectDocker());
 
@@ -96,12 +87,12 @@ export async function ensureImage(options: EnsureImageOptions = {}): Promise<Nod
 
   if (!options.force && (await imageExists(docker, tag))) {
     progress(`reusing ${tag} (base ${baseImage})`);
-    return { tag, baseImage, built: false, elapsedMs: performance.now() - started };
+    return tag;
   }
   progress(`building ${tag} on ${baseImage}`);
   await buildImage(docker, tag, baseImage, progress);
   progress(`built ${tag}`);
-  return { tag, baseImage, built: true, elapsedMs: performance.now() - started };
+  return tag;
 }
 
 async function chooseBase(

@@ -1,0 +1,559 @@
+// The cluster: N node containers (n1..nN) on a private Docker bridge network, driven with dockerode.
+// It implements the nemesis's ClusterControl (exec, kill, restart, pause, unpause) and the lifecycle the
+// runner needs: start and wait until every node answers Health, logs, and a teardown that leaves nothing
+// behind. The harness talks to each node straight at its container IP on port 7000, so no ports are
+// published and several clusters can run side by side.
+//
+// Every Docker object carries labels: faultline=<runId>, faultline.node, and the owner's host name and
+// pid (plus the pid's start time), so removeLeftovers() can find objects whose harness died without
+// tearing down, and never touches a cluster whose harness is still alive.
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import type Docker from 'dockerode';
+import pRetry, { AbortError } from 'p-retry';
+import type { ClusterControl, ExecResult } from '../nemesis/types.ts';
+import { StoreClient, type HealthReply } from '../proto/gen/faultline.ts';
+import { connectDocker, errorText } from './image.ts';
+
+/** The port the service listens on inside every container (Store and Mesh on one gRPC server). */
+export const servicePort = 7000;
+/**
+ * The libfaketime offset file inside every container (see harness/docker/entrypoint.sh). It holds one
+ * offset in seconds from the real clock, with sign and optional fraction: "+0", "+30", "-30", "+0.5".
+ * The service reads it on every clock call, so a write takes effect at once. Write it atomically
+ * (write a temporary file, then mv it over this one) so the service never sees a half-written file.
+ */
+export const clockFile = '/var/lib/faultline/faketime';
+/** Where the service keeps its data inside the container; it survives kill and restart. */
+export const dataDir = '/data';
+
+export interface ClusterOptions {
+  /** Names this run's Docker objects: network faultline-<runId>, containers faultline-<runId>-nN. Letters, digits, '.', '_', '-'. */
+  readonly runId: string;
+  /** Number of nodes, 1 to 26. */
+  readonly nodes: number;
+  /** The node image tag, from ensureImage(). */
+  readonly image: string;
+  /** A planted bug for every node (--bug NAME); none when absent. */
+  readonly bug?: string;
+  /** Anti-entropy period of the nodes (--anti-entropy-ms); the service's default when absent. */
+  readonly antiEntropyMs?: number;
+  /** Clock skew the nodes tolerate before counting a skew event (--max-skew-ms); the service's default when absent. */
+  readonly maxSkewMs?: number;
+  /** How long start() and restart() wait for a node to answer Health. @default 30000 */
+  readonly healthTimeoutMs?: number;
+  /** Remove objects of dead harness runs on this host before starting. @default true */
+  readonly removeLeftovers?: boolean;
+  /** Called with one human-readable line per step. */
+  readonly onProgress?: (line: string) => void;
+  /** An existing client; by default one is made with connectDocker(). */
+  readonly docker?: Docker;
+}
+
+export interface ClusterNode {
+  /** n1..nN: the node id, host name and network alias. */
+  readonly name: string;
+  /** The container's IP on the run's network. */
+  readonly ip: string;
+  /** ip:7000, for a gRPC client. */
+  readonly address: string;
+}
+
+export interface ExecOptions {
+  /** Give up waiting for the command after this long (the error names node and command). @default 30000 */
+  readonly timeoutMs?: number;
+}
+
+const labelRun = 'faultline';
+const labelNode = 'faultline.node';
+const labelPid = 'faultline.pid';
+const labelPidStart = 'faultline.pidstart';
+const labelHost = 'faultline.host';
+
+export class Cluster implements ClusterControl {
+  readonly runId: string;
+  readonly networkName: string;
+  readonly image: string;
+  #nodes: ClusterNode[];
+  readonly #docker: Docker;
+  readonly #healthTimeoutMs: number;
+  readonly #progress: (line: string) => void;
+  #tornDown = false;
+
+  private constructor(init: {
+    runId: string;
+    networkName: string;
+    image: string;
+    nodes: ClusterNode[];
+    docker: Docker;
+    healthTimeoutMs: number;
+    progress: (line: string) => void;
+  }) {
+    this.runId = init.runId;
+    this.networkName = init.networkName;
+    this.image = init.image;
+    this.#nodes = init.nodes;
+    this.#docker = init.docker;
+    this.#healthTimeoutMs = init.healthTimeoutMs;
+    this.#progress = init.progress;
+  }
+
+  /** The nodes in order n1..nN with their current container IPs. */
+  get nodes(): readonly ClusterNode[] {
+    return this.#nodes;
+  }
+
+  /** The Docker container name of a node. */
+  containerName(node: string): string {
+    return `faultline-${this.runId}-${node}`;
+  }
+
+  /**
+   * Creates the network and the containers, starts them all at once and waits until every node answers
+   * Health. On failure everything created is removed again and the error names the node and shows its
+   * last log lines.
+   */
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    validateOptions(options);
+    const started = performance.now();
+    const progress = options.onProgress ?? (() => {});
+    const docker = options.docker ?? (await connectDocker());
+    if (options.removeLeftovers ?? true) {
+      const removed = await removeLeftovers({ docker });
+      if (removed.length > 0) progress(`removed leftovers of dead runs: ${removed.join(', ')}`);
+    }
+
+    const names = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+    const networkName = `faultline-${options.runId}`;
+    const labels = ownerLabels(options.runId);
+    const cluster = new Cluster({
+      runId: options.runId,
+      networkName,
+      image: options.image,
+      nodes: names.map((name) => ({ name, ip: '', address: '' })),
+      docker,
+      healthTimeoutMs: options.healthTimeoutMs ?? 30_000,
+      progress,
+    });
+    try {
+      // Internal: the nodes reach each other and the host reaches them, but nothing leaves the machine.
+      await docker.createNetwork({ Name: networkName, Driver: 'bridge', Internal: true, CheckDuplicate: true, Labels: labels });
+      await Promise.all(
+        names.map(async (name) => {
+          const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels));
+          await container.start();
+        }),
+      );
+      progress(`started ${names.length} containers on network ${networkName} (${Math.round(performance.now() - started)} ms)`);
+      await Promise.all(names.map((name) => cluster.#refreshIp(name)));
+      await Promise.all(names.map((name) => cluster.#waitHealthy(name)));
+      progress(`cluster ${options.runId}: ${names.length} nodes healthy in ${Math.round(performance.now() - started)} ms`);
+      return cluster;
+    } catch (error) {
+      await cluster.teardown().catch((teardownError: unknown) => {
+        progress(`teardown after failed start also failed: ${errorText(teardownError)}`);
+      });
+      throw error;
+    }
+  }
+
+  /** Runs a command in the node's container as root. Never throws for a non-zero exit; throws when it cannot run or times out. */
+  async exec(node: string, cmd: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const container = this.#container(node);
+    const what = `${node}: exec ${JSON.stringify(cmd.join(' '))}`;
+    let exec: Docker.Exec;
+    let stream: NodeJS.ReadWriteStream;
+    try {
+      exec = await container.exec({ Cmd: [...cmd], AttachStdout: true, AttachStderr: true, User: 'root' });
+      stream = await exec.start({ hijack: true, stdin: false });
+    } catch (error) {
+      throw new Error(`${what} could not start: ${dockerMessage(error)}`, { cause: error });
+    }
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    const out = new PassThrough().on('data', (chunk: Buffer) => stdout.push(chunk));
+    const err = new PassThrough().on('data', (chunk: Buffer) => stderr.push(chunk));
+    this.#docker.modem.demuxStream(stream, out, err);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => {
+          reject(new Error(`${what} did not finish within ${timeoutMs} ms; output so far: ${Buffer.concat([...stdout, ...stderr]).toString('utf8').slice(-2000)}`));
+          (stream as unknown as { destroy?: () => void }).destroy?.();
+        }, timeoutMs);
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', (error: Error) => reject(new Error(`${what} failed: ${error.message}`, { cause: error })));
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    const info = await exec.inspect();
+    return {
+      stdout: Buffer.concat(stdout).toString('utf8'),
+      stderr: Buffer.concat(stderr).toString('utf8'),
+      exitCode: info.ExitCode ?? -1,
+    };
+  }
+
+  /**
+   * Signals the node. Docker's init (PID 1) forwards SIGTERM to the service; SIGKILL kills PID 1 and
+   * with it the service at once. Waits until the container has stopped; the container and its /data
+   * stay on disk for restart(). A node that is already stopped is left as it is.
+   */
+  async kill(node: string, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    const container = this.#container(node);
+    const state = await this.#state(node);
+    if (!state.Running) return;
+    if (state.Paused) await container.unpause(); // a paused process cannot act on SIGTERM
+    try {
+      await container.kill({ signal });
+    } catch (error) {
+      if (statusCode(error) !== 409) throw new Error(`${node}: docker kill -s ${signal} failed: ${dockerMessage(error)}`, { cause: error });
+    }
+    const stopTimeoutMs = 15_000;
+    const stopped = await pollUntil(async () => !(await this.#state(node)).Running, stopTimeoutMs);
+    if (!stopped) throw new Error(`${node}: still running ${stopTimeoutMs} ms after ${signal}; last log lines:\n${await this.#logTail(node)}`);
+  }
+
+  /** Starts a stopped node's container again and waits until its service answers Health. */
+  async restart(node: string): Promise<void> {
+    const container = this.#container(node);
+    try {
+      await container.start();
+    } catch (error) {
+      // 304: already running, which is what restart asks for.
+      if (statusCode(error) !== 304) throw new Error(`${node}: docker start failed: ${dockerMessage(error)}`, { cause: error });
+    }
+    await this.#refreshIp(node);
+    await this.#waitHealthy(node);
+  }
+
+  /** Freezes every process of the node (cgroup freezer): it keeps its connections but answers nothing. */
+  async pause(node: string): Promise<void> {
+    try {
+      await this.#container(node).pause();
+    } catch (error) {
+      throw new Error(`${node}: docker pause failed: ${dockerMessage(error)}`, { cause: error });
+    }
+  }
+
+  async unpause(node: string): Promise<void> {
+    try {
+      await this.#container(node).unpause();
+    } catch (error) {
+      throw new Error(`${node}: docker unpause failed: ${dockerMessage(error)}`, { cause: error });
+    }
+  }
+
+  /** One Health call to the node. */
+  health(node: string, options: { readonly timeoutMs?: number } = {}): Promise<HealthReply> {
+    return healthCall(this.#node(node), options.timeoutMs ?? 2_000);
+  }
+
+  /** The node's stdout and stderr so far, interleaved as written (also for a stopped container). */
+  async logs(node: string, options: { readonly tailLines?: number } = {}): Promise<string> {
+    const raw = (await this.#container(node).logs({
+      stdout: true,
+      stderr: true,
+      follow: false,
+      ...(options.tailLines === undefined ? {} : { tail: options.tailLines }),
+    })) as unknown as Buffer;
+    return demuxBuffer(raw);
+  }
+
+  /** Writes each node's log to <dir>/<node>.log and returns the paths. */
+  async copyLogs(dir: string): Promise<string[]> {
+    await mkdir(dir, { recursive: true });
+    return Promise.all(
+      this.#nodes.map(async ({ name }) => {
+        const file = path.join(dir, `${name}.log`);
+        let text: string;
+        try {
+          text = await this.logs(name);
+        } catch (error) {
+          text = `(could not read the log of ${name}: ${dockerMessage(error)})\n`;
+        }
+        await writeFile(file, text);
+        return file;
+      }),
+    );
+  }
+
+  /** Removes the containers (forcefully) and the network. Safe to call more than once. */
+  async teardown(): Promise<void> {
+    this.#tornDown = true;
+    const errors: string[] = [];
+    await Promise.all(
+      this.#nodes.map(async ({ name }) => {
+        try {
+          await this.#docker.getContainer(this.containerName(name)).remove({ force: true, v: true });
+        } catch (error) {
+          if (statusCode(error) !== 404) errors.push(`${name}: ${dockerMessage(error)}`);
+        }
+      }),
+    );
+    try {
+      await this.#docker.getNetwork(this.networkName).remove();
+    } catch (error) {
+      if (statusCode(error) !== 404) errors.push(`network ${this.networkName}: ${dockerMessage(error)}`);
+    }
+    if (errors.length > 0) throw new Error(`Teardown of cluster ${this.runId} incomplete: ${errors.join('; ')}`);
+  }
+
+  #node(node: string): ClusterNode {
+    const found = this.#nodes.find((n) => n.name === node);
+    if (!found) throw new Error(`Unknown node "${node}"; this cluster has ${this.#nodes.map((n) => n.name).join(', ')}.`);
+    return found;
+  }
+
+  #container(node: string): Docker.Container {
+    this.#node(node);
+    if (this.#tornDown) throw new Error(`${node}: cluster ${this.runId} has been torn down.`);
+    return this.#docker.getContainer(this.containerName(node));
+  }
+
+  async #state(node: string): Promise<Docker.ContainerInspectInfo['State']> {
+    return (await this.#container(node).inspect()).State;
+  }
+
+  // Reads the container's IP on the run's network. Docker usually hands a restarted container the same
+  // address, but nothing guarantees it, so the address is read again after every start.
+  async #refreshIp(node: string): Promise<void> {
+    const info = await this.#container(node).inspect();
+    const ip = info.NetworkSettings.Networks[this.networkName]?.IPAddress;
+    if (!ip) throw new Error(`${node}: container has no IP address on network ${this.networkName} (state ${info.State.Status}).`);
+    const previous = this.#node(node);
+    if (previous.ip && previous.ip !== ip) this.#progress(`${node}: IP changed from ${previous.ip} to ${ip}`);
+    this.#nodes = this.#nodes.map((n) => (n.name === node ? { name: node, ip, address: `${ip}:${servicePort}` } : n));
+  }
+
+  async #waitHealthy(node: string): Promise<void> {
+    const started = performance.now();
+    const timeoutMs = this.#healthTimeoutMs;
+    try {
+      await pRetry(
+        async () => {
+          const reply = await healthCall(this.#node(node), 1_000);
+          if (!reply.ok) throw new Error(`Health answered ok=false (node "${reply.node}")`);
+          if (reply.node !== node) throw new AbortError(`Health answered as node "${reply.node}", expected "${node}"`);
+        },
+        {
+          retries: Number.POSITIVE_INFINITY,
+          minTimeout: 25,
+          factor: 1.5,
+          maxTimeout: 250,
+          randomize: false,
+          maxRetryTime: timeoutMs,
+          // A container that has exited will never answer; stop at once and show why it exited.
+          shouldRetry: async () => (await this.#state(node)).Running,
+        },
+      );
+    } catch (error) {
+      const state = await this.#state(node).catch(() => undefined);
+      const status = state ? `container ${state.Status}${state.Running ? '' : `, exit code ${state.ExitCode}`}` : 'container state unknown';
+      throw new Error(
+        `${node} (${this.containerName(node)}, ${this.#node(node).address}) did not answer Health within ` +
+          `${Math.round(performance.now() - started)} ms (timeout ${timeoutMs} ms; ${status}; last error: ${errorText(error)}).\n` +
+          `Last log lines of ${node}:\n${await this.#logTail(node)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  async #logTail(node: string): Promise<string> {
+    try {
+      return (await this.logs(node, { tailLines: 30 })).trimEnd() || '(empty log)';
+    } catch (error) {
+      return `(could not read the log: ${dockerMessage(error)})`;
+    }
+  }
+}
+
+/**
+ * Removes containers and networks of harness runs on this host whose process is gone (or whose pid now
+ * belongs to another process), and returns their names. Objects of live runs, of other hosts and
+ * without owner labels (docker compose) are left alone, so several harnesses can run at once.
+ */
+export async function removeLeftovers(options: { readonly docker?: Docker } = {}): Promise<string[]> {
+  return removeOwnedBy((labels) => processGone(Number(labels[labelPid]), labels[labelPidStart] ?? ''), options.docker);
+}
+
+/**
+ * Removes every container and network this process created, at once and without waiting for
+ * anything else: for a second Ctrl-C, when an orderly teardown takes too long. Returns their names.
+ */
+export async function forceRemoveOwn(options: { readonly docker?: Docker } = {}): Promise<string[]> {
+  return removeOwnedBy((labels) => labels[labelPid] === String(process.pid), options.docker);
+}
+
+async function removeOwnedBy(owned: (labels: Record<string, string>) => boolean, client?: Docker): Promise<string[]> {
+  const docker = client ?? (await connectDocker());
+  const filters = { label: [labelRun, labelPid, `${labelHost}=${os.hostname()}`] };
+  const containers = await docker.listContainers({ all: true, filters });
+  const removed: string[] = [];
+  // Containers first: a network cannot be removed while containers are attached to it.
+  await Promise.all(
+    containers
+      .filter((info) => owned(info.Labels ?? {}))
+      .map(async (info) => {
+        try {
+          await docker.getContainer(info.Id).remove({ force: true, v: true });
+          removed.push(info.Names[0]?.replace(/^\//, '') ?? info.Id);
+        } catch (error) {
+          if (statusCode(error) !== 404) throw error;
+        }
+      }),
+  );
+  const networks = await docker.listNetworks({ filters });
+  await Promise.all(
+    networks
+      .filter((info) => owned(info.Labels ?? {}))
+      .map(async (info) => {
+        try {
+          await docker.getNetwork(info.Id).remove();
+          removed.push(info.Name);
+        } catch (error) {
+          if (statusCode(error) !== 404) throw error;
+        }
+      }),
+  );
+  return removed.sort();
+}
+
+function validateOptions(options: ClusterOptions): void {
+  if (typeof options.runId !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(options.runId)) {
+    throw new Error(`Expected \`runId\` to be 1-63 letters, digits, '.', '_' or '-' starting with a letter or digit, got ${JSON.stringify(options.runId)}`);
+  }
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 26) {
+    throw new Error(`Expected \`nodes\` to be an integer from 1 to 26, got ${JSON.stringify(options.nodes)}`);
+  }
+  if (typeof options.image !== 'string' || options.image === '') {
+    throw new Error('Expected `image` to be an image tag (from ensureImage()), got ' + JSON.stringify(options.image));
+  }
+  for (const key of ['antiEntropyMs', 'maxSkewMs', 'healthTimeoutMs'] as const) {
+    const value = options[key];
+    if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
+      throw new Error(`Expected \`${key}\` to be a non-negative integer number of milliseconds, got ${JSON.stringify(value)}`);
+    }
+  }
+  if (options.bug !== undefined && !/^[a-zA-Z0-9_-]+$/.test(options.bug)) {
+    throw new Error(`Expected \`bug\` to be a bug name (letters, digits, '-', '_'), got ${JSON.stringify(options.bug)}`);
+  }
+}
+
+function ownerLabels(runId: string): Record<string, string> {
+  return {
+    [labelRun]: runId,
+    [labelPid]: String(process.pid),
+    [labelPidStart]: processStartTime(process.pid) ?? '',
+    [labelHost]: os.hostname(),
+  };
+}
+
+function containerSpec(
+  containerName: string,
+  name: string,
+  names: readonly string[],
+  networkName: string,
+  options: ClusterOptions,
+  labels: Record<string, string>,
+): Docker.ContainerCreateOptions {
+  const peers = names.filter((n) => n !== name).map((n) => `${n}=${n}:${servicePort}`).join(',');
+  const cmd = ['--id', name, '--listen', `0.0.0.0:${servicePort}`, '--peers', peers, '--data-dir', dataDir];
+  if (options.antiEntropyMs !== undefined) cmd.push('--anti-entropy-ms', String(options.antiEntropyMs));
+  if (options.maxSkewMs !== undefined) cmd.push('--max-skew-ms', String(options.maxSkewMs));
+  if (options.bug !== undefined) cmd.push('--bug', options.bug);
+  return {
+    name: containerName,
+    Image: options.image,
+    Hostname: name,
+    Cmd: cmd,
+    Labels: { ...labels, [labelNode]: name },
+    HostConfig: {
+      CapAdd: ['NET_ADMIN'],
+      // Docker's init (tini) as PID 1: forwards SIGTERM to the service, reaps, and dies on SIGKILL.
+      Init: true,
+      NetworkMode: networkName,
+      RestartPolicy: { Name: 'no' },
+    },
+    NetworkingConfig: { EndpointsConfig: { [networkName]: { Aliases: [name] } } },
+  };
+}
+
+function healthCall(node: ClusterNode, timeoutMs: number): Promise<HealthReply> {
+  if (!node.address) return Promise.reject(new Error(`${node.name} has no address yet`));
+  // A fresh channel per call: a long-lived one would sit in gRPC's reconnect backoff (up to seconds)
+  // after the node was down, and delay noticing that it is back.
+  const client = new StoreClient(node.address, credentials.createInsecure());
+  return new Promise<HealthReply>((resolve, reject) => {
+    client.health({}, new Metadata(), { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, reply: HealthReply) => {
+      client.close();
+      if (error) reject(new Error(`Health on ${node.name} (${node.address}): ${error.message}`, { cause: error }));
+      else resolve(reply);
+    });
+  });
+}
+
+// Demultiplexes a non-TTY `docker logs` buffer: frames of an 8-byte header (stream, 0, 0, 0, size
+// big-endian) followed by the payload.
+function demuxBuffer(raw: Buffer | string): string {
+  if (typeof raw === 'string') return raw;
+  const parts: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= raw.length) {
+    const size = raw.readUInt32BE(offset + 4);
+    parts.push(raw.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** The start time of a process (clock ticks since boot, field 22 of /proc/<pid>/stat), or undefined off Linux. */
+function processStartTime(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may contain spaces and parentheses; the fields after the last ')' are fixed.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+function processGone(pid: number, startTime: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false; // a label we do not understand: leave it alone
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    // EPERM: the process exists but belongs to another user; it is alive.
+  }
+  // The pid is alive; it is still the owner only if it started at the same time (pids get reused).
+  const current = processStartTime(pid);
+  return startTime !== '' && current !== undefined && current !== startTime;
+}
+
+async function pollUntil(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (let delayMs = 10; ; delayMs = Math.min(delayMs * 2, 200)) {
+    if (await condition()) return true;
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+}
+
+function statusCode(error: unknown): number | undefined {
+  return (error as { statusCode?: number } | undefined)?.statusCode;
+}
+
+// dockerode errors carry the engine's JSON reason in `json.message`; prefer it over the generic text.
+function dockerMessage(error: unknown): string {
+  const json = (error as { json?: { message?: string } } | undefined)?.json;
+  return json?.message ?? errorText(error);
+}
