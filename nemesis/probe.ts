@@ -1,0 +1,100 @@
+// A connectivity probe run from inside every node container, to prove that a partition really cuts what
+// its grudge promises (and nothing more), and that heal restores everything. Each container runs a small
+// Node script at the same time: it listens on a UDP port, sends datagrams to every peer for a while
+// (one-way reachability: who heard whom, by source address), and opens a TCP connection to every
+// peer's service port (two-way reachability, what gRPC needs).
+import type { ClusterControl } from './types.ts';
+import type { Connectivity } from './grudge.ts';
+import { run } from './net.ts';
+
+export interface ProbeOptions {
+  /** UDP port the probe listens on in every container. @default 7999 */
+  readonly udpPort?: number;
+  /** TCP port to connect to on every peer. @default 7000 */
+  readonly tcpPort?: number;
+  /** How long each container listens; it sends during all but the last 500 ms. @default 1500 */
+  readonly windowMs?: number;
+  /** How long one TCP connect may take before the peer counts as unreachable. @default 1000 */
+  readonly connectTimeoutMs?: number;
+}
+
+export interface ProbeResult {
+  /** from → to → a UDP datagram sent by `from` arrived at `to`. */
+  readonly oneWay: Connectivity;
+  /** from → to → `from` completed a TCP handshake with `to`'s service port. */
+  readonly tcp: Connectivity;
+}
+
+// Runs inside the container as `node -e PROBE selfName nodesJson udpPort tcpPort windowMs connectTimeoutMs`.
+// It prints one JSON line: the names it heard over UDP and its TCP result per peer.
+const PROBE = `
+const dgram = require('node:dgram'), net = require('node:net');
+const [self, nodesJson, udpPort, tcpPort, windowMs, connectTimeoutMs] = process.argv.slice(1);
+const nodes = JSON.parse(nodesJson);
+const peers = nodes.filter((n) => n.name !== self);
+const byIp = new Map(nodes.map((n) => [n.ip, n.name]));
+const heard = new Set([self]);
+const tcp = { [self]: true };
+const sock = dgram.createSocket('udp4');
+sock.on('message', (_msg, rinfo) => { if (byIp.has(rinfo.address)) heard.add(byIp.get(rinfo.address)); });
+sock.bind(Number(udpPort), () => {
+  const send = () => { for (const p of peers) sock.send(self, Number(udpPort), p.ip); };
+  send();
+  const timer = setInterval(send, 100);
+  setTimeout(() => clearInterval(timer), Number(windowMs) - 500);
+});
+const connects = peers.map((p) => new Promise((resolve) => {
+  const s = net.connect({ host: p.ip, port: Number(tcpPort) });
+  const done = (ok) => { s.destroy(); tcp[p.name] = ok; resolve(); };
+  s.setTimeout(Number(connectTimeoutMs), () => done(false));
+  s.once('connect', () => done(true));
+  s.once('error', () => done(false));
+}));
+setTimeout(async () => {
+  await Promise.all(connects);
+  sock.close();
+  console.log(JSON.stringify({ heard: [...heard], tcp }));
+  process.exit(0);
+}, Number(windowMs));
+`;
+
+/** Probes every pair of nodes at once and returns the measured one-way (UDP) and TCP matrices. */
+export async function probeConnectivity(cluster: ClusterControl, options: ProbeOptions = {}): Promise<ProbeResult> {
+  const nodes = cluster.nodes.map((n) => ({ name: n.name, ip: n.ip }));
+  const windowMs = options.windowMs ?? 1500;
+  const args = [
+    JSON.stringify(nodes),
+    String(options.udpPort ?? 7999),
+    String(options.tcpPort ?? 7000),
+    String(windowMs),
+    String(options.connectTimeoutMs ?? 1000),
+  ];
+  const outputs = await Promise.all(
+    nodes.map(async ({ name }) => {
+      const result = await run(cluster, name, ['node', '-e', PROBE, name, ...args], windowMs + 10_000);
+      const line = result.stdout.trim().split('\n').pop() ?? '';
+      try {
+        return { name, ...(JSON.parse(line) as { heard: string[]; tcp: Record<string, boolean> }) };
+      } catch {
+        throw new Error(`${name}: the connectivity probe printed no result: ${result.stdout}${result.stderr}`);
+      }
+    }),
+  );
+  const oneWay: Connectivity = {};
+  const tcp: Connectivity = {};
+  for (const from of nodes) {
+    oneWay[from.name] = {};
+    tcp[from.name] = {};
+  }
+  for (const out of outputs) {
+    for (const from of nodes) oneWay[from.name][out.name] = out.heard.includes(from.name);
+    for (const to of nodes) tcp[out.name][to.name] = out.tcp[to.name] === true;
+  }
+  return { oneWay, tcp };
+}
+
+/** A compact picture of a matrix for assertion messages: one row per sender, 1 = reaches. */
+export function matrixText(matrix: Connectivity): string {
+  const names = Object.keys(matrix);
+  return names.map((from) => `${from}: ${names.map((to) => (matrix[from][to] ? '1' : '0')).join('')}`).join('\n');
+}
