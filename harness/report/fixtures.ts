@@ -102,7 +102,9 @@ export function syntheticRun(options: SyntheticOptions = {}): SyntheticRun {
   nemesis(healAt, 'heal', {}, 3);
   const finalReadAt = healAt + 20;
   nodes.forEach((n, i) => {
-    const state = { e1: { components: { pos: { value: faults && i === 0 ? 'p3-41' : 'p7-2', ts: hlc(finalReadAt, i, n), kind: 'lww' } }, counters: {} } };
+    // Every node holds the same replicated write except n1, which kept its own when faults ran.
+    const stale = faults && i === 0;
+    const state = { e1: { components: { pos: { value: stale ? 'p3-41' : 'p7-2', ts: stale ? hlc(finalReadAt - 400, 3, 'n1') : hlc(finalReadAt - 300, 7, 'n4'), kind: 'lww' } }, counters: {} } };
     add({ time: Math.round((finalReadAt + i * 0.2) * ms), process: 1000 + i, node: n, type: 'invoke', f: 'final-read', value: { round: 0 } });
     add({ time: Math.round((finalReadAt + 4 + i * 0.2) * ms), process: 1000 + i, node: n, type: 'ok', f: 'final-read', value: { round: 0, state } });
   });

@@ -1,0 +1,103 @@
+// report.html as text: the verdict per checker, anomaly links to the ops that prove them, the
+// embedded timeline data (partition window, clock offsets), escaping, and no reference to the network.
+import { describe, expect, it } from 'vitest';
+import { syntheticRun } from './fixtures.ts';
+import { escapeHtml, renderReport, reportDataFromHtml } from './render.ts';
+
+describe('renderReport', () => {
+  const run = syntheticRun({ ops: 400, workers: 8 });
+  const html = renderReport(run);
+  const { model } = reportDataFromHtml(html);
+
+  it('puts the overall verdict at the top and one block per checker', () => {
+    expect(html).toMatch(/<title>lww-synthetic · INVALID · faultline<\/title>/);
+    const header = html.slice(html.indexOf('<header'), html.indexOf('</header>'));
+    expect(header).toContain('<span class="badge invalid">INVALID</span>');
+    expect(header).toContain('npm run jepsen -- --workload lww --nodes 5 --concurrency 8 --nemesis partition,clock --seed 42');
+    for (const [name, verdict] of [['convergence', 'invalid'], ['lost-writes', 'invalid'], ['linearizability', 'unknown'], ['perf', 'valid']]) {
+      expect(html).toMatch(new RegExp(`<div class="checker ${verdict}" id="checker-${name}">`));
+    }
+    expect(html).toContain('Budget exceeded: key e4/pos needed more than 2000 ms of search');
+    expect(html).toContain('latency-p99-ms: <b>9.4</b>');
+  });
+
+  it('links every anomaly to the ops that prove it', () => {
+    const lost = run.results.checkers['lost-writes'].anomalies![0];
+    const block = html.slice(html.indexOf('id="checker-lost-writes"'), html.indexOf('id="checker-linearizability"'));
+    for (const i of lost.ops) expect(block).toContain(`href="#op-${i}"`);
+    const written = run.history[lost.ops[0]];
+    // The link's title says what the op was, so a reader can hover before jumping.
+    expect(block).toContain(`title="p${written.process} ${written.node} ok write `);
+    const nonConverged = run.results.checkers.convergence.anomalies![0];
+    expect(nonConverged.ops).toHaveLength(5);
+    for (const i of nonConverged.ops) expect(html).toContain(`href="#op-${i}"`);
+  });
+
+  it('embeds the timeline: lanes, ops, the partition window across lanes and the clock offsets', () => {
+    expect(model.lanes.length).toBeGreaterThanOrEqual(8);
+    expect(model.ops.startMs).toHaveLength(400 + 5);
+    const partition = model.windows.find((w) => w.kind === 'partition')!;
+    const start = run.history.find((op) => op.f === 'start-partition' && op.type === 'info')!;
+    const stop = run.history.find((op) => op.f === 'stop-partition' && op.type === 'info')!;
+    expect(partition).toMatchObject({ startMs: start.time / 1e6, endMs: stop.time / 1e6, startOp: start.index, stopOp: stop.index });
+    expect(partition.label).toMatch(/^partition: n1 ⊘ n3,n4,n5; n2 ⊘ n3,n4,n5; n3 ⊘ n1,n2/);
+    expect(model.windows.map((w) => w.kind)).toEqual(['partition', 'clock']);
+    expect(model.clock!.nodes).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
+    const n3 = model.clock!.offsets[2];
+    expect(n3).toContain(5000);
+    expect(n3).toContain(12000);
+    expect(n3[n3.length - 1]).toBe(0);
+    expect(html).toContain('<canvas id="tl-canvas"');
+    expect(html).toContain('id="clock-chart"');
+    // Ops that failed inside the partition window are in the timeline as fails.
+    const fails = model.ops.type.map((t, i) => (t === 1 ? model.ops.startMs[i] : -1)).filter((s) => s >= 0);
+    expect(fails.length).toBeGreaterThan(0);
+    for (const s of fails) expect(s).toBeGreaterThanOrEqual(partition.startMs - 10);
+  });
+
+  it('shows mesh stats per node and non-converged values side by side', () => {
+    const mesh = html.slice(html.indexOf('<section id="mesh">'), html.indexOf('<section id="values">'));
+    expect(mesh).toContain('<th>messages per write</th>');
+    expect(mesh).toContain('<th>keys repaired</th>');
+    expect(mesh).toMatch(/<td>n1<\/td>/);
+    const values = html.slice(html.indexOf('<section id="values">'), html.indexOf('<section id="history">'));
+    expect(values).toContain('<b>e1/pos</b>');
+    expect(values).toMatch(/<td class="val differs">\{&quot;value&quot;:&quot;p3-41&quot;/);
+    expect(values.match(/<td class="val">\{&quot;value&quot;:&quot;p7-2&quot;/g)).toHaveLength(4);
+  });
+
+  it('is self-contained: uPlot, styles and code inline, nothing fetched', () => {
+    expect(html).not.toMatch(/<script[^>]+src=/);
+    expect(html).not.toMatch(/<link[^>]+href=/);
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+    expect(html).toContain('var uPlot');
+    expect(html).toContain('.uplot');
+    expect(html).toContain('<a href="nodes/n1.log">');
+  });
+
+  it('escapes text from the run and keeps embedded data from ending its script element', () => {
+    const nasty = syntheticRun({ ops: 20, workers: 2 });
+    const evil = '</script><script>alert(1)</script><!-- & "quoted"';
+    const results = {
+      ...nasty.results,
+      checkers: { ...nasty.results.checkers, set: { valid: false as const, anomalies: [{ type: 'lost', ops: [1], message: evil }] } },
+    };
+    const history = nasty.history.map((op, i) => (i === 1 ? { ...op, value: { entity: evil } } : op));
+    const out = renderReport({ ...nasty, results, history });
+    expect(out).toContain(escapeHtml(evil));
+    expect(out).not.toContain('<script>alert(1)');
+    const data = reportDataFromHtml(out);
+    expect(data.model.history.value[1]).toBe(JSON.stringify({ entity: evil }));
+    expect(out.match(/<\/script>/g)).toHaveLength(3);
+  });
+
+  it('renders a valid run without faults, clocks or stats sections', () => {
+    const calm = syntheticRun({ ops: 50, workers: 2, faults: false });
+    const out = renderReport({ test: calm.test, history: calm.history, results: { ...calm.results, stats: undefined } });
+    expect(out).toContain('<span class="badge valid">VALID</span>');
+    expect(out).not.toContain('id="clock-chart"');
+    expect(out).not.toContain('<section id="mesh">');
+    expect(out).not.toContain('<section id="values">');
+    expect(reportDataFromHtml(out).model.windows).toEqual([]);
+  });
+});
