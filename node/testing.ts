@@ -3,7 +3,7 @@
 // client for the Store API. Nothing here is a mock; these are the same processes the containers run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,5 +162,68 @@ export class StoreApi {
   }
   close(): void {
     this.client.close();
+  }
+}
+
+/**
+ * A real TCP proxy in front of a node's port, used to make peers unreachable without iptables: while
+ * blocked it destroys every connection, so the peers see exactly what a partition that resets
+ * connections looks like.
+ */
+export class TcpProxy {
+  readonly targetPort: number;
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private blocked = false;
+  port = 0;
+
+  constructor(targetPort: number) {
+    this.targetPort = targetPort;
+  }
+
+  async start(port: number): Promise<void> {
+    this.port = port;
+    this.server = createServer((inbound) => {
+      if (this.blocked) {
+        inbound.destroy();
+        return;
+      }
+      const outbound = connect(this.targetPort, '127.0.0.1');
+      for (const s of [inbound, outbound]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {
+          inbound.destroy();
+          outbound.destroy();
+        });
+      }
+      inbound.pipe(outbound);
+      outbound.pipe(inbound);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
+  }
+
+  block(): void {
+    this.blocked = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  unblock(): void {
+    this.blocked = false;
+  }
+
+  async close(): Promise<void> {
+    this.block();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+/** Polls check() every intervalMs until it returns true or timeoutMs passes; returns the last result. */
+export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 20_000, intervalMs = 100): Promise<boolean> {
+  const began = performance.now();
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() - began > timeoutMs) return false;
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
