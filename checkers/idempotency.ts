@@ -13,7 +13,7 @@
 // twice → "double-applied". All anomalies here are invalid.
 import type { AddValue, History, IncrValue, ReadValue, WriteValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, componentKey, finalReads, finalVerdict, pairing, splitKey, valueOf } from './util.ts';
+import { AnomalyList, finalReads, finalVerdict, pairing, PairMap, valueOf } from './util.ts';
 
 export interface CounterResult {
   readonly requests: number;
@@ -54,18 +54,22 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
   const { completion } = pairing(history);
   const anomalies = new AnomalyList();
   // "entity NUL counter" → requestId → request.
-  const counters = new Map<string, Map<string, Request>>();
+  const counters = new PairMap<Map<string, Request>>();
   // Acknowledged effects: "entity NUL component NUL value" for writes, "entity NUL element" for adds.
-  const writeEffects = new Map<string, Effect>();
-  const addEffects = new Map<string, Effect>();
+  // Acknowledged effects: (entity, component) → value → effect for writes; entity → element → effect for adds.
+  const writeEffects = new PairMap<Map<string, Effect>>();
+  const addEffects = new Map<string, Map<number, Effect>>();
   let effectsChecked = 0;
 
-  const recordEffect = (effects: Map<string, Effect>, key: string, requestId: string, ts: string, pos: number, what: string): void => {
+  // Records one acknowledged effect; a second acknowledgement with another timestamp is a double application.
+  const recordEffect = <K>(effects: Map<K, Effect>, key: K, requestId: string, ts: string, pos: number): void => {
     effectsChecked++;
     const prev = effects.get(key);
     if (!prev) {
       effects.set(key, { requestId, ts, pos });
     } else if (prev.ts !== ts) {
+      const v = history[pos].value as Record<string, unknown>;
+      const what = history[pos].f === 'add' ? `Add of ${String(v.element)} to set ${String(v.entity)}` : `Write of ${JSON.stringify(v.value)} to ${String(v.entity)}/${String(v.component)}`;
       anomalies.add({
         type: 'double-applied',
         ops: [history[pos].index, history[prev.pos].index],
@@ -78,14 +82,30 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
 
   for (let i = 0; i < history.length; i++) {
     const op = history[i];
-    if (op.type !== 'invoke') continue;
     const f = op.f;
+    // Reads are judged at their completion; writes and adds are recorded at their invoke (with the
+    // timestamp of their completion), so every effect a read could see is already recorded.
+    if (f === 'read' && op.type === 'ok') {
+      const v = valueOf<ReadValue>(op);
+      if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string' || typeof v.ts !== 'string') continue;
+      const e = writeEffects.get(v.entity, v.component)?.get(v.value);
+      if (e && e.ts !== v.ts) {
+        anomalies.add({
+          type: 'double-applied',
+          ops: [op.index, history[e.pos].index],
+          message: `Read of ${v.entity}/${v.component} returned ${JSON.stringify(v.value)} with ts ${v.ts}, but its write (request ${e.requestId}) was acknowledged with ts ${e.ts}: it took effect twice.`,
+          requestIds: [e.requestId],
+          timestamps: [e.ts, v.ts],
+        });
+      }
+      continue;
+    }
+    if (op.type !== 'invoke') continue;
     if (f === 'incr') {
       const v = valueOf<IncrValue>(op);
       if (typeof v.entity !== 'string' || typeof v.counter !== 'string' || typeof v.requestId !== 'string' || typeof v.delta !== 'number') continue;
-      const key = componentKey(v.entity, v.counter);
-      let reqs = counters.get(key);
-      if (!reqs) counters.set(key, (reqs = new Map()));
+      let reqs = counters.get(v.entity, v.counter);
+      if (!reqs) counters.set(v.entity, v.counter, (reqs = new Map()));
       let req = reqs.get(v.requestId);
       if (!req) reqs.set(v.requestId, (req = { delta: v.delta, invokes: [], completions: [], acked: false, maybe: false }));
       const c = completion[i];
@@ -100,26 +120,15 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
       if (f === 'write') {
         const v = valueOf<WriteValue>(history[c]);
         if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string' || typeof v.ts !== 'string') continue;
-        recordEffect(writeEffects, componentKey(v.entity, v.component) + '\u0000' + v.value, String(v.requestId), v.ts, c, `Write of ${JSON.stringify(v.value)} to ${v.entity}/${v.component}`);
+        let byValue = writeEffects.get(v.entity, v.component);
+        if (!byValue) writeEffects.set(v.entity, v.component, (byValue = new Map()));
+        recordEffect(byValue, v.value, String(v.requestId), v.ts, c);
       } else {
         const v = valueOf<AddValue>(history[c]);
         if (typeof v.entity !== 'string' || typeof v.element !== 'number' || typeof v.ts !== 'string') continue;
-        recordEffect(addEffects, componentKey(v.entity, String(v.element)), String(v.requestId), v.ts, c, `Add of ${v.element} to set ${v.entity}`);
-      }
-    } else if (f === 'read') {
-      const c = completion[i];
-      if (c < 0 || history[c].type !== 'ok') continue;
-      const v = valueOf<ReadValue>(history[c]);
-      if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string' || typeof v.ts !== 'string') continue;
-      const e = writeEffects.get(componentKey(v.entity, v.component) + '\u0000' + v.value);
-      if (e && e.ts !== v.ts) {
-        anomalies.add({
-          type: 'double-applied',
-          ops: [history[c].index, history[e.pos].index],
-          message: `Read of ${v.entity}/${v.component} returned ${JSON.stringify(v.value)} with ts ${v.ts}, but its write (request ${e.requestId}) was acknowledged with ts ${e.ts}: it took effect twice.`,
-          requestIds: [e.requestId],
-          timestamps: [e.ts, v.ts],
-        });
+        let byElement = addEffects.get(v.entity);
+        if (!byElement) addEffects.set(v.entity, (byElement = new Map()));
+        recordEffect(byElement, v.element, String(v.requestId), v.ts, c);
       }
     }
   }
@@ -132,10 +141,10 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
       for (const [entity, fe] of Object.entries(view.state)) {
         for (const [component, fc] of Object.entries(fe.components ?? {})) {
           if (fc.deleted === true || fc.kind === 'max') continue;
-          let e = writeEffects.get(componentKey(entity, component) + '\u0000' + fc.value);
+          let e = writeEffects.get(entity, component)?.get(fc.value);
           if (!e) {
             const m = /^\D*?(-?\d+)$/.exec(component);
-            if (m) e = addEffects.get(componentKey(entity, String(Number(m[1]))));
+            if (m) e = addEffects.get(entity)?.get(Number(m[1]));
           }
           if (!e || e.ts === fc.ts) continue;
           anomalies.add({
@@ -152,8 +161,7 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
   }
 
   const counterResults: Record<string, CounterResult> = {};
-  for (const [key, reqs] of counters) {
-    const [entity, counter] = splitKey(key);
+  for (const [entity, counter, reqs] of counters.entries()) {
     let lower = 0, upper = 0, acknowledged = 0, maybe = 0, retried = 0;
     for (const req of reqs.values()) {
       if (req.invokes.length > 1) retried++;
@@ -209,7 +217,7 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
   for (const view of views) {
     for (const [entity, fe] of Object.entries(view.state)) {
       for (const [counter, value] of Object.entries(fe.counters ?? {})) {
-        if (value === 0 || counters.has(componentKey(entity, counter))) continue;
+        if (value === 0 || counters.has(entity, counter)) continue;
         anomalies.add({
           type: 'unexpected-value',
           ops: [history[view.pos].index],

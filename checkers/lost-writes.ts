@@ -15,9 +15,9 @@
 // It also reports values that nobody wrote: a final LWW value, or an ok read's value, that no write of
 // that (e, c) ever carried ("unexpected-value"). lost, lost-update and unexpected-value are invalid.
 // Max-wins components ("write-max") are judged by the max-wins checker, not here.
-import type { FinalComponent, History, ReadValue, WriteValue } from '../harness/history.ts';
+import type { FinalComponent, History, Process, ReadValue, WriteValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, componentKey, finalReads, finalVerdict, pairing, splitKey, valueOf } from './util.ts';
+import { AnomalyList, finalReads, finalVerdict, pairing, PairMap, valueOf, type FinalRead } from './util.ts';
 
 export interface LostWritesResult extends CheckResult {
   /** Acknowledged writes judged. */
@@ -42,6 +42,8 @@ interface WriteRecord {
 
 interface KeyState {
   acked: WriteRecord[];
+  /** Last ok read of this key by each process (for lost updates). */
+  lastRead: Map<Process, LastRead>;
   /** Every value any write of this key carried (ok, info, fail or unanswered), first invoke position. */
   values: Map<string, number>;
   maxAckedTs: string;
@@ -56,28 +58,25 @@ interface LastRead {
 /** Checks that no acknowledged LWW write vanished without a winning write to explain it. */
 export const lostWrites = (history: History, ctx: CheckContext): LostWritesResult => {
   const { completion } = pairing(history);
-  const keys = new Map<string, KeyState>();
-  // Last ok read of a key by a process, keyed "process NUL entity NUL component".
-  const lastRead = new Map<string, LastRead>();
+  const keys = new PairMap<KeyState>();
   const anomalies = new AnomalyList();
 
   for (let i = 0; i < history.length; i++) {
     const op = history[i];
-    if (op.type !== 'invoke') continue;
     const f = op.f;
-    if (f !== 'write' && f !== 'read') continue;
-    const c = completion[i];
-    if (f === 'write') {
+    // Writes are taken at their invoke (a value exists from then on), reads at their ok completion: a
+    // read may return a write invoked while the read was in flight.
+    if (f === 'write' && op.type === 'invoke') {
+      const c = completion[i];
       const v = valueOf<WriteValue>(op);
       if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string') continue;
-      const key = componentKey(v.entity, v.component);
-      let ks = keys.get(key);
-      if (!ks) keys.set(key, (ks = { acked: [], values: new Map(), maxAckedTs: '' }));
+      let ks = keys.get(v.entity, v.component);
+      if (!ks) keys.set(v.entity, v.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedTs: '' }));
       if (!ks.values.has(v.value)) ks.values.set(v.value, i);
       if (c < 0 || history[c].type !== 'ok') continue;
       const ts = valueOf<WriteValue>(history[c]).ts;
       if (typeof ts !== 'string') continue;
-      const prior = lastRead.get(op.process + '\u0000' + key);
+      const prior = ks.lastRead.get(op.process);
       ks.acked.push({
         invokePos: i,
         pos: c,
@@ -88,15 +87,16 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
         readTs: prior ? prior.ts : null,
       });
       if (ts > ks.maxAckedTs) ks.maxAckedTs = ts;
-    } else {
-      if (c < 0 || history[c].type !== 'ok') continue;
-      const r = valueOf<ReadValue>(history[c]);
+    } else if (f === 'read' && op.type === 'ok') {
+      const c = i;
+      const r = valueOf<ReadValue>(op);
       if (typeof r.entity !== 'string' || typeof r.component !== 'string') continue;
-      const key = componentKey(r.entity, r.component);
       const value = typeof r.value === 'string' ? r.value : null;
-      lastRead.set(op.process + '\u0000' + key, { pos: c, value, ts: typeof r.ts === 'string' ? r.ts : null });
+      let ks = keys.get(r.entity, r.component);
+      if (!ks) keys.set(r.entity, r.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedTs: '' }));
+      ks.lastRead.set(op.process, { pos: c, value, ts: typeof r.ts === 'string' ? r.ts : null });
       // A read can only return a value whose write was invoked before the read completed.
-      if (value !== null && !keys.get(key)?.values.has(value)) {
+      if (value !== null && !ks.values.has(value)) {
         anomalies.add({
           type: 'unexpected-value',
           ops: [history[c].index],
@@ -126,46 +126,56 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
   }
   const views = [...fr.view.values()];
 
-  for (const [key, ks] of keys) {
-    const [entity, component] = splitKey(key);
+  for (const [entity, component, ks] of keys.entries()) {
     acknowledged += ks.acked.length;
+    if (ks.acked.length === 0) continue;
+    // Nodes usually agree, so judge each distinct final value once and name every node that holds it.
+    const groups: { fc: FinalComponent | undefined; views: FinalRead[] }[] = [];
     for (const view of views) {
       const fc: FinalComponent | undefined = view.state[entity]?.components?.[component];
+      const same = groups.find((g) => (g.fc === undefined ? fc === undefined : fc !== undefined && g.fc.ts === fc.ts && g.fc.value === fc.value && g.fc.deleted === fc.deleted));
+      if (same) same.views.push(view);
+      else groups.push({ fc, views: [view] });
+    }
+    for (const { fc, views: holders } of groups) {
+      const weight = holders.length;
       const fts = fc ? fc.ts : '';
       for (const w of ks.acked) {
         if (fc && fc.ts === w.ts && fc.value === w.value && fc.deleted !== true) {
-          survived++;
+          survived += weight;
           continue;
         }
         // Checked before "superseded": V may carry the greater HLC only because the writing node's clock
         // failed to move past what it had just read, and that is exactly the bug this names.
         const causalPast = fc !== undefined && w.readPos >= 0 && w.readValue === fc.value && w.readTs === fc.ts;
         if (!causalPast && (fts > w.ts || ks.maxAckedTs > w.ts)) {
-          superseded++;
+          superseded += weight;
           continue;
         }
+        const nodes = holders.map((h) => h.node);
+        const finalOps = holders.map((h) => history[h.pos].index);
         const base = {
           entity,
           component,
-          node: view.node,
+          nodes,
           written: { value: w.value, ts: w.ts },
           final: fc ? { value: fc.value, ts: fc.ts, deleted: fc.deleted === true } : null,
         };
         if (fc && causalPast) {
-          lostUpdates++;
+          lostUpdates += weight;
           anomalies.add({
             type: 'lost-update',
-            ops: [history[w.pos].index, history[w.readPos].index, history[view.pos].index],
-            message: `Write of ${JSON.stringify(w.value)} to ${entity}/${component} (ts ${w.ts}) was acknowledged, but node ${view.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}), which the same process had read before writing.`,
+            ops: [history[w.pos].index, history[w.readPos].index, ...finalOps],
+            message: `Write of ${JSON.stringify(w.value)} to ${entity}/${component} (ts ${w.ts}) was acknowledged, but ${nodes.join(', ')} end with ${JSON.stringify(fc.value)} (ts ${fc.ts}), which the same process had read before writing.`,
             ...base,
             read: { value: w.readValue, ts: w.readTs },
           });
         } else {
-          lost++;
+          lost += weight;
           anomalies.add({
             type: 'lost',
-            ops: [history[w.pos].index, history[view.pos].index],
-            message: `Write of ${JSON.stringify(w.value)} to ${entity}/${component} (ts ${w.ts}) was acknowledged, but node ${view.node} ends with ${fc ? `${JSON.stringify(fc.value)} (ts ${fc.ts})` : 'nothing'} and no write with a greater timestamp exists.`,
+            ops: [history[w.pos].index, ...finalOps],
+            message: `Write of ${JSON.stringify(w.value)} to ${entity}/${component} (ts ${w.ts}) was acknowledged, but ${nodes.join(', ')} end with ${fc ? `${JSON.stringify(fc.value)} (ts ${fc.ts})` : 'nothing'} and no write with a greater timestamp exists.`,
             ...base,
           });
         }
@@ -178,7 +188,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
     for (const [entity, fe] of Object.entries(view.state)) {
       for (const [component, fc] of Object.entries(fe.components ?? {})) {
         if (fc.kind !== 'lww' || fc.deleted === true) continue;
-        const ks = keys.get(componentKey(entity, component));
+        const ks = keys.get(entity, component);
         if (ks?.values.has(fc.value)) continue;
         unexpected++;
         anomalies.add({

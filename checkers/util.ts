@@ -126,6 +126,34 @@ export function finalVerdict(anomalies: AnomalyList, fr: FinalReads): { valid: t
   return { valid: true };
 }
 
+/**
+ * A map keyed by two strings (entity, component). Nested Maps look the original strings up directly,
+ * which V8 hashes once per string, instead of building and hashing a concatenated key for every op.
+ */
+export class PairMap<T> {
+  readonly outer = new Map<string, Map<string, T>>();
+  size = 0;
+
+  get(a: string, b: string): T | undefined {
+    return this.outer.get(a)?.get(b);
+  }
+
+  set(a: string, b: string, value: T): void {
+    let inner = this.outer.get(a);
+    if (!inner) this.outer.set(a, (inner = new Map()));
+    if (!inner.has(b)) this.size++;
+    inner.set(b, value);
+  }
+
+  has(a: string, b: string): boolean {
+    return this.outer.get(a)?.has(b) ?? false;
+  }
+
+  *entries(): IterableIterator<[string, string, T]> {
+    for (const [a, inner] of this.outer) for (const [b, v] of inner) yield [a, b, v];
+  }
+}
+
 /** Key for an (entity, component) pair in Maps; NUL cannot occur in either name. */
 export function componentKey(entity: string, component: string): string {
   return entity + '\u0000' + component;

@@ -37,10 +37,7 @@ describe('lost writes', () => {
     const reads = b.finalRound(0, { n1: final, n2: final });
     const r = lostWrites(b.ops, ctx());
     expect(r.valid).toBe(false);
-    expect(r.anomalies!.map((a) => [a.type, a.ops])).toEqual([
-      ['lost', [ack, reads.n1]],
-      ['lost', [ack, reads.n2]],
-    ]);
+    expect(r.anomalies!.map((a) => [a.type, a.ops, a.nodes])).toEqual([['lost', [ack, reads.n1, reads.n2], ['n1', 'n2']]]);
     expect(r.lost).toBe(2);
   });
 
@@ -54,10 +51,7 @@ describe('lost writes', () => {
     const r = lostWrites(b.ops, ctx());
     expect(r.valid).toBe(false);
     expect(write0).toBe(1);
-    expect(r.anomalies!.map((a) => [a.type, a.ops])).toEqual([
-      ['lost-update', [ack, read, reads.n1]],
-      ['lost-update', [ack, read, reads.n2]],
-    ]);
+    expect(r.anomalies!.map((a) => [a.type, a.ops, a.nodes])).toEqual([['lost-update', [ack, read, reads.n1, reads.n2], ['n1', 'n2']]]);
     expect(r.lostUpdates).toBe(2);
   });
 

@@ -1,0 +1,167 @@
+// Benchmark of the checkers (`npm run bench:checkers`, run with --expose-gc): prints JSON with the time
+// and peak memory of every lww checker except linearizability on generated lww histories of 10k, 100k
+// and 1M ops, and of linearizability on register histories of 1k, 10k and 100k ops over 10 keys.
+// Each size runs in its own child process so its peak RSS (getrusage maxRSS) is its own; the history is
+// generated first and only the checking is timed.
+//
+// Generated histories are realistic in shape: 10 concurrent processes on 5 nodes interleave invokes and
+// completions, 2% of ops end info and 1% fail, faults start and stop, and a final heal is followed by one
+// round of final reads in which every node holds the winning write of every key. Values are decided at
+// completion, so the histories are valid and linearizable apart from info ops (which take effect half
+// the time), and the checkers do all their work instead of stopping early.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { FinalState, Op, OpType } from '../harness/history.ts';
+import { createRng } from '../harness/rng.ts';
+import { checkersFor } from './index.ts';
+import { linearizable } from './linearizable.ts';
+import { compose } from './types.ts';
+
+const NODES = ['n1', 'n2', 'n3', 'n4', 'n5'];
+const PROCESSES = 10;
+
+function hlc(ms: number, logical: number, node: string): string {
+  return `${String(ms).padStart(15, '0')}:${String(logical).padStart(5, '0')}:${node}`;
+}
+
+interface Pending {
+  f: string;
+  value: Record<string, unknown>;
+}
+
+/** An lww-workload history of about `size` ops (register: plain read/write on `keys` keys). */
+export function generate(size: number, kind: 'lww' | 'register', keys: number): Op[] {
+  const rng = createRng(size * 7 + keys);
+  const ops: Op[] = [];
+  let time = 0;
+  const push = (process: number | 'nemesis', type: OpType, f: string, value: unknown, node?: string): void => {
+    time += 100_000 + rng.int(400_000);
+    ops.push({ index: ops.length, time, process, type, f, value, ...(node ? { node } : {}) });
+  };
+  const lww = new Map<string, { value: string; ts: string }>();
+  const max = new Map<string, number>();
+  const procs: (number)[] = Array.from({ length: PROCESSES }, (_, i) => i);
+  const pending: (Pending | undefined)[] = new Array(PROCESSES).fill(undefined);
+  let seq = 0;
+  let faultOpen = false;
+  const finalReadOps = 2 * NODES.length + 2;
+  while (ops.length < size - finalReadOps) {
+    if (rng.int(2000) === 0) {
+      push('nemesis', 'info', faultOpen ? 'stop-partition' : 'start-partition', { grudge: { n1: ['n2'] } });
+      faultOpen = !faultOpen;
+      continue;
+    }
+    const w = rng.int(PROCESSES);
+    const node = NODES[w % NODES.length];
+    const p = pending[w];
+    if (!p) {
+      const entity = `e${rng.int(keys)}`;
+      const r = rng.int(100);
+      let next: Pending;
+      seq++;
+      if (kind === 'register') next = r < 50 ? { f: 'read', value: { key: entity } } : { f: 'write', value: { key: entity, value: seq } };
+      else if (r < 40) next = { f: 'read', value: { entity, component: 'pos' } };
+      else if (r < 80) next = { f: 'write', value: { entity, component: 'pos', value: `w${seq}`, requestId: `r${seq}` } };
+      else if (r < 90) next = { f: 'read-max', value: { entity, component: 'threat' } };
+      else next = { f: 'write-max', value: { entity, component: 'threat', value: seq, requestId: `r${seq}` } };
+      pending[w] = next;
+      push(procs[w], 'invoke', next.f, next.value, node);
+      continue;
+    }
+    pending[w] = undefined;
+    const roll = rng.int(100);
+    const type: OpType = roll < 2 ? 'info' : roll < 3 && (p.f === 'write' || p.f === 'write-max') ? 'fail' : 'ok';
+    const applied = type === 'ok' || (type === 'info' && rng.int(2) === 0);
+    const v = p.value;
+    const key = kind === 'register' ? String(v.key) : `${String(v.entity)}/${String(v.component)}`;
+    let done: Record<string, unknown> = v;
+    if (p.f === 'write' && applied) {
+      const ts = hlc(Math.floor(time / 1e6), seq % 100_000, node);
+      lww.set(key, { value: String(v.value), ts });
+      if (type === 'ok') done = kind === 'register' ? v : { ...v, ts };
+    } else if (p.f === 'read' && type === 'ok') {
+      const cur = lww.get(key);
+      done = kind === 'register' ? { ...v, value: cur ? Number(cur.value) : null } : { ...v, value: cur?.value ?? null, ts: cur?.ts ?? null };
+    } else if (p.f === 'write-max' && applied) {
+      max.set(key, Math.max(max.get(key) ?? -Infinity, Number(v.value)));
+    } else if (p.f === 'read-max' && type === 'ok') {
+      done = { ...v, value: max.get(key) ?? null };
+    }
+    push(procs[w], type, p.f, type === 'ok' ? done : v, node);
+    if (type === 'info') procs[w] += PROCESSES;
+  }
+  // Finish in-flight ops as info, heal, then one agreeing round of final reads.
+  for (let w = 0; w < PROCESSES; w++) if (pending[w]) push(procs[w], 'info', pending[w]!.f, pending[w]!.value, NODES[w % NODES.length]);
+  push('nemesis', 'info', 'heal', {});
+  if (kind === 'lww') {
+    const state: FinalState = {};
+    const ts0 = hlc(0, 0, 'n1');
+    for (const [key, c] of lww) {
+      const [entity, component] = key.split('/');
+      (state[entity] ??= { components: {}, counters: {} }).components[component] = { value: c.value, ts: c.ts, kind: 'lww' };
+    }
+    for (const [key, m] of max) {
+      const [entity, component] = key.split('/');
+      (state[entity] ??= { components: {}, counters: {} }).components[component] = { value: String(m), ts: ts0, kind: 'max' };
+    }
+    NODES.forEach((node, i) => {
+      push(1_000_000 + i, 'invoke', 'final-read', { round: 0 }, node);
+      push(1_000_000 + i, 'ok', 'final-read', { round: 0, state }, node);
+    });
+  }
+  return ops;
+}
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/** Child: generate one history, check it, print one JSON line. */
+function child(kind: 'lww' | 'register', size: number): void {
+  const keys = kind === 'lww' ? Math.max(100, Math.round(size / 1000)) : 10;
+  const history = generate(size, kind, keys);
+  gc();
+  const rssBefore = process.memoryUsage().rss;
+  const checker = kind === 'lww'
+    ? compose(Object.fromEntries(Object.entries(checkersFor('lww')).filter(([name]) => name !== 'linearizability')))
+    : compose({ linearizability: linearizable({ model: 'register' }) });
+  const started = performance.now();
+  const result = checker(history, { nodes: NODES, workload: kind, linearizableBudgetMs: 60_000 });
+  const ms = performance.now() - started;
+  const heapAfter = process.memoryUsage().heapUsed;
+  console.log(JSON.stringify({
+    ops: history.length,
+    keys,
+    checkMs: Math.round(ms),
+    valid: result.valid,
+    verdicts: Object.fromEntries(Object.entries(result.results).map(([k, r]) => [k, r.valid])),
+    rssAfterGenerateMB: Math.round(rssBefore / 2 ** 20),
+    peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+    heapUsedAfterCheckMB: Math.round(heapAfter / 2 ** 20),
+  }));
+}
+
+function main(): void {
+  const self = fileURLToPath(import.meta.url);
+  const run = (kind: string, size: number): Record<string, unknown> =>
+    JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--max-old-space-size=4096', self, '--child', kind, String(size)], { encoding: 'utf8' }).trim()) as Record<string, unknown>;
+  const lww = [10_000, 100_000, 1_000_000].map((n) => run('lww', n));
+  const lin = [1_000, 10_000, 100_000].map((n) => run('register', n));
+  const ratio = (a: Record<string, unknown>, b: Record<string, unknown>): number => Math.round(((b.checkMs as number) / Math.max(1, a.checkMs as number)) * 100) / 100;
+  console.log(JSON.stringify({
+    node: process.version,
+    checkersExceptLinearizability: lww,
+    linearizability: lin,
+    growth: { lww100kOver10k: ratio(lww[0], lww[1]), lww1MOver100k: ratio(lww[1], lww[2]), lin10kOver1k: ratio(lin[0], lin[1]), lin100kOver10k: ratio(lin[1], lin[2]) },
+    targets: {
+      lww1MUnder3s: (lww[2].checkMs as number) <= 3000,
+      lww1MUnder1GB: (lww[2].peakRssMB as number) <= 1024,
+      linearGrowth: ratio(lww[1], lww[2]) <= 12,
+      lin10kUnder1s: (lin[1].checkMs as number) <= 1000,
+    },
+  }, null, 2));
+}
+
+const args = process.argv.slice(2);
+if (args[0] === '--child') child(args[1] as 'lww' | 'register', Number(args[2]));
+else if (import.meta.main) main();
