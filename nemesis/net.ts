@@ -88,10 +88,28 @@ export async function setChainRules(
   await run(cluster, node, ['sh', '-c', script, 'faultline-iptables', ...lines]);
 }
 
-/** Empties a faultline chain on one node; a chain that does not exist counts as empty. */
+/**
+ * True when a command could not run because the node's container is stopped (killed). Docker gives a
+ * container a fresh network namespace each time it starts, so a stopped node has no rules and no
+ * qdiscs left to remove: removal steps count that as done (measured: a chain added before
+ * `docker kill` is gone after `docker start`).
+ */
+export function containerStopped(error: unknown): boolean {
+  return error instanceof NodeCommandError && error.result === undefined && /is not running/i.test(errorText(error.cause));
+}
+
+async function removal(step: () => Promise<unknown>): Promise<void> {
+  try {
+    await step();
+  } catch (error) {
+    if (!containerStopped(error)) throw error;
+  }
+}
+
+/** Empties a faultline chain on one node; a chain that does not exist (or a stopped node) counts as empty. */
 export async function flushChain(cluster: ClusterControl, node: string, chain: string): Promise<void> {
   requireFaultlineChain(chain);
-  await run(cluster, node, ['sh', '-c', `if iptables -w -n -L ${chain} >/dev/null 2>&1; then iptables -w -F ${chain}; fi`]);
+  await removal(() => run(cluster, node, ['sh', '-c', `if iptables -w -n -L ${chain} >/dev/null 2>&1; then iptables -w -F ${chain}; fi`]));
 }
 
 /** Removes a faultline chain and every jump to it from INPUT; nothing else is touched. */
@@ -100,7 +118,7 @@ export async function removeChain(cluster: ClusterControl, node: string, chain: 
   const script =
     `while iptables -w -C INPUT -j ${chain} 2>/dev/null; do iptables -w -D INPUT -j ${chain}; done; ` +
     `if iptables -w -n -L ${chain} >/dev/null 2>&1; then iptables -w -F ${chain} && iptables -w -X ${chain}; fi`;
-  await run(cluster, node, ['sh', '-c', script]);
+  await removal(() => run(cluster, node, ['sh', '-c', script]));
 }
 
 /** The rules now in a faultline chain on a node (`iptables -S` lines), [] when the chain does not exist. */
@@ -223,11 +241,13 @@ export async function applyNetem(cluster: ClusterControl, node: string, spec: Ne
 
 /** Removes faultline's root qdisc from a node's cluster interface; any other root qdisc is left alone. */
 export async function removeQdisc(cluster: ClusterControl, node: string): Promise<void> {
-  const dev = await clusterInterface(cluster, node);
-  const shown = await run(cluster, node, ['tc', 'qdisc', 'show', 'dev', dev, 'root']);
-  if (new RegExp(`^qdisc \\S+ ${QDISC_HANDLE}: root`, 'm').test(shown.stdout)) {
-    await run(cluster, node, ['tc', 'qdisc', 'del', 'dev', dev, 'root']);
-  }
+  await removal(async () => {
+    const dev = await clusterInterface(cluster, node);
+    const shown = await run(cluster, node, ['tc', 'qdisc', 'show', 'dev', dev, 'root']);
+    if (new RegExp(`^qdisc \\S+ ${QDISC_HANDLE}: root`, 'm').test(shown.stdout)) {
+      await run(cluster, node, ['tc', 'qdisc', 'del', 'dev', dev, 'root']);
+    }
+  });
 }
 
 /** The root qdisc line of a node's cluster interface, e.g. "qdisc noqueue 0: root refcnt 2". */

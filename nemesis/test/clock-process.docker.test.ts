@@ -8,7 +8,10 @@ import { ensureImage } from '../../harness/image.ts';
 import { StoreClient, type GetReply, type PutReply } from '../../proto/gen/faultline.ts';
 import { answersHealth, CLOCK_FILE, clockPackage, getClockOffset, readStats, readWallClock } from '../clock.ts';
 import { killPackage, pausePackage } from '../process.ts';
-import { ipOf, run } from '../net.ts';
+import { ipOf, listChain, PARTITION_CHAIN, run } from '../net.ts';
+import { partitionPackage } from '../partition.ts';
+import { matrixText, probeConnectivity } from '../probe.ts';
+import { connectivity } from '../grudge.ts';
 
 let cluster: Cluster;
 const nodes = ['n1', 'n2', 'n3'];
@@ -164,5 +167,20 @@ describe('kill and pause on Docker', () => {
     const healed = await pause.nemesis.heal();
     expect(healed).toMatchObject({ ok: true, value: { nodes: ['n1'], affected: [] } });
     expect(await answersHealth(cluster, 'n1', 2000)).toBe(true);
+  });
+
+  it('a network heal counts a killed node as healed, and the node restarts without faultline rules', async () => {
+    const partition = partitionPackage(options);
+    await partition.nemesis.setup(cluster);
+    await partition.nemesis.invoke({ f: 'start-partition', value: { nodes: ['n1', 'n2'], grudge: { n1: ['n2'], n2: ['n1'] } } });
+    await kill.nemesis.invoke({ f: 'start-kill', value: { nodes: ['n1'] } });
+    const networkHeal = await partition.nemesis.heal();
+    expect(networkHeal).toMatchObject({ ok: true, errors: [] });
+    expect((await kill.nemesis.heal()).ok).toBe(true);
+    expect((await run(cluster, 'n1', ['iptables-save'])).stdout).not.toContain('FAULTLINE');
+    expect(await listChain(cluster, 'n2', PARTITION_CHAIN)).toEqual([]);
+    const probed = await probeConnectivity(cluster);
+    expect(matrixText(probed.tcp)).toBe(matrixText(connectivity(nodes, {})));
+    await partition.nemesis.teardown();
   });
 });
