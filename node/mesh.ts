@@ -15,7 +15,7 @@
 // DIGEST_BUCKETS buckets), compare with ours, then Repair the differing buckets in chunks — the request
 // pushes our entries of those buckets and the reply carries the peer's, both merged with the same pure
 // merge, so one round repairs both sides. The planted bug `no-anti-entropy` never starts the loop.
-import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { credentials, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { MeshClient, type MeshWrite, type RelayBatch, type RepairReply, type DigestReply } from '../proto/gen/faultline.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { parseHlc } from './hlc.ts';
@@ -51,6 +51,24 @@ export const MESH_CHANNEL_OPTIONS = {
 
 // grpc-js connectivity states (the enum is not re-exported with types we can import as values here).
 const READY = 2;
+
+/**
+ * Runs a unary call with a timeout on the monotonic clock (Node timers), cancelling the call when it
+ * fires. gRPC deadlines are wall-clock instants, which a libfaketime jump would make meaningless.
+ */
+function withTimeout<T>(timeoutMs: number, what: string, start: (done: (error: ServiceError | null, reply: T) => void) => ClientUnaryCall): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      call.cancel();
+      reject(new Error(`${what} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const call = start((error, reply) => {
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(reply);
+    });
+  });
+}
 
 export function keyToMeshWrite(w: KeyWrite, origin: string, seq: number, hops = 0): MeshWrite {
   if ('state' in w) {
@@ -157,7 +175,9 @@ class PeerLink {
     this.call?.end();
     this.backedUp = false;
     this.callOpenedMs = now;
-    const call = this.client.relay({ deadline: Date.now() + ROTATE_MS * 10 }, (error: ServiceError | null) => {
+    // No gRPC deadline: those are wall-clock based and libfaketime jumps the wall clock. The stream is
+    // rotated every ROTATE_MS, and keepalive pings fail it when the connection dies.
+    const call = this.client.relay((error: ServiceError | null) => {
       if (this.call === call) this.call = undefined;
       if (error && error.code !== status.CANCELLED) {
         this.mesh.node.log.throttled(`relay-error-${this.peer.id}`, 5000, 'warn', `relay stream to ${this.peer.id} failed: ${error.code} ${error.details}`);
@@ -241,8 +261,8 @@ export class Mesh {
   private async exchange(link: PeerLink): Promise<void> {
     const node = this.node;
     const id = node.config.id;
-    const theirs = await new Promise<DigestReply>((resolve, reject) =>
-      link.client.digest({ sender: id, buckets: DIGEST_BUCKETS }, new Metadata(), { deadline: Date.now() + DIGEST_TIMEOUT_MS }, (e, r) => (e ? reject(e) : resolve(r))),
+    const theirs = await withTimeout<DigestReply>(DIGEST_TIMEOUT_MS, `Digest from ${link.peer.id}`, (done) =>
+      link.client.digest({ sender: id, buckets: DIGEST_BUCKETS }, done),
     );
     const ours = node.replica.digest(DIGEST_BUCKETS);
     if (theirs.hashes.length !== DIGEST_BUCKETS) throw new Error(`${link.peer.id} answered ${theirs.hashes.length} digests, expected ${DIGEST_BUCKETS}`);
@@ -251,13 +271,8 @@ export class Mesh {
       const buckets = differing.slice(i, i + REPAIR_CHUNK_BUCKETS);
       const push = [...node.replica.bucketWrites(buckets, DIGEST_BUCKETS)].map((w) => keyToMeshWrite(w, id, 0));
       node.stats.meshMessages += push.length;
-      const reply = await new Promise<RepairReply>((resolve, reject) =>
-        link.client.repair(
-          { sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push },
-          new Metadata(),
-          { deadline: Date.now() + REPAIR_TIMEOUT_MS },
-          (e, r) => (e ? reject(e) : resolve(r)),
-        ),
+      const reply = await withTimeout<RepairReply>(REPAIR_TIMEOUT_MS, `Repair from ${link.peer.id}`, (done) =>
+        link.client.repair({ sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push }, done),
       );
       this.mergeRepair(reply.writes, link.peer.id);
     }

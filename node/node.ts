@@ -19,7 +19,7 @@ import type { Logger } from './log.ts';
 import type { Entity, GetReply, HealthReply, IncrReply, DeleteReply, PutReply, StatsReply } from '../proto/gen/faultline.ts';
 
 /** Request ids remembered; the oldest are forgotten beyond this (far more than any test run issues). */
-export const MAX_REQUEST_IDS = 2_000_000;
+export const MAX_REQUEST_IDS = 1_000_000;
 /** Per-origin sequence numbers are incarnation × 2^32 + n, so they never repeat across restarts. */
 const SEQ_PER_INCARNATION = 2 ** 32;
 
