@@ -126,13 +126,18 @@ function child(kind: 'lww' | 'register', size: number): void {
     ? compose(Object.fromEntries(Object.entries(checkersFor('lww')).filter(([name]) => name !== 'linearizability')))
     : compose({ linearizability: linearizable({ model: 'register' }) });
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const result = checker(history, { nodes: NODES, workload: kind, linearizableBudgetMs: 60_000 });
   const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
   const heapAfter = process.memoryUsage().heapUsed;
   console.log(JSON.stringify({
     ops: history.length,
     keys,
     checkMs: Math.round(ms),
+    // CPU time of this process (user + system): the "one core" figure, unaffected by other load on a
+    // shared machine; it includes the garbage collector's helper threads, so it can exceed checkMs.
+    checkCpuMs: Math.round((used.user + used.system) / 1000),
     valid: result.valid,
     verdicts: Object.fromEntries(Object.entries(result.results).map(([k, r]) => [k, r.valid])),
     rssAfterGenerateMB: Math.round(rssBefore / 2 ** 20),

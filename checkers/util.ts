@@ -24,18 +24,27 @@ export function pairing(history: History): Pairing {
   const n = history.length;
   const completion = new Int32Array(n).fill(-1);
   const invocation = new Int32Array(n).fill(-1);
-  const pending = new Map<Process, number>();
+  // Process numbers are small non-negative integers in practice: index an array by them, and fall back
+  // to a Map for anything else.
+  const dense: number[] = [];
+  const sparse = new Map<Process, number>();
   for (let i = 0; i < n; i++) {
     const op = history[i];
-    if (op.process === 'nemesis') continue;
+    const p = op.process;
+    if (p === 'nemesis') continue;
+    const small = Number.isInteger(p) && p >= 0 && p < 1 << 20;
     if (op.type === 'invoke') {
-      pending.set(op.process, i);
+      if (small) {
+        while (dense.length <= p) dense.push(-1);
+        dense[p] = i;
+      } else sparse.set(p, i);
     } else {
-      const inv = pending.get(op.process);
-      if (inv !== undefined) {
+      const inv = small ? (p < dense.length ? dense[p] : -1) : (sparse.get(p) ?? -1);
+      if (inv >= 0) {
         completion[inv] = i;
         invocation[i] = inv;
-        pending.delete(op.process);
+        if (small) dense[p] = -1;
+        else sparse.delete(p);
       }
     }
   }

@@ -1,0 +1,79 @@
+// The re-check CLI (harness/check-cli.ts), driven through main() on files in a temporary folder.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../harness/check-cli.ts';
+import { HistoryBuilder, entity, hlc } from './builder.ts';
+
+let dir: string;
+let out: string[];
+let err: string[];
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'faultline-check-'));
+  out = [];
+  err = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
+});
+afterEach(() => vi.restoreAllMocks());
+
+function lwwRun(lose: boolean): string {
+  const b = new HistoryBuilder();
+  const w = { entity: 'e1', component: 'pos', value: 'a', requestId: 'r1' };
+  b.call(0, 'n1', 'write', w, 'ok', { ...w, ts: hlc(10) });
+  b.nemesis('heal');
+  const final = { e1: entity({ pos: lose ? ['', hlc(1)] : ['a', hlc(10)] }) };
+  b.finalRound(0, { n1: final, n2: final });
+  return b.ops.map((o) => JSON.stringify(o)).join('\n') + '\n';
+}
+
+describe('npm run check', () => {
+  it('checks a run folder and exits 0 when valid, 1 when invalid', async () => {
+    writeFileSync(path.join(dir, 'test.json'), JSON.stringify({ workload: 'lww', nodes: ['n1', 'n2'] }));
+    writeFileSync(path.join(dir, 'history.jsonl'), lwwRun(false));
+    expect(await main([dir])).toBe(0);
+    expect(out.join('\n')).toMatch(/lost-writes\s+valid/);
+    expect(out.join('\n')).toMatch(/verdict: valid/);
+
+    writeFileSync(path.join(dir, 'history.jsonl'), lwwRun(true));
+    out = [];
+    expect(await main([dir])).toBe(1);
+    expect(out.join('\n')).toMatch(/lost-writes\s+INVALID\s+3\s+lost×1 unexpected-value×2/);
+  });
+
+  it('drops a truncated final line with a warning and checks the prefix', async () => {
+    writeFileSync(path.join(dir, 'test.json'), JSON.stringify({ workload: 'lww', nodes: ['n1', 'n2'] }));
+    writeFileSync(path.join(dir, 'history.jsonl'), lwwRun(false) + '{"index":7,"time":12,"pro');
+    expect(await main([path.join(dir, 'history.jsonl')])).toBe(0);
+    expect(err.join('\n')).toMatch(/line 8 of .* is truncated/);
+  });
+
+  it('rejects a malformed line that is not the last with 254, naming the line and its content', async () => {
+    writeFileSync(path.join(dir, 'h.jsonl'), 'not json\n{"index":0}\n');
+    expect(await main([path.join(dir, 'h.jsonl'), '--workload', 'lww'])).toBe(254);
+    expect(err.join('\n')).toMatch(/Malformed line 1 of .*: "not json"/);
+  });
+
+  it('rejects bad arguments with 254 and a clear message', async () => {
+    expect(await main([path.join(dir, 'missing.jsonl')])).toBe(254);
+    expect(err.pop()).toMatch(/No such file or folder/);
+    expect(await main([dir, '--model', 'queue'])).toBe(254);
+    expect(err.pop()).toMatch(/Expected `--model` to be register or cas-register, got "queue"/);
+    writeFileSync(path.join(dir, 'h.jsonl'), lwwRun(false));
+    expect(await main([path.join(dir, 'h.jsonl')])).toBe(254);
+    expect(err.pop()).toMatch(/Pass --workload or --model/);
+  });
+
+  it('checks a Jepsen history.edn with a register model', async () => {
+    writeFileSync(path.join(dir, 'history.edn'), [
+      '{:type :invoke, :f :write, :value 1, :process 0, :time 1}',
+      '{:type :ok, :f :write, :value 1, :process 0, :time 2}',
+      '{:type :invoke, :f :read, :value nil, :process 1, :time 3}',
+      '{:type :ok, :f :read, :value 0, :process 1, :time 4}',
+    ].join('\n'));
+    expect(await main([path.join(dir, 'history.edn'), '--model', 'register'])).toBe(1);
+    expect(out.join('\n')).toMatch(/linearizability: non-linearizable \[ops 3, 2\]/);
+  });
+});
