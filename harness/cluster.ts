@@ -150,7 +150,13 @@ export class Cluster implements ClusterControl {
       );
       progress(`started ${names.length} containers on network ${networkName} (${Math.round(performance.now() - started)} ms)`);
       await Promise.all(names.map((name) => cluster.#refreshIp(name)));
-      await Promise.all(names.map((name) => cluster.#waitHealthy(name)));
+      // Wait for all of them, so a failure reports every node that did not come up, not just the first.
+      const waits = await Promise.allSettled(names.map((name) => cluster.#waitHealthy(name)));
+      const failures = waits.flatMap((w) => (w.status === 'rejected' ? [w.reason as Error] : []));
+      if (failures.length === 1) throw failures[0];
+      if (failures.length > 1) {
+        throw new Error(`${failures.length} of ${names.length} nodes did not become healthy:\n\n${failures.map((f) => f.message).join('\n\n')}`, { cause: failures[0] });
+      }
       progress(`cluster ${options.runId}: ${names.length} nodes healthy in ${Math.round(performance.now() - started)} ms`);
       return cluster;
     } catch (error) {

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { execa } from 'execa';
 import { buildNodeBundle, repoRoot, type BuildOptions } from './build.ts';
@@ -227,4 +228,21 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string)
 
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+// `node harness/image.ts [--force]`: make sure the node image exists and print its tag (npm run setup).
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== '--force');
+  if (unknown.length > 0) {
+    console.error(`harness/image.ts: unknown argument ${JSON.stringify(unknown[0])} (expected: --force)`);
+    process.exit(254);
+  }
+  try {
+    const tag = await ensureImage({ force: args.includes('--force'), onProgress: (line) => console.log(`[image] ${line}`) });
+    console.log(tag);
+  } catch (error) {
+    console.error(errorText(error));
+    process.exit(1);
+  }
 }
