@@ -1,7 +1,6 @@
-// The kill and pause fault packages: process faults on whole nodes through ClusterControl. kill sends
-// SIGKILL to a node's service (its container stops, its data stays on disk) and the stop op restarts it;
-// pause freezes a node's container (docker pause, the cgroup freezer) and the stop op resumes it. Both
-// remember every node they touched, so heal() restarts or resumes all of them even after a failed op.
+// What the kill and pause fault packages share: a nemesis for a process fault on whole nodes through
+// ClusterControl (apply on start, undo on stop), which remembers every node it touched, so heal() undoes
+// the fault on all of them even after a failed op, and the seeded schedule of drawn targets.
 import type { Rng } from '../harness/rng.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp } from './types.ts';
 import { collectErrors } from './net.ts';
@@ -13,7 +12,7 @@ export interface ProcessFaultOptions extends FaultPackageOptions {
   readonly targets?: readonly TargetKind[];
 }
 
-interface ProcessFault {
+export interface ProcessFault {
   readonly name: 'kill' | 'pause';
   /** Applies the fault to one node. */
   readonly apply: (cluster: ClusterControl, node: string) => Promise<void>;
@@ -22,20 +21,6 @@ interface ProcessFault {
   /** What undo does, for messages. */
   readonly undoVerb: string;
 }
-
-const KILL: ProcessFault = {
-  name: 'kill',
-  apply: (cluster, node) => cluster.kill(node, 'SIGKILL'),
-  undo: (cluster, node) => cluster.restart(node),
-  undoVerb: 'restart',
-};
-
-const PAUSE: ProcessFault = {
-  name: 'pause',
-  apply: (cluster, node) => cluster.pause(node),
-  undo: (cluster, node) => cluster.unpause(node),
-  undoVerb: 'unpause',
-};
 
 /** A nemesis for one process fault (kill or pause). */
 export class ProcessNemesis implements Nemesis {
@@ -99,7 +84,7 @@ export class ProcessNemesis implements Nemesis {
   async teardown(): Promise<void> {}
 }
 
-function processPackage(fault: ProcessFault, options: ProcessFaultOptions): FaultlinePackage {
+export function processPackage(fault: ProcessFault, options: ProcessFaultOptions): FaultlinePackage {
   const nemesis = new ProcessNemesis(fault);
   const f = { start: `start-${fault.name}`, stop: `stop-${fault.name}` };
   return {
@@ -116,14 +101,4 @@ function processPackage(fault: ProcessFault, options: ProcessFaultOptions): Faul
         (started) => ({ f: f.stop, value: { nodes: started.value.nodes ?? [] } }),
       ),
   };
-}
-
-/** kill: SIGKILL the targets' services; the stop op restarts them (after --nemesis-interval). */
-export function killPackage(options: ProcessFaultOptions): FaultlinePackage {
-  return processPackage(KILL, options);
-}
-
-/** pause: freeze the targets' containers; the stop op resumes them. */
-export function pausePackage(options: ProcessFaultOptions): FaultlinePackage {
-  return processPackage(PAUSE, options);
 }
