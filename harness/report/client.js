@@ -127,8 +127,6 @@
     for (const w of M.windows) {
       const x0 = xOf(w.startMs);
       const x1 = Math.max(x0 + 2, xOf(w.endMs));
-      ctx.fillStyle = hexA(faultColor(w.kind), 0.13);
-      ctx.fillRect(x0, AXIS_H, x1 - x0, tlHeight - AXIS_H);
       ctx.fillStyle = hexA(faultColor(w.kind), 0.85);
       ctx.fillRect(x0, AXIS_H + 3, x1 - x0, NEM_H - 12);
       ctx.fillStyle = '#fff';
@@ -172,6 +170,16 @@
     for (let t = 0; t < 4; t++) {
       ctx.fillStyle = TYPE_COLORS[t];
       ctx.fill(paths[t]);
+    }
+    // Fault windows tint every lane on top of the bars, with edges, so they show even when bars are dense.
+    for (const w of M.windows) {
+      const x0 = xOf(w.startMs);
+      const x1 = Math.max(x0 + 2, xOf(w.endMs));
+      ctx.fillStyle = hexA(faultColor(w.kind), 0.16);
+      ctx.fillRect(x0, top, x1 - x0, tlHeight - top);
+      ctx.fillStyle = hexA(faultColor(w.kind), 0.9);
+      ctx.fillRect(x0 - 0.5, AXIS_H, 1, tlHeight - AXIS_H);
+      ctx.fillRect(x1 - 0.5, AXIS_H, 1, tlHeight - AXIS_H);
     }
     ctx.strokeStyle = '#b00020';
     ctx.lineWidth = 1.5;
