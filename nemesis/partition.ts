@@ -24,7 +24,7 @@ export interface PartitionOptions extends FaultPackageOptions {
   readonly shapes?: readonly ShapeName[];
   /** Probability that a partition flaps instead of holding still. @default 0.2 */
   readonly flapProbability?: number;
-  /** Range [min, max] of the flapping half-period in ms, drawn per fault. @default [200, 800] */
+  /** Range [min, max] of the flapping half-period in ms, drawn per fault. @default [300, 1000]; applying a grudge to 3 nodes takes about 200 ms (p50) */
   readonly flapPeriodMs?: readonly [number, number];
 }
 
@@ -39,7 +39,7 @@ export function partitionStartOp(options: PartitionOptions, rng: Rng): NemesisOp
   const shape = rng.pick(shapes);
   const grudge = makeGrudge(shape, options.nodes, rng);
   const flapping = rng.next() < (options.flapProbability ?? 0.2);
-  const [lo, hi] = options.flapPeriodMs ?? [200, 800];
+  const [lo, hi] = options.flapPeriodMs ?? [300, 1000];
   const value: NemesisOp['value'] = { nodes: grudgeNodes(grudge), shape, grudge };
   if (flapping) value.flapPeriodMs = rng.range(lo, hi);
   return { f: F.start, value };
