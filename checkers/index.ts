@@ -50,7 +50,7 @@ export function checkerFor(workload: WorkloadName, options: CheckerForOptions = 
   return compose(checkersFor(workload, options));
 }
 
-export { compose, checkSafe, mergeValid } from './types.ts';
+export { compose, checkSafe, mergeResults, mergeValid } from './types.ts';
 export type { Anomaly, Checker, CheckContext, CheckResult, ComposedResult, Validity } from './types.ts';
 export { convergence, type ConvergenceResult } from './convergence.ts';
 export { lostWrites, type LostWritesResult } from './lost-writes.ts';

@@ -51,6 +51,13 @@ export function mergeValid(values: Iterable<Validity>): Validity {
   return worst;
 }
 
+/** Merges the validities of checker results, leaving advisory results out (see CheckResult.advisory). */
+export function mergeResults(results: Iterable<CheckResult>): Validity {
+  const counted: Validity[] = [];
+  for (const r of results) if (r.advisory !== true) counted.push(r.valid);
+  return mergeValid(counted);
+}
+
 /** Runs a checker; a throw becomes `unknown` with the error message instead of a crash. */
 export function checkSafe(checker: Checker, history: History, test: CheckContext): CheckResult {
   try {
@@ -69,7 +76,6 @@ export function compose(checkers: Readonly<Record<string, Checker>>): (history: 
   return (history, test) => {
     const results: Record<string, CheckResult> = {};
     for (const [name, checker] of Object.entries(checkers)) results[name] = checkSafe(checker, history, test);
-    const counted = Object.values(results).filter((r) => r.advisory !== true);
-    return { valid: mergeValid(counted.map((r) => r.valid)), results };
+    return { valid: mergeResults(Object.values(results)), results };
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkerFor, checkersFor } from '../index.ts';
-import { compose, type Checker } from '../types.ts';
+import { compose, mergeResults, type Checker } from '../types.ts';
 import { HistoryBuilder, ctx, entity, hlc } from './builder.ts';
 
 describe('composition', () => {
@@ -18,6 +18,8 @@ describe('composition', () => {
     const r = compose({ adv: () => ({ valid: false, advisory: true }), ok: () => ({ valid: true }) })([], ctx());
     expect(r.valid).toBe(true);
     expect(r.results.adv.valid).toBe(false);
+    expect(mergeResults([{ valid: 'unknown', advisory: true }, { valid: true }])).toBe(true);
+    expect(mergeResults([{ valid: false, advisory: false }, { valid: true }])).toBe(false);
   });
 
   it('judges an lww run: a stale read fails linearizability (advisory) but the run is valid', () => {
