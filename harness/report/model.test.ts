@@ -163,7 +163,7 @@ describe('nodeValues', () => {
       counters: { valid: false, anomalies: [{ type: 'diverged', ops: [12], message: 'm', entity: 'e2', counter: 'hits', byNode: { n3: 4, n1: 5 } }] },
     });
     expect(nodeValues(r, ['n1', 'n2', 'n3'])).toEqual([
-      { checker: 'convergence', key: 'e1/pos', message: 'disagree', ops: [10, 11], values: { n1: '{"value":"a","ts":"1"}', n2: 'b' } },
+      { checker: 'convergence', key: 'e1/pos', message: 'disagree', ops: [10, 11], values: { n1: 'value: a\nts: 1', n2: 'b' } },
       { checker: 'counters', key: 'e2/hits', message: 'm', ops: [12], values: { n3: '4', n1: '5' } },
     ]);
   });

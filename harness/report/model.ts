@@ -408,9 +408,16 @@ function anomalyKey(a: Anomaly): string {
   return parts.length ? parts.join('/') : a.type;
 }
 
+/** A value as text; a flat object (such as a FinalComponent) becomes one "key: value" line per field. */
 function display(v: unknown): string {
   if (v === undefined) return '(absent)';
-  return typeof v === 'string' ? v : JSON.stringify(v);
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    return Object.entries(v)
+      .map(([k, x]) => `${k}: ${typeof x === 'string' ? x : JSON.stringify(x)}`)
+      .join('\n');
+  }
+  return JSON.stringify(v);
 }
 
 /** The history as columns for the table. */

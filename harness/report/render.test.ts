@@ -62,8 +62,8 @@ describe('renderReport', () => {
     expect(mesh).toMatch(/<td>n1<\/td>/);
     const values = html.slice(html.indexOf('<section id="values">'), html.indexOf('<section id="history">'));
     expect(values).toContain('<b>e1/pos</b>');
-    expect(values).toMatch(/<td class="val differs">\{&quot;value&quot;:&quot;p3-41&quot;/);
-    expect(values.match(/<td class="val">\{&quot;value&quot;:&quot;p7-2&quot;/g)).toHaveLength(4);
+    expect(values).toMatch(/<td class="val differs">value: p3-41\nts: \d{15}:00003:n1\nkind: lww<\/td>/);
+    expect(values.match(/<td class="val">value: p7-2\n/g)).toHaveLength(4);
   });
 
   it('is self-contained: uPlot, styles and code inline, nothing fetched', () => {

@@ -172,11 +172,11 @@ function renderNodeValues(rows: readonly NodeValues[], nodes: readonly string[])
         .map((n) => (n in r.values ? `<td class="val${r.values[n] !== common ? ' differs' : ''}">${escapeHtml(r.values[n])}</td>` : '<td class="val empty">(absent)</td>'))
         .join('');
       const links = r.ops.slice(0, 8).map((i) => `<a class="op" href="#op-${i}">${i}</a>`).join('');
-      return `<tr><td class="val"><b>${escapeHtml(r.key)}</b><br><span class="count">${escapeHtml(r.checker)}</span></td>${cells}<td class="val">${links}</td></tr>`;
+      return `<tr><td class="key"><b>${escapeHtml(r.key)}</b><br><span class="count">${escapeHtml(r.checker)}</span></td>${cells}<td class="key">${links}</td></tr>`;
     })
     .join('\n');
   const more = rows.length > shown.length ? `<p class="hint">… and ${rows.length - shown.length} more in results.json.</p>` : '';
-  return `<table class="grid"><thead><tr><th>key</th>${cols.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>ops</th></tr></thead><tbody>${body}</tbody></table>${more}`;
+  return `<table class="grid values"><thead><tr><th>key</th>${cols.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>ops</th></tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
 function renderHeader(results: RunResults, model: ReportModel): string {
