@@ -20,8 +20,11 @@ export interface CheckerForOptions extends PerfOptions {
   readonly strictLinearizability?: boolean;
 }
 
-/** The named checkers of a workload, before composition (the CLI and the report list them in this order). */
-export function checkersFor(workload: WorkloadName, options: CheckerForOptions = {}): Record<string, Checker> {
+/**
+ * The named checkers of a workload, before composition (the CLI and the report list them in this order).
+ * Any string is accepted so a test's workload can be passed straight from test.json; an unknown one throws.
+ */
+export function checkersFor(workload: WorkloadName | (string & {}), options: CheckerForOptions = {}): Record<string, Checker> {
   const perfChecker = perf(options);
   switch (workload) {
     case 'lww':
@@ -46,7 +49,7 @@ export function checkersFor(workload: WorkloadName, options: CheckerForOptions =
 }
 
 /** The composed checker of a workload. */
-export function checkerFor(workload: WorkloadName, options: CheckerForOptions = {}): (history: History, ctx: CheckContext) => ComposedResult {
+export function checkerFor(workload: WorkloadName | (string & {}), options: CheckerForOptions = {}): (history: History, ctx: CheckContext) => ComposedResult {
   return compose(checkersFor(workload, options));
 }
 
