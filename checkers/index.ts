@@ -42,7 +42,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
       return { convergence, set: setChecker, idempotency, perf: perfChecker };
     case 'register':
     case 'cas-register':
-      return { linearizability: linearizable({ model: workload }), perf: perfChecker };
+      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker };
     default:
       throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
   }
