@@ -88,6 +88,16 @@ export class HybridClock {
     this.onSkew = options.onSkew;
   }
 
+  /** Counts and reports a remote timestamp too far ahead of our wall clock, without moving the clock. */
+  detectSkew(remote: Hlc): void {
+    const physical = this.physical();
+    const aheadMs = remote.wallMs - physical;
+    if (aheadMs > this.maxSkewMs) {
+      this.skewEvents += 1;
+      this.onSkew?.({ remote, localWallMs: physical, aheadMs });
+    }
+  }
+
   /** A new timestamp for a local event: strictly greater than every timestamp issued or observed before. */
   now(): Hlc {
     const physical = this.physical();
@@ -104,12 +114,12 @@ export class HybridClock {
 
   /** Merges a remote timestamp into the clock so later local events sort after it (see the skew rule above). */
   observe(remote: Hlc): void {
-    const physical = this.physical();
-    const aheadMs = remote.wallMs - physical;
-    if (aheadMs > this.maxSkewMs) {
-      this.skewEvents += 1;
-      this.onSkew?.({ remote, localWallMs: physical, aheadMs });
-    }
+    this.detectSkew(remote);
+    this.advance(remote);
+  }
+
+  /** Moves the clock up to a timestamp without skew detection (replaying our own log on restart). */
+  advance(remote: Hlc): void {
     if (remote.wallMs > this.lastWall || (remote.wallMs === this.lastWall && remote.logical > this.lastLogical)) {
       this.lastWall = remote.wallMs;
       this.lastLogical = remote.logical;

@@ -148,9 +148,16 @@ class PeerLink {
     const stats = node.stats;
     // An unconnected channel would buffer the call in memory until it fails; drop instead (and let
     // getConnectivityState(true) start connecting, so relays resume as soon as the peer is back).
-    if (this.client.getChannel().getConnectivityState(true) !== READY || this.backedUp) {
+    if (this.client.getChannel().getConnectivityState(true) !== READY) {
       stats.relaysDropped += writes.length;
-      node.log.throttled(`relay-drop-${this.peer.id}`, 5000, 'warn', `relay to ${this.peer.id} dropped ${writes.length} writes: peer not connected or backed up (anti-entropy will repair)`);
+      node.log.throttled(`relay-drop-${this.peer.id}`, 5000, 'warn', `relay to ${this.peer.id} dropped ${writes.length} writes: peer not connected (anti-entropy will repair)`);
+      return;
+    }
+    // stream() may rotate to a fresh call, which also clears a backed-up state left by the old one.
+    const call = this.stream();
+    if (this.backedUp) {
+      stats.relaysDropped += writes.length;
+      node.log.throttled(`relay-backlog-${this.peer.id}`, 5000, 'warn', `relay to ${this.peer.id} dropped ${writes.length} writes: its stream is backed up (anti-entropy will repair)`);
       return;
     }
     if (!this.mesh.bucket.tryTake(writes.length)) {
@@ -158,14 +165,15 @@ class PeerLink {
       node.log.throttled('mesh-throttled', 5000, 'warn', `mesh budget of ${node.config.meshBudgetPerS} writes/s exhausted: relay dropped (anti-entropy will repair)`);
       return;
     }
-    const call = this.stream();
     const batch: RelayBatch = { sender: node.config.id, writes };
     const ok = call.write(batch);
     stats.relaysSent += writes.length;
     stats.meshMessages += writes.length;
     if (!ok) {
       this.backedUp = true;
-      call.once('drain', () => (this.backedUp = false));
+      call.once('drain', () => {
+        if (this.call === call) this.backedUp = false;
+      });
     }
   }
 

@@ -131,7 +131,11 @@ export class StoreNode {
     switch (r.t) {
       case 'c':
         this.replica.applyComponent(r.e, r.k, { value: r.v, ts: r.ts, deleted: r.d, kind: r.kd });
-        this.observeTs(r.ts);
+        // Restarting must not issue timestamps below what we logged, even if the wall clock went back.
+        if (!this.bug('wall-clock-lww')) {
+          const parsed = parseHlc(r.ts);
+          if (parsed) this.clock.advance(parsed);
+        }
         break;
       case 's':
         this.replica.applyShare(r.e, r.k, r.o, { p: r.p, n: r.n });
@@ -148,9 +152,11 @@ export class StoreNode {
   }
 
   private observeTs(ts: string): void {
-    if (this.bug('wall-clock-lww')) return;
     const parsed = parseHlc(ts);
-    if (parsed) this.clock.observe(parsed);
+    if (!parsed) return;
+    // The planted bug wall-clock-lww still detects skew but never lets remote time advance our clock.
+    if (this.bug('wall-clock-lww')) this.clock.detectSkew(parsed);
+    else this.clock.observe(parsed);
   }
 
   private remember(rid: string, entry: RequestEntry): void {

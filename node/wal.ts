@@ -8,8 +8,9 @@
 // first frame that is short or fails its CRC (a torn tail after a crash) and truncates the file there,
 // so later appends never follow garbage.
 //
-// Group commit: appends queue their frames; one writer writes everything queued, calls fdatasync once
-// and then resolves every append in that group. Appends that arrive meanwhile form the next group.
+// Group commit: appends queue their frames; a group writes everything queued, calls fdatasync once and
+// then resolves every append in it. Appends that arrive meanwhile form the next group; up to
+// MAX_INFLIGHT_SYNCS groups may be syncing at once (see kick() for why that is safe).
 //
 // Files in the data dir: log-<gen>.dat and snapshot-<gen>.dat. Compaction opens log-<gen+1>, writes the
 // in-memory state (which contains everything logged so far) to snapshot-<gen+1> via a temp file, fsync
@@ -21,6 +22,8 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
 const HEADER_BYTES = 8;
+/** fdatasyncs allowed to overlap (see kick()). */
+const MAX_INFLIGHT_SYNCS = 4;
 /** Largest accepted payload; a length above this in a frame header means corruption. */
 const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
@@ -108,8 +111,9 @@ export class Wal {
   private logBytes: number;
   private pending: Buffer[] = [];
   private waiters: Waiter[] = [];
-  private flushing = false;
-  private chain: Promise<void> = Promise.resolve();
+  private inflight = 0;
+  private idle: (() => void)[] = [];
+  private switching = false;
   private failed: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
   private compacting = false;
@@ -198,50 +202,67 @@ export class Wal {
     if (this.options.mode === 'sync') this.kick();
   }
 
+  /**
+   * Starts groups while there is something queued and fewer than MAX_INFLIGHT_SYNCS fdatasyncs are
+   * running. Each group's frames are written synchronously, in order (they only go to the page cache),
+   * then its fdatasync runs on the thread pool. Overlapping syncs are safe to acknowledge in any order:
+   * fdatasync waits for all of the file's dirty pages and pages under writeback, so when a later group's
+   * sync returns, every earlier group's bytes are durable too. Overlap matters because the virtual disk
+   * completes parallel flushes much faster than serial ones.
+   */
   private kick(): void {
-    if (this.flushing || this.failed) return;
-    this.flushing = true;
-    this.chain = this.chain.then(() => this.drain());
+    while (this.pending.length > 0 && this.inflight < MAX_INFLIGHT_SYNCS && !this.failed && !this.switching) this.startGroup();
   }
 
-  private async drain(): Promise<void> {
+  private startGroup(): void {
+    const frames = this.pending;
+    const waiters = this.waiters;
+    this.pending = [];
+    this.waiters = [];
+    const data = frames.length === 1 ? frames[0] : Buffer.concat(frames);
+    const fh = this.fh;
     try {
-      while (this.pending.length > 0 && !this.failed) {
-        const frames = this.pending;
-        const waiters = this.waiters;
-        this.pending = [];
-        this.waiters = [];
-        const data = frames.length === 1 ? frames[0] : Buffer.concat(frames);
-        try {
-          // The write only copies into the page cache, so doing it synchronously costs microseconds and
-          // saves a thread-pool round trip per group; the fdatasync is what takes time, off the main thread.
-          for (let off = 0; off < data.length; ) off += writeSync(this.fh.fd, data, off);
-          await this.fh.datasync();
-        } catch (error) {
-          // After a failed fsync the page cache may have dropped our data; we cannot know what is durable.
-          this.failed = new Error(`write/fdatasync of the log in ${this.options.dir} failed: ${(error as Error).message}`, { cause: error });
-          for (const w of waiters) w.reject(this.failed);
-          for (const w of this.waiters) w.reject(this.failed);
-          this.waiters = [];
-          this.options.onFatal(this.failed);
-          return;
-        }
-        this.fsyncs += 1;
-        this.logBytes += data.length;
-        for (const w of waiters) w.resolve();
-      }
-    } finally {
-      this.flushing = false;
+      for (let off = 0; off < data.length; ) off += writeSync(fh.fd, data, off);
+    } catch (error) {
+      this.fail(error as Error, waiters);
+      return;
     }
+    this.logBytes += data.length;
+    this.inflight += 1;
+    fh.datasync().then(
+      () => {
+        this.fsyncs += 1;
+        for (const w of waiters) w.resolve();
+      },
+      (error: Error) => this.fail(error, waiters),
+    ).finally(() => {
+      this.inflight -= 1;
+      if (this.inflight === 0) for (const resolve of this.idle.splice(0)) resolve();
+      this.kick();
+    });
+  }
+
+  private fail(error: Error, waiters: Waiter[]): void {
+    // After a failed write or fsync the page cache may have dropped our data; nothing more can be promised.
+    if (!this.failed) {
+      this.failed = new Error(`write/fdatasync of the log in ${this.options.dir} failed: ${error.message}`, { cause: error });
+      this.options.onFatal(this.failed);
+    }
+    for (const w of waiters) w.reject(this.failed);
+    for (const w of this.waiters.splice(0)) w.reject(this.failed);
+  }
+
+  private whenIdle(): Promise<void> {
+    return this.inflight === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve));
   }
 
   /** Waits until everything appended so far is durable (also in 'deferred' mode). */
   async flush(): Promise<void> {
-    this.kick();
-    await this.chain;
-    if (this.pending.length > 0) {
+    for (;;) {
       this.kick();
-      await this.chain;
+      if (this.failed) throw this.failed;
+      if (this.pending.length === 0 && this.inflight === 0) return;
+      await this.whenIdle();
     }
   }
 
@@ -253,10 +274,13 @@ export class Wal {
     if (this.compacting || this.failed || this.closed) return;
     this.compacting = true;
     try {
-      let records: Iterable<unknown> = [];
       const nextGen = this.gen + 1;
-      // Switch files inside the writer chain so no group is half in one file and half in the other.
-      this.chain = this.chain.then(async () => {
+      // Hold new groups back (appends keep queueing) until the old file's syncs are done, then switch,
+      // so no group is split across files.
+      this.switching = true;
+      let records: unknown[];
+      try {
+        await this.whenIdle();
         const fresh = await open(join(this.options.dir, fileName('log', nextGen)), 'a');
         const old = this.fh;
         this.fh = fresh;
@@ -265,8 +289,10 @@ export class Wal {
         // Taken now, after the switch: the state holds every record of the old generations.
         records = [...snapshot()];
         await old.close();
-      });
-      await this.chain;
+      } finally {
+        this.switching = false;
+        this.kick();
+      }
       const tmp = join(this.options.dir, `${fileName('snapshot', nextGen)}.tmp`);
       const out = await open(tmp, 'w');
       try {
