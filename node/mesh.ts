@@ -28,8 +28,14 @@ export const FLUSH_MS = 2;
 export const BATCH_MAX = 256;
 export const QUEUE_MAX = 20_000;
 export const ROTATE_MS = 1000;
-export const DIGEST_BUCKETS = 64;
-export const REPAIR_CHUNK_BUCKETS = 8;
+/**
+ * Buckets per digest. Many small buckets keep each repair small: under continuous writes some buckets
+ * always differ for a moment because of relays in flight, and a repair resends whole buckets.
+ */
+export const DIGEST_BUCKETS = 1024;
+/** A Repair call carries at most this many buckets or (about) this many writes each way. */
+export const REPAIR_CHUNK_BUCKETS = 128;
+export const REPAIR_CHUNK_WRITES = 4000;
 export const MAX_ECHO_HOPS = 3;
 const DIGEST_TIMEOUT_MS = 2000;
 const REPAIR_TIMEOUT_MS = 10_000;
@@ -275,15 +281,23 @@ export class Mesh {
     const ours = node.replica.digest(DIGEST_BUCKETS);
     if (theirs.hashes.length !== DIGEST_BUCKETS) throw new Error(`${link.peer.id} answered ${theirs.hashes.length} digests, expected ${DIGEST_BUCKETS}`);
     const differing = ours.map((h, b) => (h === theirs.hashes[b] ? -1 : b)).filter((b) => b >= 0);
-    for (let i = 0; i < differing.length; i += REPAIR_CHUNK_BUCKETS) {
-      const buckets = differing.slice(i, i + REPAIR_CHUNK_BUCKETS);
-      const push = [...node.replica.bucketWrites(buckets, DIGEST_BUCKETS)].map((w) => keyToMeshWrite(w, id, 0));
+    let buckets: number[] = [];
+    let push: MeshWrite[] = [];
+    const repair = async () => {
       node.stats.meshMessages += push.length;
       const reply = await withTimeout<RepairReply>(REPAIR_TIMEOUT_MS, `Repair from ${link.peer.id}`, (done) =>
         link.client.repair({ sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push }, done),
       );
       this.mergeRepair(reply.writes, link.peer.id);
+      buckets = [];
+      push = [];
+    };
+    for (const b of differing) {
+      buckets.push(b);
+      for (const w of node.replica.bucketWrites([b], DIGEST_BUCKETS)) push.push(keyToMeshWrite(w, id, 0));
+      if (buckets.length >= REPAIR_CHUNK_BUCKETS || push.length >= REPAIR_CHUNK_WRITES) await repair();
     }
+    if (buckets.length > 0) await repair();
     node.stats.antiEntropyRounds += 1;
   }
 

@@ -138,10 +138,8 @@ export class Replica {
 
   /** Every key write of the entities in the given buckets (of `count`). */
   *bucketWrites(buckets: readonly number[], count: number): Generator<KeyWrite> {
-    const wanted = new Set(buckets);
-    for (let s = 0; s < SLOTS; s++) {
-      if (!wanted.has(s % count)) continue;
-      for (const id of this.slotEntities[s]) yield* this.entityWrites(id);
+    for (const b of new Set(buckets)) {
+      for (let s = b; s < SLOTS; s += count) for (const id of this.slotEntities[s]) yield* this.entityWrites(id);
     }
   }
 
