@@ -6,6 +6,7 @@ import { idempotency } from './idempotency.ts';
 import { linearizable } from './linearizable.ts';
 import { lostWrites } from './lost-writes.ts';
 import { maxWins } from './max-wins.ts';
+import { mesh } from './mesh.ts';
 import { perf, type PerfOptions } from './perf.ts';
 import { setChecker } from './set.ts';
 import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
@@ -34,12 +35,13 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         'max-wins': maxWins,
         idempotency,
         linearizability: linearizable({ model: 'register', advisory: options.strictLinearizability !== true }),
+        mesh,
         perf: perfChecker,
       };
     case 'counter':
-      return { convergence, idempotency, perf: perfChecker };
+      return { convergence, idempotency, mesh, perf: perfChecker };
     case 'set':
-      return { convergence, set: setChecker, idempotency, perf: perfChecker };
+      return { convergence, set: setChecker, idempotency, mesh, perf: perfChecker };
     case 'register':
     case 'cas-register':
       return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker };
@@ -58,6 +60,7 @@ export type { Anomaly, Checker, CheckContext, CheckResult, ComposedResult, Valid
 export { convergence, type ConvergenceResult } from './convergence.ts';
 export { lostWrites, type LostWritesResult } from './lost-writes.ts';
 export { maxWins, type MaxWinsResult } from './max-wins.ts';
+export { mesh, MESH_SLACK, type MeshResult } from './mesh.ts';
 export { setChecker, finalSetElements, type SetResult, type SetEntityResult } from './set.ts';
 export { idempotency, type IdempotencyResult, type CounterResult } from './idempotency.ts';
 export { linearizable, type LinearizableOptions, type LinearizableResult, type RegisterModel, type KeyResult } from './linearizable.ts';

@@ -97,7 +97,8 @@ function printVerdict(report: RunReport): void {
   console.log('');
   for (const [name, r] of Object.entries(results.checkers)) {
     const anomalies = r.anomalies?.length ? `  ${r.anomalies.length} anomal${r.anomalies.length === 1 ? 'y' : 'ies'}: ${[...new Set(r.anomalies.map((a) => a.type))].join(', ')}` : '';
-    console.log(`  ${name.padEnd(width)}  ${String(r.valid).padEnd(7)}${anomalies}${r.error ? `  ${r.error}` : ''}`);
+    const advisory = r.advisory === true ? '  (advisory: reported, not part of the verdict)' : '';
+    console.log(`  ${name.padEnd(width)}  ${String(r.valid).padEnd(7)}${anomalies}${r.error ? `  ${r.error}` : ''}${advisory}`);
   }
   const c = results.opCounts;
   console.log(`\n${results.valid === true ? 'VALID' : results.valid === false ? 'INVALID' : 'UNKNOWN'}: ${results.test.name}, ${c.ok} ok / ${c.fail} fail / ${c.info} info ops, ${(results.durationMs / 1000).toFixed(1)}s`);

@@ -11,14 +11,19 @@ export class UsageError extends Error {
 /** The planted bugs the node service understands (node/ validates them too). */
 export const PLANTED_BUGS = ['no-anti-entropy', 'wall-clock-lww', 'ack-before-fsync', 'no-dedupe', 'threat-lww', 'echo-relay'] as const;
 
+/** Which nodes a fault draws its targets from, as Jepsen's node specs. */
+export const TARGET_KINDS = ['one', 'minority', 'majority', 'all', 'random'] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
+
 /** Fault packages; `all` and `none` are also accepted (nemesis/index.ts resolves them). */
-export const NEMESIS_NAMES = ['partition', 'clock', 'kill', 'pause', 'packet'] as const;
+export const NEMESIS_NAMES = ['partition', 'clock', 'kill', 'pause', 'packet', 'netem'] as const;
 
 export interface Options {
   readonly nodes: number;
   readonly workload: string;
   readonly nemesis: readonly string[];
   readonly nemesisIntervalS: number;
+  readonly nemesisTargets: readonly TargetKind[];
   readonly timeLimitS: number;
   readonly rate: number;
   readonly concurrency: number;
@@ -99,6 +104,19 @@ export const OPTION_TABLE: readonly Spec[] = [
   { flag: 'workload', key: 'workload', kind: 'string', default: 'lww', description: `what the clients do: ${workloadNames().join(', ')}`, parse: (raw) => oneOf('workload', workloadNames())(raw) },
   { flag: 'nemesis', key: 'nemesis', kind: 'string', default: 'none', description: `faults to inject: comma list of ${NEMESIS_NAMES.join(', ')}; or all, none`, parse: nemesisList },
   { flag: 'nemesis-interval', key: 'nemesisIntervalS', kind: 'number', unit: 's', default: '10', description: 'time between fault ops (a fault starts, then stops one interval later)', parse: numberIn('nemesis-interval', 0, 3600, true) },
+  {
+    flag: 'nemesis-targets',
+    key: 'nemesisTargets',
+    kind: 'string',
+    unit: 'kinds',
+    default: TARGET_KINDS.join(','),
+    description: 'comma list of target kinds each fault draws its nodes from',
+    parse: (raw) => {
+      const kinds = raw.split(',').map((s) => s.trim());
+      if (kinds.some((k) => !(TARGET_KINDS as readonly string[]).includes(k))) expected('nemesis-targets', `a comma list of ${TARGET_KINDS.join(', ')}`, raw);
+      return kinds;
+    },
+  },
   { flag: 'time-limit', key: 'timeLimitS', kind: 'number', unit: 's', default: '30', description: 'how long clients run before faults are healed', parse: numberIn('time-limit', 0, 86_400, true) },
   { flag: 'rate', key: 'rate', kind: 'number', unit: 'ops/s', default: '200', description: 'target client ops per second over all processes; 0 = as fast as possible', parse: numberIn('rate', 0, 1_000_000) },
   { flag: 'concurrency', key: 'concurrency', kind: 'string', unit: 'processes', default: '2n', description: 'client processes, each bound to one node; Kn means K per node', parse: concurrency },

@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { checkerFor } from '../checkers/index.ts';
-import { mergeValid, type CheckResult, type Validity } from '../checkers/types.ts';
+import { checkerFor, type WorkloadName } from '../checkers/index.ts';
+import { mergeResults, type CheckResult, type Validity } from '../checkers/types.ts';
 import { resolveNemeses } from '../nemesis/index.ts';
 import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
@@ -55,7 +55,7 @@ export interface RunHooks {
 }
 
 export function makeTest(options: Options, startTime = new Date()): Test {
-  const nemesisName = options.nemesis.length ? options.nemesis.join('+') : 'none';
+  const nemesisName = options.nemesis.length ? options.nemesis.join('_') : 'none';
   const name = options.name ?? `${options.workload}-${nemesisName}${options.bug ? `-bug-${options.bug}` : ''}`;
   return {
     name,
@@ -113,7 +113,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     hooks.onCluster?.(cluster, clusterDone.signal);
     signal.addEventListener('abort', () => clusterDone.abort(), { once: true });
     stopSampling = () => clusterDone.abort();
-    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS });
+    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets });
     for (const p of packages) await p.nemesis.setup(cluster);
     runner = new Runner(
       {
@@ -162,11 +162,11 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
 
   if (runner) runner.progress.phase = 'check';
   const ctx = { nodes: test.nodes, workload: test.workload, recoveryMs: options.recoveryMs };
-  const checked = checkerFor(test.workload)(history.ops, ctx);
+  const checked = checkerFor(test.workload as WorkloadName)(history.ops, ctx);
   const checkers: Record<string, CheckResult> = { ...checked.results };
   if (healErrors.length) checkers.heal = { valid: 'unknown', error: `heal failed: ${healErrors.join('; ')}` };
   if (runError) checkers.run = { valid: 'unknown', error: runError };
-  const valid = mergeValid(Object.values(checkers).map((c) => c.valid));
+  const valid = mergeResults(Object.values(checkers));
   const results: RunResults = {
     formatVersion: 1,
     valid,

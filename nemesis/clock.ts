@@ -137,7 +137,7 @@ const DEFAULT_OFFSETS_MS = [250, 2000, 10_000, 30_000, 120_000];
 
 /** The seeded first op of a clock fault: a skew (most often), a bump or a strobe on drawn targets. */
 export function clockStartOp(options: ClockOptions, rng: Rng): NemesisOp {
-  const { nodes } = drawTargets(options.nodes, rng);
+  const { nodes } = drawTargets(options.nodes, rng, options.targets);
   const magnitudes = options.offsetsMs ?? DEFAULT_OFFSETS_MS;
   const signed = () => rng.pick(magnitudes) * (rng.next() < 0.5 ? -1 : 1);
   switch (rng.weighted([3, 1, 1])) {

@@ -52,7 +52,7 @@ export function targetLinks(nodes: readonly string[], targets: readonly string[]
 /** The seeded start op of a packet fault of one of the given behaviours. */
 export function packetStartOp(options: PacketOptions, behaviours: readonly PacketBehaviour[], rng: Rng): NemesisOp {
   const behaviour = rng.pick(behaviours);
-  const { nodes } = drawTargets(options.nodes, rng);
+  const { nodes } = drawTargets(options.nodes, rng, options.targets);
   const links = targetLinks(options.nodes, nodes);
   switch (behaviour) {
     case 'loss':

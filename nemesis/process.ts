@@ -5,12 +5,9 @@ import type { Rng } from '../harness/rng.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp } from './types.ts';
 import { collectErrors } from './net.ts';
 import { completion, healReport, HEAL_FIRST, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
-import { alternate, drawTargets, sortNodes, targetKinds, type TargetKind } from './schedule.ts';
+import { alternate, drawTargets, sortNodes, targetKinds } from './schedule.ts';
 
-export interface ProcessFaultOptions extends FaultPackageOptions {
-  /** Target kinds to draw from. @default one, minority, majority, all, random */
-  readonly targets?: readonly TargetKind[];
-}
+export type ProcessFaultOptions = FaultPackageOptions;
 
 export interface ProcessFault {
   readonly name: 'kill' | 'pause';

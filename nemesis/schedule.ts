@@ -44,6 +44,7 @@ export function drawTargets(
   rng: Rng,
   kinds: readonly TargetKind[] = targetKinds,
 ): { kind: TargetKind; nodes: string[] } {
+  if (kinds.length === 0) throw new Error(`Expected at least one target kind of: ${targetKinds.join(', ')}`);
   const kind = rng.pick(kinds);
   return { kind, nodes: targetNodes(kind, nodes, rng) };
 }

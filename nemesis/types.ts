@@ -60,6 +60,8 @@ export interface FaultPackageOptions {
   readonly nodes: readonly string[];
   /** Seconds between fault ops (--nemesis-interval). */
   readonly intervalS: number;
+  /** Target kinds faults draw their nodes from (--nemesis-targets). @default one, minority, majority, all, random */
+  readonly targets?: readonly ('one' | 'minority' | 'majority' | 'all' | 'random')[];
 }
 
 export interface FaultPackage {

@@ -20,6 +20,9 @@ export interface Workload {
   generator(worker: number, options: WorkloadOptions): Gen;
 }
 
+/** The share of lww sessions that write a cold entity of their own. */
+const COLD_SHARE = 0.3;
+
 function lastOk(last: Op | undefined, f: string): Record<string, any> | undefined {
   return last && last.type === 'ok' && last.f === f ? (last.value as Record<string, any>) : undefined;
 }
@@ -28,6 +31,12 @@ function lastOk(last: Op | undefined, f: string): Record<string, any> | undefine
  * lww: sessions read a component on their node, then write a new unique value to it. Three
  * quarters of the sessions use the LWW component `pos`; the rest read the max-wins component
  * `threat` and write a value above what they read, so threat only ever goes up.
+ *
+ * Seven in ten sessions use one of the `keys` hot entities, where writers conflict (that is what
+ * exposes lost updates and merge bugs); the other three use a cold entity of their own that nobody
+ * writes again. A cold write made during a fault is never overwritten afterwards, so if the mesh lost
+ * it on some replica, only anti-entropy can repair it, and the convergence and lost-writes checkers
+ * see it when it does not.
  */
 const lww: Workload = {
   name: 'lww',
@@ -45,8 +54,8 @@ const lww: Workload = {
         }
         return { op: s.then, state: { n: s.n, threat: s.threat } };
       }
-      const entity = `e${rng.int(keys)}`;
       const n = s.n + 1;
+      const entity = rng.next() < COLD_SHARE ? `k${worker}-${n}` : `e${rng.int(keys)}`;
       const requestId = `${runTag}-w${worker}-${n}`;
       if (rng.next() < 0.75) {
         const then: OpSpec = { f: 'write', value: { entity, component: 'pos', value: `w${worker}-${n}`, requestId } };

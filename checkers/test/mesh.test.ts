@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { mesh } from '../mesh.ts';
+import { HistoryBuilder } from './builder.ts';
+
+const ctx = { nodes: ['n1', 'n2', 'n3'], workload: 'lww' };
+
+function withStats(perNode: Record<string, { writes: number; meshMessages: number; echoesSuppressed?: number }>): { h: HistoryBuilder; idx: Record<string, number> } {
+  const h = new HistoryBuilder();
+  h.call(0, 'n1', 'write', { entity: 'e0', component: 'pos', value: 'a', requestId: 'r1' }, 'ok', { entity: 'e0', component: 'pos', value: 'a', requestId: 'r1', ts: 't' });
+  const idx: Record<string, number> = {};
+  let p = 5000;
+  for (const [node, s] of Object.entries(perNode)) {
+    [, idx[node]] = h.call(p++, node, 'stats', null, 'ok', { node, ...s, messagesPerWrite: s.meshMessages / s.writes });
+  }
+  return { h, idx };
+}
+
+describe('mesh checker', () => {
+  it('accepts a full mesh that relays each write at most once per peer', () => {
+    const { h } = withStats({ n1: { writes: 100, meshMessages: 200 }, n2: { writes: 90, meshMessages: 170 }, n3: { writes: 80, meshMessages: 150 } });
+    const r = mesh(h.ops, ctx);
+    expect(r.valid).toBe(true);
+    expect(r.bound).toBe(3);
+    expect(r.messagesPerWrite).toEqual({ n1: 2, n2: 170 / 90, n3: 150 / 80 });
+  });
+
+  it('reports amplification (echo relays) naming the node and its stats op', () => {
+    const { h, idx } = withStats({ n1: { writes: 100, meshMessages: 200 }, n2: { writes: 100, meshMessages: 1400 }, n3: { writes: 0, meshMessages: 0 } });
+    const r = mesh(h.ops, ctx);
+    expect(r.valid).toBe(false);
+    expect(r.anomalies).toHaveLength(1);
+    expect(r.anomalies![0]).toMatchObject({ type: 'mesh-amplification', node: 'n2', ops: [idx.n2], messagesPerWrite: 14 });
+  });
+
+  it('is unknown when no node reported stats', () => {
+    const h = new HistoryBuilder();
+    h.call(0, 'n1', 'stats', null, 'fail', null);
+    expect(mesh(h.ops, ctx)).toMatchObject({ valid: 'unknown' });
+  });
+});
