@@ -23,7 +23,7 @@ import { crc32 } from 'node:zlib';
 
 const HEADER_BYTES = 8;
 /** fdatasyncs allowed to overlap (see kick()). */
-const MAX_INFLIGHT_SYNCS = 4;
+const MAX_INFLIGHT_SYNCS = 2;
 /** Largest accepted payload; a length above this in a frame header means corruption. */
 const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
