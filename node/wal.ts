@@ -16,7 +16,7 @@
 // in-memory state (which contains everything logged so far) to snapshot-<gen+1> via a temp file, fsync
 // and rename, then deletes older files. Opening loads the newest snapshot and replays the logs from its
 // generation on; records are idempotent, so a record found in both is harmless.
-import { closeSync, fsyncSync, writeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, writeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -229,7 +229,7 @@ export class Wal {
     }
     this.logBytes += data.length;
     this.inflight += 1;
-    fh.datasync().then(
+    new Promise<void>((resolve, reject) => fdatasync(fh.fd, (error) => (error ? reject(error) : resolve()))).then(
       () => {
         this.fsyncs += 1;
         for (const w of waiters) w.resolve();
