@@ -9,7 +9,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { checkersFor, WORKLOADS, type WorkloadName } from '../checkers/index.ts';
 import { parseEdnHistory, EdnHistoryError } from '../checkers/edn.ts';
-import { compose, type CheckContext, type ComposedResult } from '../checkers/types.ts';
+import { compose, mergeResults, type CheckContext, type ComposedResult } from '../checkers/types.ts';
+import { writeRunOutputs } from './report/index.ts';
+import { countOps, existingRunFolder, readResults, type RunResults } from './results.ts';
 import type { History, Op } from './history.ts';
 
 const EXIT = { valid: 0, invalid: 1, unknown: 2, badArguments: 254 } as const;
@@ -219,7 +221,29 @@ export async function main(argv: readonly string[]): Promise<number> {
   const history: History = loaded.history;
   const result = compose(checkersFor(workload))(history, ctx);
 
-  // RESULTS STORE: write results.json for this re-check here (harness/results.ts), once it is wired.
+  // Re-checking a run folder refreshes its verdict files, keeping what only the run knew (stats,
+  // durations, and the run's own `run`/`heal` results, which no history can re-derive).
+  const runTest = (loaded.test ?? {}) as Record<string, any>;
+  const isRunFolder = loaded.kind === 'jsonl' && statSync(opts.input).isDirectory();
+  if (isRunFolder && !existsSync(path.join(opts.input, 'results.json')) && !(runTest.name && runTest.startTime && typeof runTest.seed === 'number')) {
+    console.error('check: warning: not writing results.json: the folder has none and its test.json lacks name, seed or startTime');
+  } else if (isRunFolder) {
+    const folder = existingRunFolder(opts.input);
+    const before = existsSync(folder.results) ? await readResults(folder).catch((error: Error) => {
+      console.error(`check: warning: ${error.message}; writing a fresh results.json`);
+      return undefined;
+    }) : undefined;
+    const checkers = { ...result.results, ...Object.fromEntries(Object.entries(before?.checkers ?? {}).filter(([n]) => n === 'run' || n === 'heal')) };
+    const test = runTest;
+    const results: RunResults = {
+      ...(before ?? { formatVersion: 1, durationMs: 0, test: { name: test.name, seed: test.seed, workload, nemesis: test.nemesis ?? [], nodes: ctx.nodes, startTime: test.startTime } }),
+      checkers,
+      valid: mergeResults(Object.values(checkers)),
+      opCounts: countOps(history),
+      rechecked: new Date().toISOString(),
+    } as RunResults;
+    await writeRunOutputs(folder, { test: test ?? {}, history, results });
+  }
 
   console.log(`${opts.input}: ${history.length} ops, workload ${workload}${ctx.nodes.length ? `, nodes ${ctx.nodes.join(',')}` : ''}`);
   console.log(table(result));

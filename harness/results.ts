@@ -139,6 +139,12 @@ function runFolder(root: string, testName: string, time: string): RunFolder {
  * Creates results/<testName>/<start-time>/ (and nodes/) and points results/latest and
  * results/<testName>/latest at it, unless a newer run already exists.
  */
+/** The RunFolder of an existing run directory (results/<test-name>/<start-time>/), e.g. to re-check it. */
+export function existingRunFolder(dir: string): RunFolder {
+  const abs = path.resolve(dir);
+  return runFolder(path.dirname(path.dirname(abs)), path.basename(path.dirname(abs)), path.basename(abs));
+}
+
 export async function createRunFolder(root: string, testName: string, startTime: Date): Promise<RunFolder> {
   if (!testNamePattern.test(testName) || testName === 'latest') {
     throw new Error(

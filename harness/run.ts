@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { writeFile } from 'node:fs/promises';
 import { checkerFor, type WorkloadName } from '../checkers/index.ts';
 import { mergeResults, type CheckResult, type Validity } from '../checkers/types.ts';
 import { resolveNemeses } from '../nemesis/index.ts';
@@ -16,9 +15,8 @@ import { Cluster, removeLeftovers } from './cluster.ts';
 import { HistoryWriter } from './history-writer.ts';
 import { ensureImage } from './image.ts';
 import { reproduceCommand, type Options } from './options.ts';
-import { renderJUnit } from './report/junit.ts';
-import { renderReport } from './report/index.ts';
-import { countOps, createRunFolder, writeResults, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
+import { writeRunOutputs } from './report/index.ts';
+import { countOps, createRunFolder, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
 import { Runner, type Progress } from './runner.ts';
 
 export const HARNESS_VERSION = '0.1.0';
@@ -189,9 +187,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     ...(runError ? { error: runError } : {}),
     versions: test.versions,
   };
-  await writeResults(folder, results);
-  await writeFile(folder.junit, renderJUnit(results));
-  await writeFile(folder.report, renderReport({ test, history: history.ops, results, nodeStats: stats }));
+  await writeRunOutputs(folder, { test, history: history.ops, results, nodeStats: stats });
   if (runner) runner.progress.phase = 'done';
   return { valid, folder, results, test };
 }

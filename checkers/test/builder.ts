@@ -23,6 +23,18 @@ export class HistoryBuilder {
     return this.add('nemesis', 'info', f, value);
   }
 
+  /** Every node's end-of-run Stats, as the runner records them (f "stats"); returns completion indexes by node. */
+  stats(perNode: Record<string, { writes: number; relaysSent: number }>): Record<string, number> {
+    const out: Record<string, number> = {};
+    let p = 9000;
+    for (const [node, s] of Object.entries(perNode)) {
+      this.add(p, 'invoke', 'stats', null, node);
+      out[node] = this.add(p, 'ok', 'stats', { node, ...s, meshMessages: s.relaysSent, messagesPerWrite: s.writes ? s.relaysSent / s.writes : 0 }, node);
+      p++;
+    }
+    return out;
+  }
+
   /** One round of final reads: every node answers with its state; returns the completion indexes by node. */
   finalRound(round: number, states: Record<string, FinalState>): Record<string, number> {
     const out: Record<string, number> = {};

@@ -26,6 +26,7 @@ function lwwRun(lose: boolean): string {
   b.nemesis('heal');
   const final = { e1: entity({ pos: lose ? ['', hlc(1)] : ['a', hlc(10)] }) };
   b.finalRound(0, { n1: final, n2: final });
+  b.stats({ n1: { writes: 1, relaysSent: 1 }, n2: { writes: 0, relaysSent: 0 } });
   return b.ops.map((o) => JSON.stringify(o)).join('\n') + '\n';
 }
 
@@ -45,9 +46,9 @@ describe('npm run check', () => {
 
   it('drops a truncated final line with a warning and checks the prefix', async () => {
     writeFileSync(path.join(dir, 'test.json'), JSON.stringify({ workload: 'lww', nodes: ['n1', 'n2'] }));
-    writeFileSync(path.join(dir, 'history.jsonl'), lwwRun(false) + '{"index":7,"time":12,"pro');
+    writeFileSync(path.join(dir, 'history.jsonl'), lwwRun(false) + '{"index":11,"time":12,"pro');
     expect(await main([path.join(dir, 'history.jsonl')])).toBe(0);
-    expect(err.join('\n')).toMatch(/line 8 of .* is truncated/);
+    expect(err.join('\n')).toMatch(/line 12 of .* is truncated/);
   });
 
   it('rejects a malformed line that is not the last with 254, naming the line and its content', async () => {

@@ -31,18 +31,19 @@ describe('composition', () => {
     b.nemesis('heal');
     const final = { e1: entity({ pos: ['a', hlc(10)] }) };
     b.finalRound(0, { n1: final, n2: final });
+    b.stats({ n1: { writes: 1, relaysSent: 1 }, n2: { writes: 0, relaysSent: 0 } });
     const r = checkerFor('lww')(b.ops, ctx());
     expect(r.results.linearizability).toMatchObject({ valid: false, advisory: true, expected: 'AP store: not linearizable under partitions' });
     expect(Object.fromEntries(Object.entries(r.results).map(([k, v]) => [k, v.valid]))).toEqual({
-      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, linearizability: false, perf: true,
+      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, linearizability: false, mesh: true, perf: true,
     });
     expect(r.valid).toBe(true);
     expect(checkerFor('lww', { strictLinearizability: true })(b.ops, ctx()).valid).toBe(false);
   });
 
   it('lists the checkers of every workload and rejects an unknown one', () => {
-    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'perf']);
-    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'perf']);
+    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'mesh', 'perf']);
+    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'mesh', 'perf']);
     expect(Object.keys(checkersFor('cas-register'))).toEqual(['linearizability', 'perf']);
     expect(() => checkersFor('nope' as 'lww')).toThrow(/Unknown workload "nope"/);
   });
