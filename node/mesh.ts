@@ -9,7 +9,8 @@
 //
 // Receiving: writes whose origin is this node, or whose (origin, seq) was already seen, are dropped as
 // echoes (counted). The planted bug `echo-relay` turns that off and re-forwards every received write to
-// every peer, the origin included, until it has made MAX_ECHO_HOPS hops.
+// every peer, the origin included, so that a write crosses up to MAX_ECHO_HOPS network hops (the origin's
+// send plus two re-forwards): 2 + 4 + 8 = 14 messages per write on 3 nodes, 4 + 16 + 64 = 84 on 5.
 //
 // Anti-entropy: every --anti-entropy-ms, for each peer: Digest (hashes of the peer's state in
 // DIGEST_BUCKETS buckets), compare with ours, then Repair the differing buckets in chunks — the request
@@ -36,6 +37,7 @@ export const DIGEST_BUCKETS = 1024;
 /** A Repair call carries at most this many buckets or (about) this many writes each way. */
 export const REPAIR_CHUNK_BUCKETS = 128;
 export const REPAIR_CHUNK_WRITES = 4000;
+/** Network hops a write may cross under the planted bug `echo-relay` (hops counts re-forwards so far). */
 export const MAX_ECHO_HOPS = 3;
 const DIGEST_TIMEOUT_MS = 2000;
 const REPAIR_TIMEOUT_MS = 10_000;
@@ -44,8 +46,11 @@ const REPAIR_TIMEOUT_MS = 10_000;
 export const MESH_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 export const MESH_CHANNEL_OPTIONS = {
-  'grpc.keepalive_time_ms': 2000,
-  'grpc.keepalive_timeout_ms': 2000,
+  // Pings every second, dead after one more: a partition (iptables DROP) tears the connection down within
+  // about 2 s, and whatever relays sat in its buffers are lost with it, as in a real partition. Without
+  // this, TCP would hold them and deliver them after a short partition heals.
+  'grpc.keepalive_time_ms': 1000,
+  'grpc.keepalive_timeout_ms': 1000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 1000,
@@ -254,7 +259,7 @@ export class Mesh {
       }
       fresh.push(keys[i]);
       origins.push(w.origin);
-      if (echoBug && w.hops < MAX_ECHO_HOPS) {
+      if (echoBug && w.hops + 1 < MAX_ECHO_HOPS) {
         // The planted bug: forward to everyone, including the origin and the sender.
         for (const link of this.links) link.enqueue({ ...w, hops: w.hops + 1 });
       }

@@ -316,7 +316,10 @@ describe('mesh efficiency', () => {
 
   it('catches the planted bug echo-relay: messages per write blow up', async () => {
     const perWrite = await messagesPerWrite('echo-relay');
-    expect(perWrite).toBeGreaterThan(8);
+    // 2 to the peers, 4 re-forwards of those, 8 of theirs: 14 instead of 2 (plus a few forwards of the
+    // probe writes still bouncing when the count started), and bounded by the hop limit.
+    expect(perWrite).toBeGreaterThanOrEqual(14);
+    expect(perWrite).toBeLessThan(16);
   });
 });
 

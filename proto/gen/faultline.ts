@@ -201,7 +201,7 @@ export interface MeshWrite {
   share:
     | CounterShare
     | undefined;
-  /** Times this write was re-forwarded by a peer (only the planted bug `echo-relay` forwards; it stops at 3). */
+  /** Times this write was re-forwarded by a peer (only the planted bug `echo-relay` forwards, for at most 3 network hops). */
   hops: number;
 }
 
