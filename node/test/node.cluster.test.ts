@@ -278,6 +278,41 @@ describe('anti-entropy', () => {
   });
 });
 
+describe('hybrid logical clock across nodes', () => {
+  /** Relays, as peer n2, a write stamped an hour ahead of n1's wall clock, then writes the same key on n1. */
+  async function writeAfterFutureRelay(bug?: string) {
+    const specs = await clusterSpecs({ size: 2, bug });
+    specsToRemove.push(...specs);
+    const { api } = await start(specs[0]); // n2 is never started: this test speaks for it
+    const future = Date.now() + 3_600_000;
+    const mesh = new MeshClient(`127.0.0.1:${specs[0].port}`, credentials.createInsecure());
+    await new Promise<RelayAck>((resolve, reject) => {
+      const call = mesh.relay((e, r) => (e ? reject(e) : resolve(r)));
+      call.write({
+        sender: 'n2',
+        writes: [MeshWrite.fromPartial({ origin: 'n2', seq: 1, entity: 'clock', component: 'owner', value: 'from-the-future', kind: 'lww', ts: { wallMs: future, logical: 0, node: 'n2' } })],
+      });
+      call.end();
+    });
+    mesh.close();
+    const put = await api.put('clock', 'owner', 'written-after', 'after-1');
+    return { put, stats: await api.stats(), future };
+  }
+
+  it('orders a write after a remote timestamp it has seen, and counts the skew', async () => {
+    const { put, stats, future } = await writeAfterFutureRelay();
+    expect(put.value).toBe('written-after');
+    expect(put.ts > `${String(future).padStart(15, '0')}:00000:n2`).toBe(true);
+    expect(stats.skewEvents).toBe(1);
+  });
+
+  it('catches the planted bug wall-clock-lww: a later write loses to a skewed earlier one', async () => {
+    const { put, stats } = await writeAfterFutureRelay('wall-clock-lww');
+    expect(put.value).toBe('from-the-future');
+    expect(stats.skewEvents).toBe(1);
+  });
+});
+
 describe('mesh efficiency', () => {
   async function messagesPerWrite(bug?: string): Promise<number> {
     // Anti-entropy effectively off (one round per 10 minutes) so only relays count.
