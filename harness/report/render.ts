@@ -122,8 +122,12 @@ function renderChecker(name: string, r: CheckResult, opAt: (i: number) => Op | u
   const rest = anomalies.slice(shownAnomalies, maxAnomalies).map(item).join('');
   const beyond = anomalies.length > maxAnomalies ? `<p class="hint">… and ${anomalies.length - maxAnomalies} more anomalies in results.json.</p>` : '';
   const count = anomalies.length ? `<span class="count">${anomalies.length} ${anomalies.length === 1 ? 'anomaly' : 'anomalies'}</span>` : '';
-  return `<div class="checker ${verdictClass(r.valid)}" id="checker-${escapeHtml(name)}">
-<h3>${badge(r.valid)} ${escapeHtml(name)} ${count}</h3>
+  // An advisory result (e.g. linearizability of an AP store) is shown, but plainly marked as not
+  // counting toward the verdict, so a reader does not mistake an expected failure for the cause.
+  const advisory = r.advisory === true;
+  const note = advisory ? `<span class="badge advisory" title="reported, not part of the verdict">ADVISORY</span><span class="sub">not part of the verdict${typeof r.expected === 'string' ? `: ${escapeHtml(r.expected)}` : ''}</span>` : '';
+  return `<div class="checker ${advisory ? 'advisory' : verdictClass(r.valid)}" id="checker-${escapeHtml(name)}">
+<h3>${badge(r.valid)} ${escapeHtml(name)} ${count} ${note}</h3>
 ${details ? `<div class="details">${details}</div>` : ''}
 ${r.error ? `<div class="error">${escapeHtml(r.error)}</div>` : ''}
 ${first ? `<ul class="anomalies">${first}</ul>` : ''}
