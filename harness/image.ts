@@ -51,7 +51,7 @@ export interface EnsureImageOptions {
   readonly baseImage?: string;
   /** How long a pull of the official base may take before the offline base is used. @default 10000 */
   readonly pullTimeoutMs?: number;
-  /** Rebuild the node image even when its tag exists. @default false */
+  /** Rebuild the node image from its base, without Docker's layer cache, even when its tag exists. @default false */
   readonly force?: boolean;
   /** Called with one human-readable line per step (bundle, base, build output). */
   readonly onProgress?: (line: string) => void;
@@ -91,7 +91,7 @@ export async function ensureImage(options: EnsureImageOptions = {}): Promise<str
     return tag;
   }
   progress(`building ${tag} on ${baseImage}`);
-  await buildImage(docker, tag, baseImage, progress);
+  await buildImage(docker, tag, baseImage, options.force ?? false, progress);
   progress(`built ${tag}`);
   return tag;
 }
@@ -148,6 +148,7 @@ async function buildImage(
   docker: Docker,
   tag: string,
   baseImage: string,
+  noCache: boolean,
   progress: (line: string) => void,
 ): Promise<void> {
   const stream = await docker.buildImage(
@@ -156,6 +157,7 @@ async function buildImage(
       t: tag,
       buildargs: { BASE_IMAGE: baseImage },
       labels: { faultline: 'image' },
+      nocache: noCache,
       rm: true,
       forcerm: true,
     },

@@ -52,6 +52,18 @@ describe('Cluster (real Docker)', () => {
     }
   });
 
+  test('peers find each other by name on the run network, and outside names do not resolve', async () => {
+    const c = requireCluster();
+    const n2 = c.nodes.find((n) => n.name === 'n2');
+    const resolved = await c.exec('n1', ['getent', 'hosts', 'n2']);
+    expect(resolved.exitCode, resolved.stderr).toBe(0);
+    expect(resolved.stdout.split(/\s+/)[0]).toBe(n2?.ip);
+    // Names outside the run are never answered: queries go no further than the container's loopback.
+    const outside = await c.exec('n1', ['timeout', '3', 'getent', 'hosts', 'deb.debian.org']);
+    expect(outside.stdout).toBe('');
+    expect(outside.exitCode).not.toBe(0);
+  });
+
   test('containers carry the run labels and NET_ADMIN lets iptables run inside', async () => {
     const c = requireCluster();
     const info = await docker.getContainer(c.containerName('n2')).inspect();
