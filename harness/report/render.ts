@@ -127,7 +127,7 @@ function renderChecker(name: string, r: CheckResult, opAt: (i: number) => Op | u
   const advisory = r.advisory === true;
   const note = advisory ? `<span class="badge advisory" title="reported, not part of the verdict">ADVISORY</span><span class="sub">not part of the verdict${typeof r.expected === 'string' ? `: ${escapeHtml(r.expected)}` : ''}</span>` : '';
   return `<div class="checker ${advisory ? 'advisory' : verdictClass(r.valid)}" id="checker-${escapeHtml(name)}">
-<h3>${badge(r.valid)} ${escapeHtml(name)} ${count} ${note}</h3>
+<h3>${badge(r.valid)} ${escapeHtml(name)} ${count}${note ? ` ${note}` : ''}</h3>
 ${details ? `<div class="details">${details}</div>` : ''}
 ${r.error ? `<div class="error">${escapeHtml(r.error)}</div>` : ''}
 ${first ? `<ul class="anomalies">${first}</ul>` : ''}
