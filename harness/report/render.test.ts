@@ -21,6 +21,16 @@ describe('renderReport', () => {
     expect(html).toContain('latency-p99-ms: <b>9.4</b>');
   });
 
+  it('marks an advisory result as not part of the verdict', () => {
+    const advisoryRun = { ...run, results: { ...run.results, checkers: { ...run.results.checkers, linearizability: { valid: false as const, advisory: true, expected: 'AP store: not linearizable under partitions', anomalies: [] } } } };
+    const page = renderReport(advisoryRun);
+    const block = page.slice(page.indexOf('id="checker-linearizability"'), page.indexOf('id="checker-perf"'));
+    expect(page).toMatch(/<div class="checker advisory" id="checker-linearizability">/);
+    expect(block).toContain('<span class="badge advisory" title="reported, not part of the verdict">ADVISORY</span>');
+    expect(block).toContain('not part of the verdict: AP store: not linearizable under partitions');
+    expect(html).not.toContain('class="badge advisory"');
+  });
+
   it('links every anomaly to the ops that prove it', () => {
     const lost = run.results.checkers['lost-writes'].anomalies![0];
     const block = html.slice(html.indexOf('id="checker-lost-writes"'), html.indexOf('id="checker-linearizability"'));
