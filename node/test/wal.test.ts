@@ -53,6 +53,20 @@ describe('Wal', () => {
     await again.wal.close();
   });
 
+  it('syncs records nobody waits for with the next acknowledged group, in order', async () => {
+    const dir = tempDir();
+    const { wal } = await openWal(dir);
+    wal.appendLater({ replicated: 1 });
+    await wal.append({ local: 2 });
+    const log = join(dir, readdirSync(dir).find((f) => f.startsWith('log-'))!);
+    expect(decodeFrames(readFileSync(log)).records).toEqual([{ replicated: 1 }, { local: 2 }]);
+    wal.appendLater({ replicated: 3 });
+    await wal.close();
+    const again = await openWal(dir);
+    expect(again.seen).toEqual([{ replicated: 1 }, { local: 2 }, { replicated: 3 }]);
+    await again.wal.close();
+  });
+
   it('ignores and truncates a torn tail, then appends cleanly after it', async () => {
     const dir = tempDir();
     const { wal } = await openWal(dir);
