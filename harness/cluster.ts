@@ -216,7 +216,8 @@ export class Cluster implements ClusterControl {
     const container = this.#container(node);
     const state = await this.#state(node);
     if (!state.Running) return;
-    if (state.Paused) await container.unpause(); // a paused process cannot act on SIGTERM
+    // Docker delivers SIGKILL to a paused container as it is; SIGTERM needs the process thawed to act.
+    if (state.Paused && signal === 'SIGTERM') await container.unpause();
     try {
       await container.kill({ signal });
     } catch (error) {

@@ -131,6 +131,16 @@ describe('Cluster (real Docker)', () => {
     expect((await c.health('n1')).ok).toBe(true);
   });
 
+  test('a paused node can be killed and restarted', async () => {
+    const c = requireCluster();
+    await c.pause('n1');
+    await c.kill('n1', 'SIGKILL');
+    const state = (await docker.getContainer(c.containerName('n1')).inspect()).State;
+    expect(state).toMatchObject({ Running: false, Paused: false, ExitCode: 137 });
+    await c.restart('n1');
+    expect((await c.health('n1')).ok).toBe(true);
+  });
+
   test('writing the clock file skews the service wall clock (Health.wall_ms) at once', async () => {
     const c = requireCluster();
     // Offsets are whole or fractional seconds with a sign; the margins leave room for the RPC itself.
