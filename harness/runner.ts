@@ -104,7 +104,9 @@ export class Runner {
     this.progress.phase = 'heal';
     const healErrors = await this.heal();
     this.progress.phase = 'final-reads';
-    const { convergedAfterMs, rounds } = await this.#finalReads(signal);
+    // An interrupted run still waits for convergence: the signal stops the workload, not the
+    // recovery, or writes still being relayed would look like divergence. A second signal exits.
+    const { convergedAfterMs, rounds } = await this.#finalReads();
     const stats = await this.#recordStats();
     return { healErrors, convergedAfterMs, finalRounds: rounds, stats };
   }
@@ -220,7 +222,7 @@ export class Runner {
    * cluster has converged and the rounds stop. Rounds back off (250 ms doubling to 2 s) so a cluster
    * that never converges costs a bounded number of scans within --recovery-ms.
    */
-  async #finalReads(signal: AbortSignal): Promise<{ convergedAfterMs: number | undefined; rounds: number }> {
+  async #finalReads(): Promise<{ convergedAfterMs: number | undefined; rounds: number }> {
     const plan = this.#plan;
     const startNs = this.#history.now();
     const baseProcess = plan.concurrency * 1_000_000;
@@ -238,8 +240,8 @@ export class Runner {
       );
       const elapsedMs = (this.#history.now() - startNs) / 1e6;
       if (states.every((s) => s !== undefined && s === states[0])) return { convergedAfterMs: elapsedMs, rounds: round + 1 };
-      if (signal.aborted || elapsedMs + delayMs > plan.recoveryMs) return { convergedAfterMs: undefined, rounds: round + 1 };
-      await abortableSleep(delayMs, signal);
+      if (elapsedMs + delayMs > plan.recoveryMs) return { convergedAfterMs: undefined, rounds: round + 1 };
+      await sleep(delayMs);
       delayMs = Math.min(delayMs * 2, 2000);
     }
   }

@@ -618,6 +618,10 @@
     rows = out.subarray(0, m);
     countEl.textContent = m === total ? total + ' ops' : m + ' of ' + total + ' ops';
     spacer.style.height = m * ROW_H + 'px';
+    // A shorter list can leave the view scrolled past its end (e.g. after jumping to an op far down);
+    // clamp now, because the browser's own clamp fires its scroll event only after this render.
+    const maxTop = Math.max(0, m * ROW_H - body.clientHeight);
+    if (body.scrollTop > maxTop) body.scrollTop = maxTop;
     renderRows(true);
   }
   const pool = [];
