@@ -8,7 +8,7 @@
 // retry that arrives while the first attempt is still being synced waits for that attempt's reply.
 import { status } from '@grpc/grpc-js';
 import { HybridClock, HlcOverflowError, formatHlc, parseHlc } from './hlc.ts';
-import { counterValue, type ComponentState, type Kind } from './merge.ts';
+import { counterValue, type ComponentState, type Kind, type Share } from './merge.ts';
 import { Replica, type KeyWrite } from './replica.ts';
 import { Wal } from './wal.ts';
 import { WatchHub } from './watch.ts';
@@ -84,6 +84,8 @@ export class StoreNode {
   /** Called with every durable local write (the mesh relays it). */
   onLocalWrite: (w: LocalWrite) => void = () => {};
   private readonly requests = new Map<string, RequestEntry>();
+  /** This node's own counter shares whose increments are still being made durable (see incr). */
+  private readonly pendingShares = new Map<string, Share>();
   private readonly startedMs = performance.now();
   private wal!: Wal;
   private incarnation = 0;
@@ -208,11 +210,21 @@ export class StoreNode {
     return entry.reply;
   }
 
-  /** Logs a local write with its request entry, waits until durable, then relays it. */
-  private async commit(write: KeyWrite, rid: string, fp: string, reply: StoredReply): Promise<void> {
+  private applyLocalComponent(entity: string, component: string, incoming: ComponentState): void {
+    const { state, changed } = this.replica.applyComponent(entity, component, incoming);
+    if (changed) this.publish(entity, component, state, this.config.id);
+  }
+
+  /**
+   * Logs a local write with its request entry, waits until durable, then makes it visible (`apply`)
+   * and relays it. Applying only after the log is synced means no read, watcher or peer ever sees a
+   * write that a SIGKILL could still take back (no dirty reads). A retry of the same request id
+   * waits for the same point, so its acknowledgement also implies visibility.
+   */
+  private async commit(write: KeyWrite, rid: string, fp: string, reply: StoredReply, apply: () => void): Promise<void> {
     const dedupe = rid !== '' && !this.bug('no-dedupe');
     const record = { ...keyWriteToRecord(write), ...(dedupe ? { rid, fp, rep: reply } : {}) } as LogRecord;
-    const durable = this.wal.append(record);
+    const durable = this.wal.append(record).then(apply);
     if (dedupe) {
       const entry: RequestEntry = { fp, reply: durable.then(() => reply) };
       this.remember(rid, entry);
@@ -247,10 +259,9 @@ export class StoreNode {
     if (kind === 'lww') this.refuseMax(entity, component, 'an LWW put');
     const ts = this.timestamp();
     const incoming: ComponentState = { value, ts, deleted: false, kind };
-    const { state, changed } = this.replica.applyComponent(entity, component, incoming);
-    if (changed) this.publish(entity, component, state, this.config.id);
-    const reply = { ts, value: state.deleted ? '' : state.value };
-    await this.commit({ entity, component, state: incoming }, rid, fp, reply);
+    const preview = this.replica.previewComponent(entity, component, incoming);
+    const reply = { ts, value: preview.deleted ? '' : preview.value };
+    await this.commit({ entity, component, state: incoming }, rid, fp, reply, () => this.applyLocalComponent(entity, component, incoming));
     return { ...reply, duplicate: false };
   }
 
@@ -264,9 +275,7 @@ export class StoreNode {
     this.refuseMax(entity, component, 'a delete');
     const ts = this.timestamp();
     const incoming: ComponentState = { value: '', ts, deleted: true, kind: 'lww' };
-    const { state, changed } = this.replica.applyComponent(entity, component, incoming);
-    if (changed) this.publish(entity, component, state, this.config.id);
-    await this.commit({ entity, component, state: incoming }, rid, fp, { ts });
+    await this.commit({ entity, component, state: incoming }, rid, fp, { ts }, () => this.applyLocalComponent(entity, component, incoming));
     return { ts, duplicate: false };
   }
 
@@ -277,14 +286,24 @@ export class StoreNode {
       const prior = await known;
       return { value: Number(prior.value ?? 0), duplicate: true };
     }
-    const own = this.replica.share(entity, counter, this.config.id) ?? { p: 0, n: 0 };
+    // Increments still being made durable are not visible yet, but the next increment must build on
+    // them, or two concurrent increments would write the same share and one would be lost.
+    const key = `${entity}\u0000${counter}`;
+    const own = this.pendingShares.get(key) ?? this.replica.share(entity, counter, this.config.id) ?? { p: 0, n: 0 };
     const share = { p: own.p + Math.max(delta, 0), n: own.n + Math.max(-delta, 0) };
     if (!Number.isSafeInteger(share.p) || !Number.isSafeInteger(share.n)) {
       throw new RpcError(status.OUT_OF_RANGE, `counter "${counter}" of entity "${entity}" would exceed ${Number.MAX_SAFE_INTEGER} on origin ${this.config.id}`);
     }
-    const { value, changed } = this.replica.applyShare(entity, counter, this.config.id, share);
-    if (changed) this.publishCounter(entity, counter, value, this.config.id);
-    await this.commit({ entity, counter, origin: this.config.id, share }, rid, fp, { value });
+    this.pendingShares.set(key, share);
+    const value = this.replica.previewShare(entity, counter, this.config.id, share);
+    try {
+      await this.commit({ entity, counter, origin: this.config.id, share }, rid, fp, { value }, () => {
+        const r = this.replica.applyShare(entity, counter, this.config.id, share);
+        if (r.changed) this.publishCounter(entity, counter, r.value, this.config.id);
+      });
+    } finally {
+      if (this.pendingShares.get(key) === share) this.pendingShares.delete(key);
+    }
     return { value, duplicate: false };
   }
 

@@ -80,6 +80,20 @@ export class Replica {
     this.slotLo[slot] ^= lo;
   }
 
+  /** What applyComponent would make of `incoming`, without applying it (local writes become visible only once durable). */
+  previewComponent(entity: string, component: string, incoming: ComponentState): ComponentState {
+    const current = this.entities.get(entity)?.components.get(component);
+    return current === undefined ? incoming : mergeComponent(current, incoming, this.options);
+  }
+
+  /** The counter's value if `incoming` were merged in for `origin`, without applying it. */
+  previewShare(entity: string, counter: string, origin: string, incoming: Share): number {
+    const shares = new Map(this.entities.get(entity)?.counters.get(counter) ?? []);
+    const current = shares.get(origin);
+    shares.set(origin, current === undefined ? incoming : mergeShare(current, incoming));
+    return counterValue(shares);
+  }
+
   /** Merges one component state in; returns the merged state and whether it changed. */
   applyComponent(entity: string, component: string, incoming: ComponentState): { state: ComponentState; changed: boolean } {
     const e = this.entity(entity);
