@@ -1,8 +1,10 @@
 // Max-wins monotonicity for max components (the lww workload's "threat"): a merge must never lower them.
 //
-//   - max-decreased: on one node, an ok "read-max" returns less than an earlier ok read-max of the same
-//     (entity, component) on that node, in the order the reads completed. Absent (null) counts as lower
-//     than any number.
+//   - max-decreased: on one node, an ok "read-max" returns less than an ok read-max of the same
+//     (entity, component) on that node that had completed before this read was invoked. Reads that
+//     overlap in time may see the node at different moments and complete in either order, so only
+//     reads strictly in each other's real-time past are compared. Absent (null) counts as lower than
+//     any number.
 //   - max-lost: a node's final value is below the largest acknowledged "write-max" value (or absent).
 //   - unexpected-value: a final value above the largest acknowledged write that no info or unanswered
 //     (maybe applied) write carried, or a max component nobody wrote.
@@ -26,17 +28,36 @@ interface MaxKey {
   maybe: Set<number>;
 }
 
-interface LastMax {
-  value: number;
-  pos: number;
+/** Completed ok reads of one node and key, in completion order, with the running maximum. */
+interface ReadLog {
+  /** History position of each read's completion (increasing). */
+  done: number[];
+  /** The largest value among reads 0..k, and the position of the read that returned it. */
+  maxValue: number[];
+  maxPos: number[];
+}
+
+/** Index of the last read in `log` that completed before `pos`, or -1. */
+function lastBefore(log: ReadLog, pos: number): number {
+  let lo = 0;
+  let hi = log.done.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (log.done[mid] < pos) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
 }
 
 /** Checks that max-wins components never go down on any node and end at the largest acknowledged write. */
 export const maxWins = (history: History, ctx: CheckContext): MaxWinsResult => {
-  const { completion } = pairing(history);
+  const { completion, invocation } = pairing(history);
   const keys = new Map<string, MaxKey>();
-  // Last ok read-max per "node NUL entity NUL component".
-  const last = new Map<string, LastMax>();
+  // Completed ok read-max ops per "node NUL entity NUL component".
+  const logs = new Map<string, ReadLog>();
   const anomalies = new AnomalyList();
   let reads = 0;
   let decreases = 0;
@@ -64,21 +85,29 @@ export const maxWins = (history: History, ctx: CheckContext): MaxWinsResult => {
       reads++;
       const value = typeof v.value === 'number' ? v.value : -Infinity;
       const nk = op.node + '\u0000' + componentKey(v.entity, v.component);
-      const prev = last.get(nk);
-      if (prev && value < prev.value) {
+      let log = logs.get(nk);
+      if (!log) logs.set(nk, (log = { done: [], maxValue: [], maxPos: [] }));
+      // Compare with the largest read that had completed before this one was invoked.
+      const invokedAt = invocation[i] >= 0 ? invocation[i] : i;
+      const k = lastBefore(log, invokedAt);
+      if (k >= 0 && value < log.maxValue[k]) {
         decreases++;
         anomalies.add({
           type: 'max-decreased',
-          ops: [op.index, history[prev.pos].index],
-          message: `Read of max-wins ${v.entity}/${v.component} on ${op.node} returned ${value === -Infinity ? 'nothing' : value}, below the ${prev.value} an earlier read on that node returned.`,
+          ops: [op.index, history[log.maxPos[k]].index],
+          message: `Read of max-wins ${v.entity}/${v.component} on ${op.node} returned ${value === -Infinity ? 'nothing' : value}, below the ${log.maxValue[k]} a read on that node returned before this one began.`,
           entity: v.entity,
           component: v.component,
           node: op.node,
           value: value === -Infinity ? null : value,
-          previous: prev.value,
+          previous: log.maxValue[k],
         });
       }
-      if (!prev || value >= prev.value) last.set(nk, { value, pos: i });
+      const top = log.done.length - 1;
+      const keepPrevious = top >= 0 && log.maxValue[top] >= value;
+      log.done.push(i);
+      log.maxValue.push(keepPrevious ? log.maxValue[top] : value);
+      log.maxPos.push(keepPrevious ? log.maxPos[top] : i);
     }
   }
 

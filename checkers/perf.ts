@@ -6,6 +6,7 @@
 // (which heals everything); overlapping faults merge into one window. An op belongs to the window its
 // invoke falls in. Final reads and the harness's node "stats" ops are left out: they are not client
 // load (recovery is reported by the convergence checker). Times in the result are milliseconds since the run started.
+import { faultSpans } from './windows.ts';
 import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult } from './types.ts';
 import { FloatBuffer, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
@@ -60,29 +61,10 @@ interface Window {
 
 /** Fault windows (ns) from the nemesis ops, merged where faults overlap. */
 export function faultWindows(history: History): Window[] {
-  const open = new Map<string, number>();
-  const windows: Window[] = [];
   let endTime = 0;
   for (const op of history) endTime = Math.max(endTime, op.time);
-  for (const op of history) {
-    if (op.process !== 'nemesis' || op.type === 'invoke') continue;
-    const f = op.f;
-    if (f.startsWith('start-')) {
-      const name = f.slice(6);
-      if (!open.has(name)) open.set(name, op.time);
-    } else if (f.startsWith('stop-')) {
-      const name = f.slice(5);
-      const start = open.get(name);
-      if (start !== undefined) {
-        windows.push({ start, end: op.time, f: [f.replace('stop-', 'start-')] });
-        open.delete(name);
-      }
-    } else if (f === 'heal') {
-      for (const [name, start] of open) windows.push({ start, end: op.time, f: ['start-' + name] });
-      open.clear();
-    }
-  }
-  for (const [name, start] of open) windows.push({ start, end: endTime, f: ['start-' + name] });
+  const nemesisOps = history.filter((op) => op.process === 'nemesis' && op.type !== 'invoke');
+  const windows: Window[] = faultSpans(nemesisOps).map((s) => ({ start: s.start.time, end: s.stop?.time ?? endTime, f: ['start-' + s.kind] }));
   windows.sort((a, b) => a.start - b.start);
   const merged: Window[] = [];
   for (const w of windows) {

@@ -90,7 +90,6 @@ export function finalReads(history: History, ctx: CheckContext): FinalReads {
   if (cached) return cached;
 
   const rounds = new Map<number, Map<string, FinalRead>>();
-  const latest = new Map<string, FinalRead>();
   const seen = new Set<string>();
   for (let i = 0; i < history.length; i++) {
     const op = history[i];
@@ -102,8 +101,6 @@ export function finalReads(history: History, ctx: CheckContext): FinalReads {
     let byNode = rounds.get(value.round);
     if (!byNode) rounds.set(value.round, (byNode = new Map()));
     byNode.set(op.node, read);
-    const prev = latest.get(op.node);
-    if (!prev || prev.round <= read.round) latest.set(op.node, read);
   }
   const nodes = ctx.nodes.length > 0 ? [...ctx.nodes] : [...seen].sort();
   const sortedRounds = new Map([...rounds.entries()].sort((a, b) => a[0] - b[0]));
@@ -111,7 +108,10 @@ export function finalReads(history: History, ctx: CheckContext): FinalReads {
   for (const [round, byNode] of sortedRounds) {
     if (nodes.length > 0 && nodes.every((n) => byNode.has(n))) lastCompleteRound = round;
   }
-  const view = lastCompleteRound !== undefined ? sortedRounds.get(lastCompleteRound)! : latest;
+  // Without a complete round, judge the newest round alone: mixing each node's latest answer from
+  // different rounds would compare a node's stale early state with another's settled one.
+  const newest = [...sortedRounds.values()].pop();
+  const view = lastCompleteRound !== undefined ? sortedRounds.get(lastCompleteRound)! : (newest ?? new Map<string, FinalRead>());
   const result: FinalReads = {
     nodes,
     rounds: sortedRounds,

@@ -222,7 +222,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const result = compose(checkersFor(workload))(history, ctx);
 
   // Re-checking a run folder refreshes its verdict files, keeping what only the run knew (stats,
-  // durations, and the run's own `run`/`heal` results, which no history can re-derive).
+  // durations, and the run's own `run`/`heal` results, which no history can re-derive). The verdict
+  // printed and exited with is then the merged one, exactly as the results.json written says.
+  let verdict = result.valid;
+  const kept: string[] = [];
   const runTest = (loaded.test ?? {}) as Record<string, any>;
   const isRunFolder = loaded.kind === 'jsonl' && statSync(opts.input).isDirectory();
   if (isRunFolder && !existsSync(path.join(opts.input, 'results.json')) && !(runTest.name && runTest.startTime && typeof runTest.seed === 'number')) {
@@ -243,6 +246,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       rechecked: new Date().toISOString(),
     } as RunResults;
     await writeRunOutputs(folder, { test: test ?? {}, history, results });
+    verdict = results.valid;
+    for (const [name, r] of Object.entries(checkers)) if (!(name in result.results)) kept.push(`${name}: ${cell(r.valid)}, kept from the run: ${r.error ?? ''}`);
   }
 
   console.log(`${opts.input}: ${history.length} ops, workload ${workload}${ctx.nodes.length ? `, nodes ${ctx.nodes.join(',')}` : ''}`);
@@ -251,9 +256,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const [name, r] of Object.entries(result.results)) {
     for (const a of (r.anomalies ?? []).slice(0, 3)) console.log(`  ${name}: ${a.type} [ops ${a.ops.join(', ')}] ${a.message}`);
   }
-  console.log(`verdict: ${cell(result.valid)}`);
+  for (const line of kept) console.log(line);
+  console.log(`verdict: ${cell(verdict)}`);
   if (opts.json) console.log(JSON.stringify(result, null, 2));
-  return result.valid === true ? EXIT.valid : result.valid === false ? EXIT.invalid : EXIT.unknown;
+  return verdict === true ? EXIT.valid : verdict === false ? EXIT.invalid : EXIT.unknown;
 }
 
 if (import.meta.main) {

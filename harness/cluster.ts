@@ -142,12 +142,15 @@ export class Cluster implements ClusterControl {
     try {
       // Internal: the nodes reach each other and the host reaches them, but nothing leaves the machine.
       await docker.createNetwork({ Name: networkName, Driver: 'bridge', Internal: true, CheckDuplicate: true, Labels: labels });
-      await Promise.all(
+      // allSettled, not all: on a failure, teardown must not race creates that are still in flight.
+      const created = await Promise.allSettled(
         names.map(async (name) => {
           const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels));
           await container.start();
         }),
       );
+      const createFailures = created.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}: ${dockerMessage(c.reason)}`] : []));
+      if (createFailures.length) throw new Error(`could not create or start ${createFailures.length} of ${names.length} containers:\n${createFailures.join('\n')}`);
       progress(`started ${names.length} containers on network ${networkName} (${Math.round(performance.now() - started)} ms)`);
       await Promise.all(names.map((name) => cluster.#refreshIp(name)));
       // Wait for all of them, so a failure reports every node that did not come up, not just the first.
@@ -250,10 +253,15 @@ export class Cluster implements ClusterControl {
     }
   }
 
+  /**
+   * Resumes a paused node. A node that is not paused (or not running: a kill heal may have restarted
+   * it, or it is stopped) is already what unpause asks for, as restart treats 304.
+   */
   async unpause(node: string): Promise<void> {
     try {
       await this.#container(node).unpause();
     } catch (error) {
+      if (statusCode(error) === 409 && !(await this.#state(node)).Paused) return;
       throw new Error(`${node}: docker unpause failed: ${dockerMessage(error)}`, { cause: error });
     }
   }

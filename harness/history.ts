@@ -155,23 +155,3 @@ export interface NemesisValue {
   offsets?: Record<string, number>;
   [key: string]: unknown;
 }
-
-/** Pairs every invoke with its completion (by process); ops without a completion map to undefined. */
-export function pairOps(history: History): Map<number, Op | undefined> {
-  const pending = new Map<Process, Op>();
-  const pairs = new Map<number, Op | undefined>();
-  for (const op of history) {
-    if (op.process === 'nemesis') continue;
-    if (op.type === 'invoke') {
-      pending.set(op.process, op);
-      pairs.set(op.index, undefined);
-    } else {
-      const inv = pending.get(op.process);
-      if (inv) {
-        pairs.set(inv.index, op);
-        pending.delete(op.process);
-      }
-    }
-  }
-  return pairs;
-}

@@ -103,7 +103,7 @@ export const OPTION_TABLE: readonly Spec[] = [
   { flag: 'nodes', key: 'nodes', kind: 'int', unit: 'count', default: '5', description: 'node containers in the cluster (n1..nN)', parse: intIn('nodes', 1, 9) },
   { flag: 'workload', key: 'workload', kind: 'string', default: 'lww', description: `what the clients do: ${workloadNames().join(', ')}`, parse: (raw) => oneOf('workload', workloadNames())(raw) },
   { flag: 'nemesis', key: 'nemesis', kind: 'string', default: 'none', description: `faults to inject: comma list of ${NEMESIS_NAMES.join(', ')}; or all, none`, parse: nemesisList },
-  { flag: 'nemesis-interval', key: 'nemesisIntervalS', kind: 'number', unit: 's', default: '10', description: 'time between fault ops (a fault starts, then stops one interval later)', parse: numberIn('nemesis-interval', 0, 3600, true) },
+  { flag: 'nemesis-interval', key: 'nemesisIntervalS', kind: 'number', unit: 's', default: '10', description: 'time between fault ops; each op starts or stops the fault of one package drawn from the seed', parse: numberIn('nemesis-interval', 0, 3600, true) },
   {
     flag: 'nemesis-targets',
     key: 'nemesisTargets',

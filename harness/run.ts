@@ -92,6 +92,8 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   let stats: Record<string, NodeStats> | undefined;
   let image = '';
   let stopSampling = () => {};
+  /** The fault packages that really ran (`all` expands to what this machine supports). */
+  let nemesisRan: string[] = [...options.nemesis];
   try {
     const removed = await removeLeftovers();
     if (removed.length) log(`removed leftovers of crashed runs: ${removed.join(', ')}`);
@@ -111,7 +113,10 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     hooks.onCluster?.(cluster, clusterDone.signal);
     signal.addEventListener('abort', () => clusterDone.abort(), { once: true });
     stopSampling = () => clusterDone.abort();
-    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets });
+    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets }, (skipped) =>
+      log(`nemesis: skipping ${skipped.name}: ${skipped.reason}`),
+    );
+    nemesisRan = packages.map((p) => p.name);
     for (const p of packages) await p.nemesis.setup(cluster);
     runner = new Runner(
       {
@@ -172,7 +177,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       name: test.name,
       seed: test.seed,
       workload: test.workload,
-      nemesis: test.nemesis,
+      nemesis: nemesisRan,
       nodes: test.nodes,
       startTime: test.startTime,
       command: test.command,

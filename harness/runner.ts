@@ -96,10 +96,14 @@ export class Runner {
     const onAbort = () => stopNemesis.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     const nemesis = this.#nemesisLoop(rngs.nemesis, stopNemesis.signal);
-    await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal)));
-    stopNemesis.abort();
-    await nemesis;
-    signal.removeEventListener('abort', onAbort);
+    try {
+      await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal)));
+    } finally {
+      // Whatever happened to the workers, no fault may be injected after this point.
+      stopNemesis.abort();
+      await nemesis;
+      signal.removeEventListener('abort', onAbort);
+    }
 
     this.progress.phase = 'heal';
     const healErrors = await this.heal();

@@ -1,5 +1,5 @@
 // The kill fault package: SIGKILL a node's service (its container stops; its data stays on disk) and
-// restart it with the stop op, one --nemesis-interval later. An acknowledged write must survive.
+// restart it with the package's next (stop) op. An acknowledged write must survive.
 import type { FaultlinePackage } from './package.ts';
 import { processPackage, type ProcessFault, type ProcessFaultOptions } from './process.ts';
 

@@ -1,8 +1,9 @@
 // The nemesis contract. A Nemesis injects one family of faults into the real node containers; a
-// FaultPackage bundles it with the seeded schedule of fault ops and the final ops that heal it, and is
-// registered by name (`--nemesis partition,clock`). The harness core owns time: it asks a package's
-// generator for the next op, waits --nemesis-interval between ops, records each op (invoke and
-// completion, process "nemesis") in the history, and at the end calls heal() on every nemesis.
+// FaultPackage bundles it with the seeded schedule of fault ops, and is registered by name
+// (`--nemesis partition,clock`). The harness core owns time: every --nemesis-interval it draws a
+// package (seeded) and performs that package's next op, records the op once it has completed (one
+// op, process "nemesis", type "info", with any error), and at the end calls heal() on every nemesis,
+// which is the final generator of every package: one op that undoes all its faults.
 import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 

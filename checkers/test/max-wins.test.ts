@@ -20,6 +20,29 @@ describe('max-wins monotonic', () => {
     expect(r.reads).toBe(2);
   });
 
+  it('does not compare reads on one node that overlapped in time, but does compare a read that began after', () => {
+    const b = new HistoryBuilder();
+    b.call(0, 'n1', 'write-max', wm(10, 'r1'), 'ok');
+    // p2's read begins, then p3's read begins and ends with 10; p2's read, which began before that
+    // answer existed, may have seen the node earlier and ends with 5: allowed.
+    const slowInvoke = b.add(2, 'invoke', 'read-max', rm(), 'n1');
+    b.call(3, 'n1', 'read-max', rm(), 'ok', rm(10));
+    b.add(2, 'ok', 'read-max', rm(5), 'n1');
+    b.finalRound(0, { n1: finalMax('10') });
+    expect(maxWins(b.ops, { ...ctx(), nodes: ['n1'] }).anomalies).toEqual([]);
+    expect(slowInvoke).toBe(2);
+
+    // A read that begins after the 10 was returned must not go lower.
+    const c = new HistoryBuilder();
+    c.call(0, 'n1', 'write-max', wm(10, 'r1'), 'ok');
+    const [, high] = c.call(3, 'n1', 'read-max', rm(), 'ok', rm(10));
+    const [, low] = c.call(2, 'n1', 'read-max', rm(), 'ok', rm(5));
+    c.finalRound(0, { n1: finalMax('10') });
+    const r = maxWins(c.ops, { ...ctx(), nodes: ['n1'] });
+    expect(r.valid).toBe(false);
+    expect(r.anomalies).toMatchObject([{ type: 'max-decreased', ops: [low, high], value: 5, previous: 10 }]);
+  });
+
   it('accepts a larger final value from a write that ended info', () => {
     const b = new HistoryBuilder();
     b.call(0, 'n1', 'write-max', wm(3, 'r1'), 'ok');

@@ -33,3 +33,21 @@ describe('perf', () => {
     expect(faultWindows(b.ops).map((w) => [w.start, w.end, w.f])).toEqual([[1e6, 4e6, ['start-partition', 'start-clock']], [5e6, 5e6, ['start-kill']]]);
   });
 });
+
+describe('fault windows', () => {
+  it('counts a clock bump or strobe as a fault until stop-clock or heal, and merges overlapping faults', () => {
+    const b = new HistoryBuilder();
+    const bump = b.nemesis('bump-clock', { nodes: ['n1'], deltaMs: -1500 });
+    const part = b.nemesis('start-partition', { grudge: { n1: ['n2'] } });
+    b.nemesis('stop-partition', {});
+    const heal = b.nemesis('heal', {});
+    const strobe = b.nemesis('strobe-clock', { nodes: ['n2'] });
+    const stop = b.nemesis('stop-clock', {});
+    const t = (i: number) => b.ops[i].time;
+    expect(faultWindows(b.ops)).toEqual([
+      { start: t(bump), end: t(heal), f: ['start-clock', 'start-partition'] },
+      { start: t(strobe), end: t(stop), f: ['start-clock'] },
+    ]);
+    expect(part).toBe(bump + 1);
+  });
+});

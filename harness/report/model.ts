@@ -2,6 +2,7 @@
 // data that report.html embeds and draws (timeline lanes and bars, fault windows, latency and
 // throughput buckets, clock offsets, per-node values of non-converged keys, the history table).
 // Keeping this apart from the HTML means every number the report shows is unit-tested here.
+import { faultSpans } from '../../checkers/windows.ts';
 import type { Anomaly } from '../../checkers/types.ts';
 import type { History, NemesisValue, Op } from '../history.ts';
 import type { NodeStats, RunResults } from '../results.ts';
@@ -190,15 +191,10 @@ export function summarizeNemesis(value: NemesisValue | undefined): string {
   return '';
 }
 
-const stopAll = new Set(['heal']);
-const clockPoints = new Set(['bump-clock', 'strobe-clock']);
-
-/** Fault windows from nemesis events; a window still open at the end runs to endMs. */
+/** Fault windows from nemesis events (the rule is checkers/windows.ts); a window still open at the end runs to endMs. */
 export function faultWindows(events: readonly NemesisEvent[], endMs: number): FaultWindow[] {
-  const open = new Map<string, NemesisEvent>();
-  const windows: FaultWindow[] = [];
-  const close = (kind: string, start: NemesisEvent, stop: NemesisEvent | undefined) => {
-    windows.push({
+  return faultSpans(events)
+    .map(({ kind, start, stop }) => ({
       kind,
       startMs: start.timeMs,
       endMs: stop ? stop.timeMs : endMs,
@@ -206,25 +202,8 @@ export function faultWindows(events: readonly NemesisEvent[], endMs: number): Fa
       ...(stop ? { stopOp: stop.index } : {}),
       label: start.summary ? `${kind}: ${start.summary}` : kind,
       ...(start.error ? { error: start.error } : {}),
-    });
-    open.delete(kind);
-  };
-  for (const e of events) {
-    const m = /^(start|stop)-(.+)$/.exec(e.f);
-    if (m && m[1] === 'start') {
-      if (!open.has(m[2])) open.set(m[2], e);
-    } else if (m && m[1] === 'stop') {
-      const start = open.get(m[2]);
-      if (start) close(m[2], start, e);
-    } else if (clockPoints.has(e.f)) {
-      // A bump or strobe leaves the clocks skewed until stop-clock or heal puts them back.
-      if (!open.has('clock')) open.set('clock', e);
-    } else if (stopAll.has(e.f)) {
-      for (const [kind, start] of [...open]) close(kind, start, e);
-    }
-  }
-  for (const [kind, start] of [...open]) close(kind, start, undefined);
-  return windows.sort((a, b) => a.startMs - b.startMs);
+    }))
+    .sort((a, b) => a.startMs - b.startMs);
 }
 
 /** Clock offsets per node as a step function, or null when no nemesis op carried offsets. */

@@ -1,0 +1,39 @@
+// When was each fault active? The one rule, shared by the perf checker and the report: `start-X`
+// opens fault X (if not already open), `stop-X` closes it, a `bump-clock` or `strobe-clock` leaves the
+// clocks skewed and so opens `clock` until `stop-clock` or the final `heal`, and `heal` closes every
+// open fault. A fault still open at the end of the history has no stop event.
+
+export interface FaultSpan<E> {
+  /** The fault package's name: "partition", "clock", ... */
+  readonly kind: string;
+  readonly start: E;
+  /** The event that ended it, or undefined when it was still active at the end. */
+  readonly stop: E | undefined;
+}
+
+const CLOCK_POINTS = new Set(['bump-clock', 'strobe-clock']);
+
+/** Fault spans from nemesis events in history order, sorted by their start event's position. */
+export function faultSpans<E extends { readonly f: string }>(events: Iterable<E>): FaultSpan<E>[] {
+  const open = new Map<string, E>();
+  const spans: FaultSpan<E>[] = [];
+  for (const e of events) {
+    const m = /^(start|stop)-(.+)$/.exec(e.f);
+    if (m && m[1] === 'start') {
+      if (!open.has(m[2])) open.set(m[2], e);
+    } else if (m && m[1] === 'stop') {
+      const start = open.get(m[2]);
+      if (start !== undefined) {
+        spans.push({ kind: m[2], start, stop: e });
+        open.delete(m[2]);
+      }
+    } else if (CLOCK_POINTS.has(e.f)) {
+      if (!open.has('clock')) open.set('clock', e);
+    } else if (e.f === 'heal') {
+      for (const [kind, start] of open) spans.push({ kind, start, stop: e });
+      open.clear();
+    }
+  }
+  for (const [kind, start] of open) spans.push({ kind, start, stop: undefined });
+  return spans;
+}
