@@ -48,6 +48,30 @@ describe('npm run jepsen end to end', () => {
     expect(await labelled(test.runId)).toEqual({ containers: 0, networks: 0 });
   });
 
+  it('--nemesis partition: the correct service is valid, and with --bug no-anti-entropy convergence fails', async () => {
+    const verdictOf = async (extra: string[]) => {
+      const results = mkdtempSync(join(tmpdir(), 'fl-e2e-part-'));
+      const args = ['harness/cli.ts', '--nodes', '3', '--nemesis', 'partition', '--nemesis-interval', '3', '--time-limit', '10', '--seed', '5', '--results-dir', results, ...extra];
+      const run = await execa('node', args, { cwd: root, reject: false, all: true });
+      const dir = latestRun(results);
+      const verdict = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+      const history = readHistory(dir);
+      return { run, verdict, history, runId: JSON.parse(readFileSync(join(dir, 'test.json'), 'utf8')).runId };
+    };
+    const correct = await verdictOf([]);
+    expect(correct.run.exitCode, correct.run.all).toBe(0);
+    expect(correct.history.some((o) => o.f === 'start-partition' && !o.error)).toBe(true);
+    expect(correct.verdict.checkers.convergence.valid).toBe(true);
+
+    const buggy = await verdictOf(['--bug', 'no-anti-entropy']);
+    expect(buggy.run.exitCode, buggy.run.all).toBe(1);
+    expect(buggy.verdict.checkers.convergence.valid).toBe(false);
+    expect(buggy.verdict.checkers.convergence.anomalies[0].type).toBe('non-converged');
+    expect(buggy.run.stdout).toContain('reproduce with: npm run jepsen -- --nodes 3 --nemesis partition --nemesis-interval 3 --time-limit 10');
+    expect(buggy.run.stdout).toContain('--bug no-anti-entropy');
+    for (const r of [correct, buggy]) expect(await labelled(r.runId)).toEqual({ containers: 0, networks: 0 });
+  });
+
   it('SIGINT mid-run stops early, still writes a readable history and results, and removes the cluster', async () => {
     const results = mkdtempSync(join(tmpdir(), 'fl-e2e-int-'));
     const child = execa('node', ['harness/cli.ts', '--nodes', '3', '--time-limit', '120', '--rate', '200', '--results-dir', results], { cwd: root, reject: false, all: true });

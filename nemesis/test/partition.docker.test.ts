@@ -111,14 +111,15 @@ describe('partition on Docker', () => {
   it('flapping switches the grudge on and off until stopped, then leaves it off', async () => {
     const grudge = { n1: ['n2', 'n3'], n2: ['n1'], n3: ['n1'] };
     await pkg.nemesis.invoke({ f: 'start-partition', value: { nodes, grudge, flapPeriodMs: 250 } });
-    // Watch the rule count change on, off, on again: at least two flips observed, however slowly the
-    // machine runs, before the stop.
+    // Watch the rule count change twice (on, off, on or off, on, off: the first look may land in either
+    // phase), so at least two flips are observed before the stop, however slowly the machine runs.
     const states: number[] = [];
     for (let i = 0; i < 400 && states.length < 3; i++) {
       const n = (await listChain(cluster, 'n1', PARTITION_CHAIN)).length;
       if (states[states.length - 1] !== n) states.push(n);
     }
-    expect(states).toEqual([2, 0, 2]);
+    expect(states.length).toBe(3);
+    expect([[2, 0, 2], [0, 2, 0]]).toContainEqual(states);
     const stopped = await pkg.nemesis.invoke({ f: 'stop-partition', value: { nodes } });
     expect(stopped.error).toBeUndefined();
     expect(stopped.value.flips).toBeGreaterThanOrEqual(2);
