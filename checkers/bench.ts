@@ -108,6 +108,12 @@ export function generate(size: number, kind: 'lww' | 'register', keys: number): 
       push(1_000_000 + i, 'invoke', 'final-read', { round: 0 }, node);
       push(1_000_000 + i, 'ok', 'final-read', { round: 0, state }, node);
     });
+    // The runner records every node's stats after the final reads; the mesh checker judges them.
+    const writes = Math.ceil(size / 4 / NODES.length);
+    NODES.forEach((node, i) => {
+      push(1_000_000 + i, 'invoke', 'stats', null, node);
+      push(1_000_000 + i, 'ok', 'stats', { node, writes, relaysSent: writes * (NODES.length - 1), meshMessages: writes * (NODES.length - 1), messagesPerWrite: NODES.length - 1 }, node);
+    });
   }
   return ops;
 }
