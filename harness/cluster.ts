@@ -18,9 +18,10 @@ import pRetry, { AbortError } from 'p-retry';
 import type { ClusterControl, ExecResult } from '../nemesis/types.ts';
 import { StoreClient, type HealthReply } from '../proto/gen/faultline.ts';
 import { connectDocker, errorText } from './image.ts';
+import { storeMesh, type System } from './system.ts';
 
 /** The port the service listens on inside every container (Store and Mesh on one gRPC server). */
-export const servicePort = 7000;
+export const servicePort = storeMesh.port;
 /**
  * The libfaketime offset file inside every container (see harness/docker/entrypoint.sh). It holds one
  * offset in seconds from the real clock, with sign and optional fraction: "+0", "+30", "-30", "+0.5".
@@ -29,7 +30,7 @@ export const servicePort = 7000;
  */
 export const clockFile = '/var/lib/faultline/faketime';
 /** Where the service keeps its data inside the container; it survives kill and restart. */
-export const dataDir = '/data';
+export const dataDir = storeMesh.dataDir;
 
 export interface ClusterOptions {
   /** Names this run's Docker objects: network faultline-<runId>, containers faultline-<runId>-nN. Letters, digits, '.', '_', '-'. */
@@ -52,6 +53,8 @@ export interface ClusterOptions {
   readonly onProgress?: (line: string) => void;
   /** An existing client; by default one is made with connectDocker(). */
   readonly docker?: Docker;
+  /** The system under test: the command line of each node's service. @default storeMesh */
+  readonly system?: System;
 }
 
 export interface ClusterNode {
@@ -479,11 +482,7 @@ function containerSpec(
   options: ClusterOptions,
   labels: Record<string, string>,
 ): Docker.ContainerCreateOptions {
-  const peers = names.filter((n) => n !== name).map((n) => `${n}=${n}:${servicePort}`).join(',');
-  const cmd = ['--id', name, '--listen', `0.0.0.0:${servicePort}`, '--peers', peers, '--data-dir', dataDir];
-  if (options.antiEntropyMs !== undefined) cmd.push('--anti-entropy-ms', String(options.antiEntropyMs));
-  if (options.maxSkewMs !== undefined) cmd.push('--max-skew-ms', String(options.maxSkewMs));
-  if (options.bug !== undefined) cmd.push('--bug', options.bug);
+  const cmd = (options.system ?? storeMesh).command(name, names, options);
   return {
     name: containerName,
     Image: options.image,

@@ -13,7 +13,7 @@ import { resolveNemeses } from '../nemesis/index.ts';
 import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
 import { HistoryWriter } from './history-writer.ts';
-import { ensureImage } from './image.ts';
+import { storeMesh } from './system.ts';
 import { reproduceCommand, type Options } from './options.ts';
 import { writeRunOutputs } from './report/index.ts';
 import { countOps, createRunFolder, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
@@ -97,7 +97,8 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   try {
     const removed = await removeLeftovers();
     if (removed.length) log(`removed leftovers of crashed runs: ${removed.join(', ')}`);
-    image = await ensureImage({ onProgress: log });
+    const system = storeMesh;
+    image = await system.image({ onProgress: log });
     if (signal.aborted) throw new Error('aborted before the cluster started');
     log(`starting ${options.nodes} nodes from ${image}`);
     cluster = await Cluster.start({
@@ -108,6 +109,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       antiEntropyMs: options.antiEntropyMs,
       maxSkewMs: options.maxSkewMs,
       onProgress: log,
+      system,
     });
     const clusterDone = new AbortController();
     hooks.onCluster?.(cluster, clusterDone.signal);
@@ -134,6 +136,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       },
       history,
       packages,
+      system,
     );
     hooks.onProgress?.(runner.progress, started);
     log(`running ${options.workload} for ${options.timeLimitS}s with nemesis ${options.nemesis.join(',') || 'none'}`);

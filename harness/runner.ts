@@ -5,7 +5,8 @@
 // then reads the final state of every node in rounds until all nodes agree or the recovery time runs
 // out. Everything that shapes the schedule comes from the test's seed.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreMeshClient } from './client.ts';
+import type { StoreMeshClient } from './client.ts';
+import { storeMesh, type System } from './system.ts';
 import { stagger, timeLimit, type Gen } from './generator.ts';
 import type { HistoryWriter } from './history-writer.ts';
 import type { FinalState, Op } from './history.ts';
@@ -74,11 +75,11 @@ export class Runner {
   readonly #clients = new Map<string, StoreMeshClient>();
   readonly #packages: readonly FaultPackage[];
 
-  constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[]) {
+  constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[], system: System = storeMesh) {
     this.#plan = plan;
     this.#history = history;
     this.#packages = packages;
-    for (const n of plan.nodes) this.#clients.set(n.name, new StoreMeshClient(n.address, { opTimeoutMs: plan.opTimeoutMs }));
+    for (const n of plan.nodes) this.#clients.set(n.name, system.client(n.address, { opTimeoutMs: plan.opTimeoutMs }));
   }
 
   client(node: string): StoreMeshClient {

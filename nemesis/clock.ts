@@ -3,6 +3,7 @@
 // writing "+30" there moves that node's Date.now() 30 s ahead at once, without a restart. This module
 // writes and reads those files, and reads a node's effective wall clock and skew counter over gRPC
 // (Health, Stats) to prove a skew took effect.
+import { clockFile, servicePort } from '../harness/cluster.ts';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
 import { StoreClient, type HealthReply, type StatsReply } from '../proto/gen/faultline.ts';
 import type { Rng } from '../harness/rng.ts';
@@ -16,10 +17,10 @@ import { alternate, drawTargets, sortNodes } from './schedule.ts';
  * relative to the real clock, "+30", "-1.25". Fractional seconds work (measured: "+0.5" moves
  * Date.now() by 500 ms).
  */
-export const CLOCK_FILE = '/var/lib/faultline/faketime';
+export const CLOCK_FILE = clockFile;
 
 /** The port every node serves the Store API on. */
-export const STORE_PORT = 7000;
+export const STORE_PORT = servicePort;
 
 /** Offsets beyond this are refused: libfaketime handles them, but they are surely a unit mistake. */
 export const MAX_OFFSET_MS = 10 * 365 * 24 * 3600 * 1000;
