@@ -264,7 +264,8 @@ export class Cluster implements ClusterControl {
     try {
       await this.#container(node).unpause();
     } catch (error) {
-      if (statusCode(error) === 409 && !(await this.#state(node)).Paused) return;
+      // Docker answers "is not paused" with 409 or (older engines, e.g. 20.10) 500: trust the state.
+      if (!(await this.#state(node).catch(() => ({ Paused: true }))).Paused) return;
       throw new Error(`${node}: docker unpause failed: ${dockerMessage(error)}`, { cause: error });
     }
   }

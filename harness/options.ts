@@ -15,6 +15,10 @@ export const PLANTED_BUGS = ['no-anti-entropy', 'wall-clock-lww', 'ack-before-fs
 export const TARGET_KINDS = ['one', 'minority', 'majority', 'all', 'random'] as const;
 export type TargetKind = (typeof TARGET_KINDS)[number];
 
+/** Partition shapes (nemesis/grudge.ts computes each as a pure grudge). */
+export const PARTITION_SHAPES = ['halves', 'isolate', 'majority-minority', 'bridge', 'majorities-ring', 'asymmetric', 'complete'] as const;
+export type PartitionShape = (typeof PARTITION_SHAPES)[number];
+
 /** Fault packages; `all` and `none` are also accepted (nemesis/index.ts resolves them). */
 export const NEMESIS_NAMES = ['partition', 'clock', 'kill', 'pause', 'packet', 'netem'] as const;
 
@@ -24,6 +28,7 @@ export interface Options {
   readonly nemesis: readonly string[];
   readonly nemesisIntervalS: number;
   readonly nemesisTargets: readonly TargetKind[];
+  readonly partitionShapes: readonly PartitionShape[];
   readonly timeLimitS: number;
   readonly rate: number;
   readonly concurrency: number;
@@ -115,6 +120,19 @@ export const OPTION_TABLE: readonly Spec[] = [
       const kinds = raw.split(',').map((s) => s.trim());
       if (kinds.some((k) => !(TARGET_KINDS as readonly string[]).includes(k))) expected('nemesis-targets', `a comma list of ${TARGET_KINDS.join(', ')}`, raw);
       return kinds;
+    },
+  },
+  {
+    flag: 'partition-shapes',
+    key: 'partitionShapes',
+    kind: 'string',
+    unit: 'shapes',
+    default: PARTITION_SHAPES.join(','),
+    description: 'comma list of partition shapes the partition fault draws from',
+    parse: (raw) => {
+      const shapes = raw.split(',').map((s) => s.trim());
+      if (shapes.some((k) => !(PARTITION_SHAPES as readonly string[]).includes(k))) expected('partition-shapes', `a comma list of ${PARTITION_SHAPES.join(', ')}`, raw);
+      return shapes;
     },
   },
   { flag: 'time-limit', key: 'timeLimitS', kind: 'number', unit: 's', default: '30', description: 'how long clients run before faults are healed', parse: numberIn('time-limit', 0, 86_400, true) },

@@ -115,7 +115,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     hooks.onCluster?.(cluster, clusterDone.signal);
     signal.addEventListener('abort', () => clusterDone.abort(), { once: true });
     stopSampling = () => clusterDone.abort();
-    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets }, (skipped) =>
+    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets, shapes: options.partitionShapes }, (skipped) =>
       log(`nemesis: skipping ${skipped.name}: ${skipped.reason}`),
     );
     nemesisRan = packages.map((p) => p.name);

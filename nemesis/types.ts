@@ -63,6 +63,8 @@ export interface FaultPackageOptions {
   readonly intervalS: number;
   /** Target kinds faults draw their nodes from (--nemesis-targets). @default one, minority, majority, all, random */
   readonly targets?: readonly ('one' | 'minority' | 'majority' | 'all' | 'random')[];
+  /** Partition shapes to draw from (--partition-shapes; see nemesis/grudge.ts). @default every shape */
+  readonly shapes?: readonly ('halves' | 'isolate' | 'majority-minority' | 'bridge' | 'majorities-ring' | 'asymmetric' | 'complete')[];
 }
 
 export interface FaultPackage {

@@ -169,6 +169,15 @@ describe('kill and pause on Docker', () => {
     expect(await answersHealth(cluster, 'n1', 2000)).toBe(true);
   });
 
+  it('pause then kill on one node: the kill heal restarts it, and the pause heal finds nothing left to resume', async () => {
+    expect((await pause.nemesis.invoke({ f: 'start-pause', value: { nodes: ['n2'] } })).error).toBeUndefined();
+    expect((await kill.nemesis.invoke({ f: 'start-kill', value: { nodes: ['n2'] } })).error).toBeUndefined();
+    // The runner heals process faults first, kill before pause.
+    expect(await kill.nemesis.heal()).toMatchObject({ ok: true, errors: [] });
+    expect(await pause.nemesis.heal()).toMatchObject({ ok: true, errors: [] });
+    expect(await answersHealth(cluster, 'n2', 2000)).toBe(true);
+  });
+
   it('a network heal counts a killed node as healed, and the node restarts without faultline rules', async () => {
     const partition = partitionPackage(options);
     await partition.nemesis.setup(cluster);
