@@ -15,6 +15,8 @@ export interface MatrixRow {
   /** For a planted bug, the checker that must report it invalid; undefined for the correct service. */
   readonly owner?: string;
   readonly ci: boolean;
+  /** A bug that needs several fault windows to show runs at least this long. */
+  readonly minTimeLimitS?: number;
 }
 
 /**
@@ -32,7 +34,15 @@ export const MATRIX: readonly MatrixRow[] = [
   // value carries the later timestamp; a shape in which one node still sees both sides lets anti-entropy
   // carry every value across, and then the causally later (higher) write always wins. So this row draws
   // only shapes that cut the cluster apart, and the clock fault makes timestamps disagree with values.
-  { bug: 'threat-lww', args: ['--nemesis', 'partition,clock', '--nemesis-interval', '3', '--partition-shapes', 'halves,isolate,majority-minority,complete'], owner: 'max-wins', ci: false },
+  // Each window exposes it only when the side with the lower values holds the later timestamps, so the
+  // row gives it many windows: faults every 2 s for at least 40 s.
+  {
+    bug: 'threat-lww',
+    args: ['--nemesis', 'partition,clock', '--nemesis-interval', '2', '--partition-shapes', 'halves,isolate,majority-minority,complete'],
+    owner: 'max-wins',
+    ci: false,
+    minTimeLimitS: 40,
+  },
   { bug: 'echo-relay', args: ['--nemesis', 'none'], owner: 'mesh', ci: true },
   { args: ['--nemesis', 'partition', '--nemesis-interval', '4'], ci: true },
   { args: ['--nemesis', 'clock', '--nemesis-interval', '3'], ci: false },
@@ -77,7 +87,8 @@ async function main(): Promise<number> {
 
   for (const row of rows) {
     for (let s = 0; s < seeds && !controller.signal.aborted; s++) {
-      const args = [...row.args, '--nodes', '3', '--time-limit', timeLimit, '--recovery-ms', '8000', '--keys', '3', '--seed', String(firstSeed + s), '--name', `validate-${row.bug ?? 'correct'}`];
+      const limit = String(Math.max(Number(timeLimit), row.minTimeLimitS ?? 0));
+      const args = [...row.args, '--nodes', '3', '--time-limit', limit, '--recovery-ms', '8000', '--keys', '3', '--seed', String(firstSeed + s), '--name', `validate-${row.bug ?? 'correct'}`];
       if (row.bug) args.push('--bug', row.bug);
       const options = parseOptions(args) as Options;
       const fault = options.nemesis.join(',') || 'none';
