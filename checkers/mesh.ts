@@ -33,8 +33,10 @@ export function mesh(history: History, ctx: CheckContext): MeshResult {
   for (const op of history) {
     if (op.f !== 'stats' || op.type !== 'ok' || !op.node) continue;
     const s = op.value as StatsValue;
-    if (!s.writes || typeof s.relaysSent !== 'number') continue;
-    const ratio = s.relaysSent / s.writes;
+    if (typeof s.relaysSent !== 'number' || typeof s.writes !== 'number') continue;
+    // Stats live in memory, so a node restarted by the kill nemesis may report no writes; it must then
+    // have sent no relays either, so it is still judged.
+    const ratio = s.writes === 0 ? (s.relaysSent === 0 ? 0 : Infinity) : s.relaysSent / s.writes;
     relays[op.node] = ratio;
     messages[op.node] = s.messagesPerWrite ?? 0;
     if (ratio > bound) {
@@ -44,12 +46,15 @@ export function mesh(history: History, ctx: CheckContext): MeshResult {
         node: op.node,
         relaysPerWrite: ratio,
         bound,
-        message: `${op.node} sent ${ratio.toFixed(2)} relays per local write; a full mesh of ${ctx.nodes.length} nodes needs at most ${peers} (bound ${bound})`,
+        message:
+          s.writes === 0
+            ? `${op.node} sent ${s.relaysSent} relays without a local write since it started; a full mesh never forwards others' writes`
+            : `${op.node} sent ${ratio.toFixed(2)} relays per local write; a full mesh of ${ctx.nodes.length} nodes needs at most ${peers} (bound ${bound})`,
       });
     }
   }
   if (Object.keys(relays).length === 0) {
-    return { valid: 'unknown', error: 'no node reported stats with writes (no ok "stats" ops in the history)', bound, relaysPerWrite: relays, messagesPerWrite: messages };
+    return { valid: 'unknown', error: 'no node reported stats (no ok "stats" ops in the history)', bound, relaysPerWrite: relays, messagesPerWrite: messages };
   }
   return { valid: anomalies.length === 0, anomalies, bound, relaysPerWrite: relays, messagesPerWrite: messages };
 }

@@ -18,9 +18,13 @@ interface Sample {
   readonly fds: number;
 }
 
-/** Reads VmRSS and the fd count of the service process (PID 1 in the container). */
+/**
+ * Reads VmRSS and the fd count of the service process. PID 1 in the container is Docker's init, and
+ * Node names its main thread "MainThread", so the service is found by its command line.
+ */
 async function sampleNode(cluster: ClusterControl, node: string, atMs: number): Promise<Sample | undefined> {
-  const r = await cluster.exec(node, ['sh', '-c', 'grep VmRSS /proc/1/status; ls /proc/1/fd | wc -l'], { timeoutMs: 3000 }).catch(() => undefined);
+  const script = 'p=$(pgrep -of node.mjs) || exit 1; grep VmRSS /proc/$p/status; ls /proc/$p/fd | wc -l';
+  const r = await cluster.exec(node, ['sh', '-c', script], { timeoutMs: 3000 }).catch(() => undefined);
   const m = r && /VmRSS:\s+(\d+)\s*kB\s+(\d+)/s.exec(r.stdout);
   return m ? { node, atMs, rssKiB: Number(m[1]), fds: Number(m[2]) } : undefined;
 }

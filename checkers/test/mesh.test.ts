@@ -22,8 +22,8 @@ describe('mesh checker', () => {
     const r = mesh(h.ops, ctx);
     expect(r.valid).toBe(true);
     expect(r.bound).toBe(2.5);
-    expect(r.relaysPerWrite).toEqual({ n1: 2, n2: 170 / 90 });
-    expect(r.messagesPerWrite).toEqual({ n1: 9, n2: 170 / 90 });
+    expect(r.relaysPerWrite).toEqual({ n1: 2, n2: 170 / 90, n3: 0 });
+    expect(r.messagesPerWrite).toEqual({ n1: 9, n2: 170 / 90, n3: 0 });
   });
 
   it('reports amplification (echo relays) naming the node and its stats op', () => {
@@ -32,6 +32,15 @@ describe('mesh checker', () => {
     expect(r.valid).toBe(false);
     expect(r.anomalies).toHaveLength(1);
     expect(r.anomalies![0]).toMatchObject({ type: 'mesh-amplification', node: 'n2', ops: [idx.n2], relaysPerWrite: 29 });
+  });
+
+  it('judges nodes restarted without local writes: no relays is fine, relays are amplification', () => {
+    const quiet = withStats({ n1: { writes: 0, relaysSent: 0 }, n2: { writes: 0, relaysSent: 0 } });
+    expect(mesh(quiet.h.ops, ctx)).toMatchObject({ valid: true, relaysPerWrite: { n1: 0, n2: 0 } });
+    const { h, idx } = withStats({ n1: { writes: 0, relaysSent: 12 }, n2: { writes: 10, relaysSent: 20 } });
+    const r = mesh(h.ops, ctx);
+    expect(r.valid).toBe(false);
+    expect(r.anomalies).toMatchObject([{ type: 'mesh-amplification', node: 'n1', ops: [idx.n1], message: 'n1 sent 12 relays without a local write since it started; a full mesh never forwards others\' writes' }]);
   });
 
   it('is unknown when no node reported stats', () => {
