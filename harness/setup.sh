@@ -29,15 +29,17 @@ fi
 
 # 3. Docker engine.
 engine_up() { docker info >/dev/null 2>&1; }
-if ! command -v docker >/dev/null 2>&1; then
+# Install when there is no engine to start: a machine may well have the docker client without dockerd.
+if ! engine_up && [ -z "${DOCKER_HOST:-}" ] && ! command -v dockerd >/dev/null 2>&1; then
   if is_root && command -v apt-get >/dev/null 2>&1; then
     say "installing the Docker engine (apt-get install docker.io)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
   else
-    die "Docker is not installed. Install the Docker engine (Debian/Ubuntu: sudo apt-get install docker.io; elsewhere see docs.docker.com/engine/install), start it, and run npm run setup again."
+    die "The Docker engine is not installed. Install it (Debian/Ubuntu: sudo apt-get install docker.io; elsewhere see docs.docker.com/engine/install), start it, and run npm run setup again."
   fi
 fi
+command -v docker >/dev/null 2>&1 || die "the docker client is missing although an engine is installed; install docker.io (or docker-ce-cli)."
 if ! engine_up; then
   if [ -n "${DOCKER_HOST:-}" ]; then
     die "DOCKER_HOST=$DOCKER_HOST is set but 'docker info' fails there; start that engine or unset DOCKER_HOST."
