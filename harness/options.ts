@@ -87,6 +87,15 @@ function oneOf(flag: string, allowed: readonly string[]) {
   };
 }
 
+/** A non-empty comma list, every item one of `allowed`. */
+function listOf<T extends string>(flag: string, allowed: readonly T[]) {
+  return (raw: string): T[] => {
+    const items = raw.split(',').map((s) => s.trim());
+    if (items.some((k) => !(allowed as readonly string[]).includes(k))) expected(flag, `a comma list of ${allowed.join(', ')}`, raw);
+    return items as T[];
+  };
+}
+
 /** "--concurrency 10" or "--concurrency 3n" (three per node), as in Jepsen. */
 function concurrency(raw: string, nodes: number): number {
   const m = /^(\d+)(n?)$/.exec(raw.trim());
@@ -116,11 +125,7 @@ export const OPTION_TABLE: readonly Spec[] = [
     unit: 'kinds',
     default: TARGET_KINDS.join(','),
     description: 'comma list of target kinds each fault draws its nodes from',
-    parse: (raw) => {
-      const kinds = raw.split(',').map((s) => s.trim());
-      if (kinds.some((k) => !(TARGET_KINDS as readonly string[]).includes(k))) expected('nemesis-targets', `a comma list of ${TARGET_KINDS.join(', ')}`, raw);
-      return kinds;
-    },
+    parse: listOf('nemesis-targets', TARGET_KINDS),
   },
   {
     flag: 'partition-shapes',
@@ -129,11 +134,7 @@ export const OPTION_TABLE: readonly Spec[] = [
     unit: 'shapes',
     default: PARTITION_SHAPES.join(','),
     description: 'comma list of partition shapes the partition fault draws from',
-    parse: (raw) => {
-      const shapes = raw.split(',').map((s) => s.trim());
-      if (shapes.some((k) => !(PARTITION_SHAPES as readonly string[]).includes(k))) expected('partition-shapes', `a comma list of ${PARTITION_SHAPES.join(', ')}`, raw);
-      return shapes;
-    },
+    parse: listOf('partition-shapes', PARTITION_SHAPES),
   },
   { flag: 'time-limit', key: 'timeLimitS', kind: 'number', unit: 's', default: '30', description: 'how long clients run before faults are healed', parse: numberIn('time-limit', 0, 86_400, true) },
   { flag: 'rate', key: 'rate', kind: 'number', unit: 'ops/s', default: '200', description: 'target client ops per second over all processes; 0 = as fast as possible', parse: numberIn('rate', 0, 1_000_000) },

@@ -11,6 +11,13 @@ describe('options', () => {
     expect(parse().nemesis).toEqual([]);
   });
 
+  it('parses fault target kinds and partition shapes as lists', () => {
+    const o = parse('--nemesis-targets', 'all', '--partition-shapes', 'halves,complete');
+    expect(o.nemesisTargets).toEqual(['all']);
+    expect(o.partitionShapes).toEqual(['halves', 'complete']);
+    expect(parse().partitionShapes).toHaveLength(7);
+  });
+
   it('expands Kn concurrency per node', () => {
     expect(parse('--nodes', '3', '--concurrency', '3n').concurrency).toBe(9);
     expect(parse('--concurrency', '7').concurrency).toBe(7);
@@ -26,6 +33,8 @@ describe('options', () => {
     [['--workload', 'bank'], 'Expected `--workload` to be one of lww, counter, set, got "bank"'],
     [['--bug', 'typo'], 'Expected `--bug` to be one of no-anti-entropy'],
     [['--concurrency', '0'], 'Expected `--concurrency` to be a number of client processes'],
+    [['--nemesis-targets', 'one,most'], 'Expected `--nemesis-targets` to be a comma list of one, minority, majority, all, random, got "one,most"'],
+    [['--partition-shapes', 'halves,'], 'Expected `--partition-shapes` to be a comma list of halves, isolate, majority-minority, bridge, majorities-ring, asymmetric, complete, got "halves,"'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
     [['--nodes'], "Option '--nodes <value>' argument missing"],
   ])('rejects %j with a message naming the flag and what is allowed', (args, message) => {
