@@ -55,6 +55,8 @@ export interface ClusterOptions {
   readonly docker?: Docker;
   /** The system under test: the command line of each node's service. @default storeMesh */
   readonly system?: System;
+  /** The cluster is meant to outlive the harness (--leave-running): later runs must not sweep it away. @default false */
+  readonly keep?: boolean;
 }
 
 export interface ClusterNode {
@@ -76,6 +78,8 @@ const labelNode = 'faultline.node';
 const labelPid = 'faultline.pid';
 const labelPidStart = 'faultline.pidstart';
 const labelHost = 'faultline.host';
+/** Set on a cluster kept with --leave-running: it outlives its harness on purpose, so it is no leftover. */
+const labelKeep = 'faultline.keep';
 
 export class Cluster implements ClusterControl {
   readonly runId: string;
@@ -132,7 +136,7 @@ export class Cluster implements ClusterControl {
 
     const names = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
     const networkName = `faultline-${options.runId}`;
-    const labels = ownerLabels(options.runId);
+    const labels = { ...ownerLabels(options.runId), ...(options.keep ? { [labelKeep]: 'true' } : {}) };
     const cluster = new Cluster({
       runId: options.runId,
       networkName,
@@ -400,7 +404,7 @@ export class Cluster implements ClusterControl {
  * without owner labels (docker compose) are left alone, so several harnesses can run at once.
  */
 export async function removeLeftovers(options: { readonly docker?: Docker } = {}): Promise<string[]> {
-  return removeOwnedBy((labels) => processGone(Number(labels[labelPid]), labels[labelPidStart] ?? ''), options.docker);
+  return removeOwnedBy((labels) => labels[labelKeep] !== 'true' && processGone(Number(labels[labelPid]), labels[labelPidStart] ?? ''), options.docker);
 }
 
 /**

@@ -110,6 +110,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       maxSkewMs: options.maxSkewMs,
       onProgress: log,
       system,
+      keep: options.leaveRunning,
     });
     const clusterDone = new AbortController();
     hooks.onCluster?.(cluster, clusterDone.signal);
@@ -159,7 +160,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     if (cluster) {
       await cluster.copyLogs(folder.nodesDir).catch((e) => log(`could not copy node logs: ${(e as Error).message}`));
       if (options.leaveRunning) {
-        log(`cluster left running (--leave-running). Remove it with: docker rm -f $(docker ps -aq --filter label=faultline=${test.runId}) && docker network rm $(docker network ls -q --filter label=faultline=${test.runId})`);
+        log(`cluster left running (--leave-running); later runs leave it alone. Its nodes: ${cluster.nodes.map((n) => `${n.name} ${n.address}`).join(', ')}. Remove it with: docker rm -f $(docker ps -aq --filter label=faultline=${test.runId}) && docker network rm $(docker network ls -q --filter label=faultline=${test.runId})`);
       } else {
         await cluster.teardown();
       }

@@ -212,8 +212,8 @@ describe('Cluster.start options', () => {
 
 describe('removeLeftovers', () => {
   // Objects that look like those of a harness run whose owner is `pid` (started at `pidStart`).
-  async function fakeRun(id: string, pid: number, pidStart: string): Promise<{ container: string; network: string }> {
-    const labels = { faultline: id, 'faultline.pid': String(pid), 'faultline.pidstart': pidStart, 'faultline.host': os.hostname() };
+  async function fakeRun(id: string, pid: number, pidStart: string, extra: Record<string, string> = {}): Promise<{ container: string; network: string }> {
+    const labels = { faultline: id, 'faultline.pid': String(pid), 'faultline.pidstart': pidStart, 'faultline.host': os.hostname(), ...extra };
     const network = `faultline-${id}`;
     await docker.createNetwork({ Name: network, Internal: true, Labels: labels });
     const container = `faultline-${id}-n1`;
@@ -236,6 +236,8 @@ describe('removeLeftovers', () => {
     const dead = await fakeRun(`test-leftover-dead-${process.pid}`, deadPid, '1');
     const reused = await fakeRun(`test-leftover-reused-${process.pid}`, process.pid, '1');
     const live = await fakeRun(`test-leftover-live-${process.pid}`, process.pid, ownStart);
+    // A cluster kept with --leave-running outlives its harness on purpose.
+    const kept = await fakeRun(`test-leftover-kept-${process.pid}`, deadPid, '1', { 'faultline.keep': 'true' });
     try {
       const removed = await removeLeftovers();
       // Another harness may have removed the dead objects first; what matters is that they are gone.
@@ -248,8 +250,10 @@ describe('removeLeftovers', () => {
       expect(await exists('container', live.container)).toBe(true);
       expect(await exists('network', live.network)).toBe(true);
       expect(removed).not.toContain(live.container);
+      expect(await exists('container', kept.container)).toBe(true);
+      expect(await exists('network', kept.network)).toBe(true);
     } finally {
-      for (const run of [dead, reused, live]) {
+      for (const run of [dead, reused, live, kept]) {
         await docker.getContainer(run.container).remove({ force: true }).catch(() => {});
         await docker.getNetwork(run.network).remove().catch(() => {});
       }
