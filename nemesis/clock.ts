@@ -240,7 +240,9 @@ export class ClockNemesis implements Nemesis {
 
   /**
    * Oscillates each node between its current offset and current + deltaMs every periodMs for
-   * durationMs, then leaves it at its current offset. The op completes when the strobe is over.
+   * durationMs, then leaves it at its current offset. The op completes when the strobe is over, and
+   * its value lists every step (`steps`: ms after the strobe began, offsets then in force) and the
+   * strobe's whole length (`elapsedMs`), so the report can draw the oscillation, not only its end.
    */
   async #strobe(cluster: ClusterControl, op: NemesisOp, nodes: string[]): Promise<NemesisCompletion> {
     const deltaMs = numberField(op, 'deltaMs');
@@ -253,9 +255,12 @@ export class ClockNemesis implements Nemesis {
     const started = performance.now();
     let flips = 0;
     const errors: Error[] = [];
+    const steps: Array<{ atMs: number; offsets: Record<string, number> }> = [];
     for (let high = true; performance.now() - started < durationMs; high = !high) {
       const stepStart = performance.now();
-      errors.push(...(await collectErrors(nodes, (node) => setClockOffset(cluster, node, base[node] + (high ? deltaMs : 0)))));
+      const offsets = Object.fromEntries(nodes.map((node) => [node, base[node] + (high ? deltaMs : 0)]));
+      errors.push(...(await collectErrors(nodes, (node) => setClockOffset(cluster, node, offsets[node]))));
+      steps.push({ atMs: Math.round(performance.now() - started), offsets });
       flips++;
       if (errors.length > 0) break;
       const waitMs = periodMs - (performance.now() - stepStart);
@@ -263,7 +268,7 @@ export class ClockNemesis implements Nemesis {
     }
     const settled = await this.#set(cluster, op, base);
     const error = errors.length > 0 ? new AggregateError(errors) : settled.error;
-    return completion(op, { ...settled.value, flips }, error);
+    return completion(op, { ...settled.value, flips, steps, elapsedMs: Math.round(performance.now() - started) }, error);
   }
 
   async heal() {

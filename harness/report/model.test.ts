@@ -79,6 +79,15 @@ describe('nemesis events and fault windows', () => {
     ]);
   });
 
+  it('draws a strobe step by step: each step at its time into the strobe, then the offsets it ended with', () => {
+    const strobe = { nodes: ['n2'], deltaMs: 300, offsets: { n2: 0 }, elapsedMs: 250, steps: [{ atMs: 10, offsets: { n2: 300 } }, { atMs: 110, offsets: { n2: 0 } }, { atMs: 210, offsets: { n2: 300 } }] };
+    const ev = nemesisEvents(history(() => [op(1000, 'nemesis', 'info', 'strobe-clock', strobe)]));
+    expect(ev[0].steps).toEqual([{ timeMs: 760, offsets: { n2: 300 } }, { timeMs: 860, offsets: { n2: 0 } }, { timeMs: 960, offsets: { n2: 300 } }]);
+    const c = clockSeries(ev, ['n1', 'n2'], 2000)!;
+    expect(c.t).toEqual([0, 760, 860, 960, 1000, 2000]);
+    expect(c.offsets[1]).toEqual([0, 300, 0, 300, 0, 0]);
+  });
+
   it('has no clock series when no op carried offsets', () => {
     expect(clockSeries(nemesisEvents(history(() => [op(1, 'nemesis', 'info', 'start-partition', { grudge: {} })])), ['n1'], 10)).toBeNull();
   });

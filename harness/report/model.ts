@@ -32,6 +32,8 @@ export interface NemesisEvent {
   readonly summary: string;
   /** Clock offsets (node → ms) this op reported in force, when it carried any. */
   readonly offsets?: Record<string, number>;
+  /** Offsets a strobe set on its way (ms into the run), before the `offsets` it ended with. */
+  readonly steps?: readonly { readonly timeMs: number; readonly offsets: Record<string, number> }[];
   readonly error?: string;
 }
 
@@ -148,6 +150,12 @@ export function nemesisEvents(history: History): NemesisEvent[] {
   const push = (op: Op, inv: Op | undefined) => {
     const value = op.value as NemesisValue | undefined;
     const offsets = value?.offsets && typeof value.offsets === 'object' && Object.keys(value.offsets).length > 0 ? value.offsets : undefined;
+    // A strobe reports its steps relative to its own start, which is its completion minus its length.
+    const rawSteps = Array.isArray(value?.steps) ? (value.steps as { atMs?: unknown; offsets?: unknown }[]) : [];
+    const strobeStartMs = nsToMs(op.time) - (typeof value?.elapsedMs === 'number' ? value.elapsedMs : 0);
+    const steps = rawSteps
+      .filter((s) => typeof s.atMs === 'number' && s.offsets !== null && typeof s.offsets === 'object')
+      .map((s) => ({ timeMs: strobeStartMs + (s.atMs as number), offsets: s.offsets as Record<string, number> }));
     events.push({
       index: op.index,
       invokeMs: nsToMs((inv ?? op).time),
@@ -155,6 +163,7 @@ export function nemesisEvents(history: History): NemesisEvent[] {
       f: op.f,
       summary: summarizeNemesis(value),
       ...(offsets ? { offsets } : {}),
+      ...(steps.length ? { steps } : {}),
       ...(op.error ? { error: op.error } : {}),
     });
   };
@@ -216,6 +225,11 @@ export function clockSeries(events: readonly NemesisEvent[], nodes: readonly str
   const t = [0];
   const offsets = names.map(() => [0]);
   for (const e of events) {
+    for (const step of e.steps ?? []) {
+      for (const [n, ms] of Object.entries(step.offsets)) current.set(n, ms);
+      t.push(step.timeMs);
+      names.forEach((n, i) => offsets[i].push(current.get(n)!));
+    }
     const o = e.offsets;
     if (o) for (const [n, ms] of Object.entries(o)) current.set(n, ms);
     else if (e.f === 'stop-clock' || e.f === 'heal') for (const n of names) current.set(n, 0);

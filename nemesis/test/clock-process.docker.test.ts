@@ -96,6 +96,11 @@ describe('clock on Docker', () => {
     const strobed = await pkg.nemesis.invoke({ f: 'strobe-clock', value: { nodes: ['n3'], deltaMs: 5000, periodMs: 100, durationMs: 500 } });
     expect(strobed.error).toBeUndefined();
     expect(strobed.value.flips).toBeGreaterThanOrEqual(2);
+    // Every step is recorded, alternating between the base and base + delta, within the strobe.
+    const steps = strobed.value.steps as { atMs: number; offsets: Record<string, number> }[];
+    expect(steps).toHaveLength(strobed.value.flips as number);
+    expect(steps.map((st) => st.offsets.n3)).toEqual(steps.map((_, i) => (i % 2 === 0 ? 5000 : 0)));
+    expect(steps.every((st, i) => st.atMs <= (strobed.value.elapsedMs as number) && (i === 0 || st.atMs >= steps[i - 1].atMs))).toBe(true);
     expect(strobed.value.offsets).toEqual({ n3: 0 });
     await expectSkew('n3', 0);
   });
