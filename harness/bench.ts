@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { measureClusterStart } from './bench-cluster.ts';
 import { parseOptions, type Options } from './options.ts';
 import { runTest } from './run.ts';
+import { readHistory } from './results.ts';
 
 async function recordedOpsRate(concurrency: string, timeLimitS: number): Promise<Record<string, number | string>> {
   const dir = mkdtempSync(join(tmpdir(), 'fl-bench-'));
@@ -17,7 +18,6 @@ async function recordedOpsRate(concurrency: string, timeLimitS: number): Promise
     const report = await runTest(options, new AbortController().signal);
     // Only the workload phase counts: completions of client ops before the time limit.
     const limitNs = timeLimitS * 1e9;
-    const { readHistory } = await import('./results.ts');
     const history = await readHistory(report.folder.history);
     const completions = history.filter((op) => op.process !== 'nemesis' && op.type !== 'invoke' && op.f !== 'final-read' && op.f !== 'stats' && op.time <= limitNs);
     const first = history.find((op) => op.type === 'invoke')?.time ?? 0;

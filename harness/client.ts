@@ -144,6 +144,28 @@ function setElements(components: Entity['components']): number[] {
   return out;
 }
 
+/**
+ * One Health or Stats call over a fresh channel that is closed afterwards. A long-lived channel sits in
+ * gRPC's reconnect backoff (up to seconds) after its node was down, and would delay noticing that the
+ * node is back; the cluster's health checks and the clock nemesis's readings both need the fresh answer.
+ */
+export async function callStoreOnce<R>(node: string, address: string, method: 'health' | 'stats', timeoutMs: number): Promise<R> {
+  const client = new StoreClient(address, credentials.createInsecure());
+  try {
+    return await new Promise<R>((resolve, reject) => {
+      const callback = (error: ServiceError | null, reply: R) => {
+        if (error) reject(new Error(`${node}: Store.${method === 'health' ? 'Health' : 'Stats'} on ${address} failed: ${error.message}`, { cause: error }));
+        else resolve(reply);
+      };
+      // The generated client is overloaded per method; both take (request, metadata, options, callback).
+      const call = client[method] as unknown as (req: object, meta: Metadata, opts: { deadline: Date }, cb: typeof callback) => void;
+      call.call(client, {}, new Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, callback);
+    });
+  } finally {
+    client.close();
+  }
+}
+
 /** Converts scanned entities into the canonical FinalState (sorted keys so equal states serialise equally). */
 export function toFinalState(entities: readonly Entity[]): FinalState {
   const sorted = entities.slice().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

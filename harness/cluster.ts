@@ -12,11 +12,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type Docker from 'dockerode';
 import pRetry, { AbortError } from 'p-retry';
 import type { ClusterControl, ExecResult } from '../nemesis/types.ts';
-import { StoreClient, type HealthReply } from '../proto/gen/faultline.ts';
+import type { HealthReply } from '../proto/gen/faultline.ts';
+import { callStoreOnce } from './client.ts';
 import { connectDocker, errorText } from './image.ts';
 import { storeMesh, type System } from './system.ts';
 
@@ -512,16 +512,7 @@ function containerSpec(
 
 function healthCall(node: ClusterNode, timeoutMs: number): Promise<HealthReply> {
   if (!node.address) return Promise.reject(new Error(`${node.name} has no address yet`));
-  // A fresh channel per call: a long-lived one would sit in gRPC's reconnect backoff (up to seconds)
-  // after the node was down, and delay noticing that it is back.
-  const client = new StoreClient(node.address, credentials.createInsecure());
-  return new Promise<HealthReply>((resolve, reject) => {
-    client.health({}, new Metadata(), { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, reply: HealthReply) => {
-      client.close();
-      if (error) reject(new Error(`Health on ${node.name} (${node.address}): ${error.message}`, { cause: error }));
-      else resolve(reply);
-    });
-  });
+  return callStoreOnce<HealthReply>(node.name, node.address, 'health', timeoutMs);
 }
 
 // Demultiplexes a non-TTY `docker logs` buffer: frames of an 8-byte header (stream, 0, 0, 0, size

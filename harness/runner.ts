@@ -116,16 +116,20 @@ export class Runner {
     return { healErrors, convergedAfterMs, finalRounds: rounds, stats };
   }
 
+  /** The process that makes the final reads and stats reads of node i: far above any worker's. */
+  #finalProcess(i: number): number {
+    return this.#plan.concurrency * 1_000_000 + i;
+  }
+
   /**
    * Records every node's Stats as an op (f "stats"), so that pure checkers can judge mesh efficiency
    * (messages per write) from the history alone.
    */
   async #recordStats(): Promise<Record<string, Record<string, unknown>>> {
     const out: Record<string, Record<string, unknown>> = {};
-    const baseProcess = this.#plan.concurrency * 1_000_000;
     await Promise.all(
       this.#plan.nodes.map(async (n, i) => {
-        const process = baseProcess + i;
+        const process = this.#finalProcess(i);
         this.#history.append({ process, node: n.name, type: 'invoke', f: 'stats', value: null });
         try {
           const stats = { ...(await this.client(n.name).stats(3000)) };
@@ -230,12 +234,11 @@ export class Runner {
   async #finalReads(): Promise<{ convergedAfterMs: number | undefined; rounds: number }> {
     const plan = this.#plan;
     const startNs = this.#history.now();
-    const baseProcess = plan.concurrency * 1_000_000;
     let delayMs = 250;
     for (let round = 0; ; round++) {
       const states = await Promise.all(
         plan.nodes.map(async (n, i) => {
-          const process = baseProcess + i;
+          const process = this.#finalProcess(i);
           const op = { f: 'final-read', value: { round } };
           this.#history.append({ process, node: n.name, type: 'invoke', f: op.f, value: op.value });
           const c = await this.client(n.name).invoke(op);

@@ -4,8 +4,8 @@
 // writes and reads those files, and reads a node's effective wall clock and skew counter over gRPC
 // (Health, Stats) to prove a skew took effect.
 import { clockFile, servicePort } from '../harness/cluster.ts';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
-import { StoreClient, type HealthReply, type StatsReply } from '../proto/gen/faultline.ts';
+import { callStoreOnce } from '../harness/client.ts';
+import type { HealthReply, StatsReply } from '../proto/gen/faultline.ts';
 import type { Rng } from '../harness/rng.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp } from './types.ts';
 import { allNodes, collectErrors, errorText, ipOf, run } from './net.ts';
@@ -95,23 +95,8 @@ export async function answersHealth(cluster: ClusterControl, node: string, timeo
   }
 }
 
-async function callStore<R>(cluster: ClusterControl, node: string, method: 'health' | 'stats', timeoutMs: number): Promise<R> {
-  const address = `${ipOf(cluster, node)}:${STORE_PORT}`;
-  const client = new StoreClient(address, credentials.createInsecure());
-  try {
-    return await new Promise<R>((resolve, reject) => {
-      const deadline = new Date(Date.now() + timeoutMs);
-      const callback = (error: ServiceError | null, reply: R) => {
-        if (error) reject(new Error(`${node}: Store.${method === 'health' ? 'Health' : 'Stats'} on ${address} failed: ${error.message}`, { cause: error }));
-        else resolve(reply);
-      };
-      // The generated client is overloaded per method; both take (request, metadata?, options, callback).
-      const call = client[method] as unknown as (req: object, opts: { deadline: Date }, cb: typeof callback) => void;
-      call.call(client, {}, { deadline }, callback);
-    });
-  } finally {
-    client.close();
-  }
+function callStore<R>(cluster: ClusterControl, node: string, method: 'health' | 'stats', timeoutMs: number): Promise<R> {
+  return callStoreOnce<R>(node, `${ipOf(cluster, node)}:${STORE_PORT}`, method, timeoutMs);
 }
 
 function requireOffset(offsetMs: number): void {
