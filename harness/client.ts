@@ -48,6 +48,8 @@ export class StoreMeshClient implements Client {
       'grpc.max_reconnect_backoff_ms': 1000,
       'grpc.min_reconnect_backoff_ms': 100,
       'grpc.keepalive_time_ms': 10_000,
+      // Channelz keeps per-call statistics nobody reads here; off, each call costs less CPU.
+      'grpc.enable_channelz': 0,
     });
   }
 

@@ -58,6 +58,7 @@ export const MESH_CHANNEL_OPTIONS = {
   'grpc.max_send_message_length': MESH_MESSAGE_BYTES,
   // Peers resolve by DNS name (n2) in containers and may come up in any order; resolve again soon.
   'grpc.dns_min_time_between_resolutions_ms': 500,
+  'grpc.enable_channelz': 0,
 };
 
 // grpc-js connectivity states (the enum is not re-exported with types we can import as values here).

@@ -153,6 +153,9 @@ export function listen(node: StoreNode, mesh: Mesh, host: string, port: number):
     'grpc.max_send_message_length': MESH_MESSAGE_BYTES,
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5000,
+    // Channelz keeps per-call statistics (timestamps, counters) that nothing here reads; off, each
+    // call costs less CPU.
+    'grpc.enable_channelz': 0,
   });
   server.addService(StoreService, storeHandlers(node));
   server.addService(MeshService, meshHandlers(node, mesh));

@@ -120,7 +120,7 @@ export class StoreApi {
 
   constructor(port: number, timeoutMs = 10_000) {
     this.timeoutMs = timeoutMs;
-    this.client = new StoreClient(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+    this.client = new StoreClient(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.enable_channelz': 0 });
   }
 
   private unary<T>(method: string, request: unknown, timeoutMs = this.timeoutMs): Promise<T> {

@@ -193,7 +193,7 @@ export class Wal {
         resolve();
       } else {
         this.waiters.push({ resolve, reject });
-        this.kick();
+        this.kickSoon();
       }
     });
   }
@@ -220,6 +220,16 @@ export class Wal {
    * sync returns, every earlier group's bytes are durable too. Overlap matters because the virtual disk
    * completes parallel flushes much faster than serial ones.
    */
+  private kickScheduled = false;
+  private kickSoon(): void {
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      this.kick();
+    });
+  }
+
   private kick(): void {
     while (this.pending.length > 0 && this.inflight < MAX_INFLIGHT_SYNCS && !this.failed && !this.switching) this.startGroup();
   }
