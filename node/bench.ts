@@ -8,7 +8,7 @@
 // Targets (2-core machine): Put p99 ≤ 5 ms, ≥ 10,000 Puts/s, lag p99 ≤ 100 ms. The machine's load
 // average is reported alongside, because other work on the same cores skews every figure.
 import { loadavg } from 'node:os';
-import { LeanPutClient } from './bench-client.ts';
+import { RawGrpcClient } from './bench-client.ts';
 import { StoreApi, clusterSpecs, removeDataDirs, startNode, type NodeProcess } from './testing.ts';
 
 const PUT_CONCURRENCY = 16;
@@ -30,14 +30,14 @@ interface PutClient {
   close(): void;
 }
 
-async function benchPut(client: 'lean' | 'grpc-js') {
+async function benchPut(client: 'raw' | 'grpc-js') {
   const [spec] = await clusterSpecs({ size: 1 });
   let proc: NodeProcess | undefined;
   const apis = Array.from({ length: CHANNELS }, () => undefined as unknown as PutClient);
   let statsApi: StoreApi | undefined;
   try {
     proc = await startNode(spec);
-    for (let i = 0; i < CHANNELS; i++) apis[i] = client === 'lean' ? new LeanPutClient(spec.port) : new StoreApi(spec.port);
+    for (let i = 0; i < CHANNELS; i++) apis[i] = client === 'raw' ? new RawGrpcClient(spec.port) : new StoreApi(spec.port);
     statsApi = new StoreApi(spec.port);
     const latencies: number[] = [];
     let errors = 0;
@@ -156,7 +156,7 @@ async function benchLag() {
 }
 
 const loadBefore = loadavg()[0];
-const put = await benchPut('lean');
+const put = await benchPut('raw');
 const putGrpcJsClient = await benchPut('grpc-js');
 const replicationLag = await benchLag();
 console.log(

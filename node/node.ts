@@ -10,7 +10,7 @@ import { status } from '@grpc/grpc-js';
 import { HybridClock, HlcOverflowError, formatHlc, parseHlc } from './hlc.ts';
 import { counterValue, type ComponentState, type Kind, type Share } from './merge.ts';
 import { Replica, type KeyWrite } from './replica.ts';
-import { Wal } from './wal.ts';
+import { Wal, type Durable } from './wal.ts';
 import { WatchHub } from './watch.ts';
 import { RpcError } from './validate.ts';
 import type { NodeConfig } from './config.ts';
@@ -28,15 +28,17 @@ type StoredReply = { ts?: string; value?: string | number };
 interface RequestEntry {
   /** What the request did (operation, entity, key), so reusing an id for something else is refused. */
   readonly fp: string;
-  reply: StoredReply | Promise<StoredReply>;
+  readonly reply: StoredReply;
+  /** False while the first attempt is still being made durable; retries meanwhile wait in `waiting`. */
+  durable: boolean;
+  waiting?: Durable[];
 }
 
 /** Log records: a component state or a counter share (both idempotent), a request entry, an incarnation. */
-type LogRecord =
+type WriteRecord =
   | { t: 'c'; e: string; k: string; v: string; ts: string; d: boolean; kd: Kind; rid?: string; fp?: string; rep?: StoredReply }
-  | { t: 's'; e: string; k: string; o: string; p: number; n: number; rid?: string; fp?: string; rep?: StoredReply }
-  | { t: 'r'; rid: string; fp: string; rep: StoredReply }
-  | { t: 'inc'; n: number };
+  | { t: 's'; e: string; k: string; o: string; p: number; n: number; rid?: string; fp?: string; rep?: StoredReply };
+type LogRecord = WriteRecord | { t: 'r'; rid: string; fp: string; rep: StoredReply } | { t: 'inc'; n: number };
 
 /** A durable local write, handed to the mesh for relaying. */
 export interface LocalWrite {
@@ -57,7 +59,7 @@ export interface Stats {
   meshThrottled: number;
 }
 
-function keyWriteToRecord(w: KeyWrite): LogRecord {
+function keyWriteToRecord(w: KeyWrite): WriteRecord {
   return 'state' in w
     ? { t: 'c', e: w.entity, k: w.component, v: w.state.value, ts: w.state.ts, d: w.state.deleted, kd: w.state.kind }
     : { t: 's', e: w.entity, k: w.counter, o: w.origin, p: w.share.p, n: w.share.n };
@@ -150,7 +152,7 @@ export class StoreNode {
       default:
         return;
     }
-    if (r.rid !== undefined && r.fp !== undefined && r.rep !== undefined) this.remember(r.rid, { fp: r.fp, reply: r.rep });
+    if (r.rid !== undefined && r.fp !== undefined && r.rep !== undefined) this.remember(r.rid, { fp: r.fp, reply: r.rep, durable: true });
   }
 
   private observeTs(ts: string): void {
@@ -181,7 +183,7 @@ export class StoreNode {
     for (const w of this.replica.allWrites()) yield keyWriteToRecord(w);
     for (const [rid, entry] of this.requests) {
       // Entries still being synced are in the new log generation with their write, so skipping them is safe.
-      if (!(entry.reply instanceof Promise)) yield { t: 'r', rid, fp: entry.fp, rep: entry.reply };
+      if (entry.durable) yield { t: 'r', rid, fp: entry.fp, rep: entry.reply };
     }
   }
 
@@ -201,13 +203,14 @@ export class StoreNode {
    * and the registration in commit() happen in one turn of the event loop, so two copies of a request
    * that arrive in the same socket read cannot both miss the table.
    */
-  private earlier(rid: string, fp: string): StoredReply | Promise<StoredReply> | undefined {
+  private earlier(rid: string, fp: string): Promise<StoredReply> | undefined {
     if (rid === '' || this.bug('no-dedupe')) return undefined;
     const entry = this.requests.get(rid);
     if (!entry) return undefined;
     if (entry.fp !== fp) throw new RpcError(status.INVALID_ARGUMENT, `request_id "${rid}" was already used for a different operation (${entry.fp}); use a fresh id per operation`);
     this.stats.duplicateRequests += 1;
-    return entry.reply;
+    if (entry.durable) return Promise.resolve(entry.reply);
+    return new Promise((resolve, reject) => (entry.waiting ??= []).push((error) => (error ? reject(error) : resolve(entry.reply))));
   }
 
   private applyLocalComponent(entity: string, component: string, incoming: ComponentState): void {
@@ -216,27 +219,44 @@ export class StoreNode {
   }
 
   /**
-   * Logs a local write with its request entry, waits until durable, then makes it visible (`apply`)
-   * and relays it. Applying only after the log is synced means no read, watcher or peer ever sees a
-   * write that a SIGKILL could still take back (no dirty reads). A retry of the same request id
-   * waits for the same point, so its acknowledgement also implies visibility.
+   * Logs a local write with its request entry, waits until durable, then makes it visible (`apply`),
+   * relays it and resolves with `result`. Applying only after the log is synced means no read, watcher
+   * or peer ever sees a write that a SIGKILL could still take back (no dirty reads). A retry of the
+   * same request id waits for the same point, so its acknowledgement also implies visibility. `settled`
+   * runs once either way. One promise per write: this is the hot path of every Put.
    */
-  private async commit(write: KeyWrite, rid: string, fp: string, reply: StoredReply, apply: () => void): Promise<void> {
-    const dedupe = rid !== '' && !this.bug('no-dedupe');
-    const record = { ...keyWriteToRecord(write), ...(dedupe ? { rid, fp, rep: reply } : {}) } as LogRecord;
-    const durable = this.wal.append(record).then(apply);
-    if (dedupe) {
-      const entry: RequestEntry = { fp, reply: durable.then(() => reply) };
+  private commit<T>(write: KeyWrite, rid: string, fp: string, reply: StoredReply, apply: () => void, result: T, settled?: () => void): Promise<T> {
+    const record = keyWriteToRecord(write);
+    let entry: RequestEntry | undefined;
+    if (rid !== '' && !this.bug('no-dedupe')) {
+      record.rid = rid;
+      record.fp = fp;
+      record.rep = reply;
+      entry = { fp, reply, durable: false };
+      // Registered before the append, in this same turn (see earlier()).
       this.remember(rid, entry);
-      durable.then(
-        () => (entry.reply = reply),
-        () => this.requests.delete(rid),
-      );
     }
     this.stats.writes += 1;
-    await durable;
-    this.localSeq += 1;
-    this.onLocalWrite({ seq: this.incarnation * SEQ_PER_INCARNATION + this.localSeq, write });
+    return new Promise<T>((resolve, reject) => {
+      this.wal.appendThen(record, (error) => {
+        try {
+          if (error) {
+            if (entry && this.requests.get(rid) === entry) this.requests.delete(rid);
+          } else {
+            apply();
+            if (entry) entry.durable = true;
+            this.localSeq += 1;
+            this.onLocalWrite({ seq: this.incarnation * SEQ_PER_INCARNATION + this.localSeq, write });
+          }
+        } catch (thrown) {
+          error = thrown as Error;
+        }
+        settled?.();
+        for (const wake of entry?.waiting?.splice(0) ?? []) wake(error);
+        if (error) reject(error);
+        else resolve(result);
+      });
+    });
   }
 
   private refuseMax(entity: string, component: string, what: string): void {
@@ -249,43 +269,37 @@ export class StoreNode {
     }
   }
 
-  async put(entity: string, component: string, value: string, kind: Kind, rid: string): Promise<PutReply> {
+  // put, delete and incr throw an RpcError synchronously for a request they refuse, and otherwise
+  // return a promise of the reply (service.ts turns either into a gRPC status).
+
+  put(entity: string, component: string, value: string, kind: Kind, rid: string): Promise<PutReply> {
     const fp = `put ${entity}/${component}`;
     const known = this.earlier(rid, fp);
-    if (known) {
-      const prior = await known;
-      return { ts: String(prior.ts ?? ''), value: String(prior.value ?? ''), duplicate: true };
-    }
+    if (known) return known.then((prior) => ({ ts: String(prior.ts ?? ''), value: String(prior.value ?? ''), duplicate: true }));
     if (kind === 'lww') this.refuseMax(entity, component, 'an LWW put');
     const ts = this.timestamp();
     const incoming: ComponentState = { value, ts, deleted: false, kind };
     const preview = this.replica.previewComponent(entity, component, incoming);
     const reply = { ts, value: preview.deleted ? '' : preview.value };
-    await this.commit({ entity, component, state: incoming }, rid, fp, reply, () => this.applyLocalComponent(entity, component, incoming));
-    return { ...reply, duplicate: false };
+    const apply = () => this.applyLocalComponent(entity, component, incoming);
+    return this.commit({ entity, component, state: incoming }, rid, fp, reply, apply, { ts, value: reply.value, duplicate: false });
   }
 
-  async delete(entity: string, component: string, rid: string): Promise<DeleteReply> {
+  delete(entity: string, component: string, rid: string): Promise<DeleteReply> {
     const fp = `delete ${entity}/${component}`;
     const known = this.earlier(rid, fp);
-    if (known) {
-      const prior = await known;
-      return { ts: String(prior.ts ?? ''), duplicate: true };
-    }
+    if (known) return known.then((prior) => ({ ts: String(prior.ts ?? ''), duplicate: true }));
     this.refuseMax(entity, component, 'a delete');
     const ts = this.timestamp();
     const incoming: ComponentState = { value: '', ts, deleted: true, kind: 'lww' };
-    await this.commit({ entity, component, state: incoming }, rid, fp, { ts }, () => this.applyLocalComponent(entity, component, incoming));
-    return { ts, duplicate: false };
+    const apply = () => this.applyLocalComponent(entity, component, incoming);
+    return this.commit({ entity, component, state: incoming }, rid, fp, { ts }, apply, { ts, duplicate: false });
   }
 
-  async incr(entity: string, counter: string, delta: number, rid: string): Promise<IncrReply> {
+  incr(entity: string, counter: string, delta: number, rid: string): Promise<IncrReply> {
     const fp = `incr ${entity}/${counter} ${delta}`;
     const known = this.earlier(rid, fp);
-    if (known) {
-      const prior = await known;
-      return { value: Number(prior.value ?? 0), duplicate: true };
-    }
+    if (known) return known.then((prior) => ({ value: Number(prior.value ?? 0), duplicate: true }));
     // Increments still being made durable are not visible yet, but the next increment must build on
     // them, or two concurrent increments would write the same share and one would be lost.
     const key = `${entity}\u0000${counter}`;
@@ -296,15 +310,14 @@ export class StoreNode {
     }
     this.pendingShares.set(key, share);
     const value = this.replica.previewShare(entity, counter, this.config.id, share);
-    try {
-      await this.commit({ entity, counter, origin: this.config.id, share }, rid, fp, { value }, () => {
-        const r = this.replica.applyShare(entity, counter, this.config.id, share);
-        if (r.changed) this.publishCounter(entity, counter, r.value, this.config.id);
-      });
-    } finally {
+    const apply = () => {
+      const r = this.replica.applyShare(entity, counter, this.config.id, share);
+      if (r.changed) this.publishCounter(entity, counter, r.value, this.config.id);
+    };
+    const settled = () => {
       if (this.pendingShares.get(key) === share) this.pendingShares.delete(key);
-    }
-    return { value, duplicate: false };
+    };
+    return this.commit({ entity, counter, origin: this.config.id, share }, rid, fp, { value }, apply, { value, duplicate: false }, settled);
   }
 
   /**

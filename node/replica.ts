@@ -27,22 +27,53 @@ export function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-/** Two independent 32-bit hashes of a key and its state. */
-function hashKey(text: string): [number, number] {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x9747b28c;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-    h2 ^= h2 >>> 15;
+/**
+ * Two independent 32-bit hashes of a key and its state: the fields joined by NUL, e.g.
+ * "c␀entity␀component␀value␀ts␀deleted␀kind". The fields are fed one by one rather than joined
+ * into a string first, which would allocate (and flatten) two strings per write.
+ */
+class KeyHasher {
+  h1 = 0;
+  h2 = 0;
+
+  begin(tag: string): this {
+    this.h1 = 0x811c9dc5;
+    this.h2 = 0x9747b28c;
+    this.chars(tag);
+    return this;
   }
-  return [h1 >>> 0, Math.imul(h2 ^ (h2 >>> 13), 0x85ebca6b) >>> 0];
+
+  /** Appends NUL and then the field. */
+  field(text: string): this {
+    this.char(0);
+    return this.chars(text);
+  }
+
+  private chars(text: string): this {
+    for (let i = 0; i < text.length; i++) this.char(text.charCodeAt(i));
+    return this;
+  }
+
+  private char(c: number): void {
+    this.h1 = Math.imul(this.h1 ^ c, 0x01000193);
+    const h2 = Math.imul(this.h2 ^ c, 0x5bd1e995);
+    this.h2 = h2 ^ (h2 >>> 15);
+  }
+
+  get hi(): number {
+    return this.h1 >>> 0;
+  }
+
+  get lo(): number {
+    return Math.imul(this.h2 ^ (this.h2 >>> 13), 0x85ebca6b) >>> 0;
+  }
 }
 
-const componentKey = (entity: string, name: string, s: ComponentState) =>
-  `c\u0000${entity}\u0000${name}\u0000${s.value}\u0000${s.ts}\u0000${s.deleted ? 1 : 0}\u0000${s.kind}`;
-const shareKey = (entity: string, counter: string, origin: string, s: Share) => `n\u0000${entity}\u0000${counter}\u0000${origin}\u0000${s.p}\u0000${s.n}`;
+const hasher = new KeyHasher();
+const hashComponent = (entity: string, name: string, s: ComponentState) =>
+  hasher.begin('c').field(entity).field(name).field(s.value).field(s.ts).field(s.deleted ? '1' : '0').field(s.kind);
+const hashShare = (entity: string, counter: string, origin: string, s: Share) =>
+  hasher.begin('n').field(entity).field(counter).field(origin).field(String(s.p)).field(String(s.n));
 
 export function slotOf(entity: string): number {
   return fnv1a(entity) % SLOTS;
@@ -73,11 +104,10 @@ export class Replica {
     return e;
   }
 
-  private toggle(entity: string, key: string): void {
-    const [hi, lo] = hashKey(key);
+  private toggle(entity: string, key: KeyHasher): void {
     const slot = slotOf(entity);
-    this.slotHi[slot] ^= hi;
-    this.slotLo[slot] ^= lo;
+    this.slotHi[slot] ^= key.hi;
+    this.slotLo[slot] ^= key.lo;
   }
 
   /** What applyComponent would make of `incoming`, without applying it (local writes become visible only once durable). */
@@ -100,8 +130,8 @@ export class Replica {
     const current = e.components.get(component);
     const merged = current === undefined ? incoming : mergeComponent(current, incoming, this.options);
     if (merged === current) return { state: merged, changed: false };
-    if (current !== undefined) this.toggle(entity, componentKey(entity, component, current));
-    this.toggle(entity, componentKey(entity, component, merged));
+    if (current !== undefined) this.toggle(entity, hashComponent(entity, component, current));
+    this.toggle(entity, hashComponent(entity, component, merged));
     e.components.set(component, merged);
     return { state: merged, changed: true };
   }
@@ -118,8 +148,8 @@ export class Replica {
     const merged = current === undefined ? incoming : mergeShare(current, incoming);
     const changed = current === undefined || merged.p !== current.p || merged.n !== current.n;
     if (changed) {
-      if (current !== undefined) this.toggle(entity, shareKey(entity, counter, origin, current));
-      this.toggle(entity, shareKey(entity, counter, origin, merged));
+      if (current !== undefined) this.toggle(entity, hashShare(entity, counter, origin, current));
+      this.toggle(entity, hashShare(entity, counter, origin, merged));
       shares.set(origin, merged);
     }
     return { value: counterValue(shares), changed };

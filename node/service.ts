@@ -24,7 +24,8 @@ function unary<Req, Res>(node: StoreNode, name: string, fn: (req: Req, call: Ser
       callback(toStatus(error));
       return;
     }
-    Promise.resolve(result).then(
+    if (!(result instanceof Promise)) return callback(null, result);
+    result.then(
       (reply) => callback(null, reply),
       (error) => {
         if (!(error instanceof RpcError)) node.log.error(`${name} failed: ${(error as Error)?.stack ?? String(error)}`);

@@ -29,13 +29,23 @@ const LATER_SYNC_MS = 20;
 /** Largest accepted payload; a length above this in a frame header means corruption. */
 const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
+/** Frames JSON payloads into one buffer (one allocation for a whole commit group). */
+export function encodeFrames(payloads: readonly string[]): Buffer {
+  let total = 0;
+  for (const p of payloads) total += HEADER_BYTES + Buffer.byteLength(p, 'utf8');
+  const out = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (const p of payloads) {
+    const length = out.write(p, off + HEADER_BYTES, 'utf8');
+    out.writeUInt32LE(length, off);
+    out.writeUInt32LE(crc32(out.subarray(off + HEADER_BYTES, off + HEADER_BYTES + length)), off + 4);
+    off += HEADER_BYTES + length;
+  }
+  return out;
+}
+
 export function encodeFrame(record: unknown): Buffer {
-  const payload = Buffer.from(JSON.stringify(record), 'utf8');
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  frame.writeUInt32LE(crc32(payload), 4);
-  payload.copy(frame, HEADER_BYTES);
-  return frame;
+  return encodeFrames([JSON.stringify(record)]);
 }
 
 export interface DecodeResult {
@@ -88,10 +98,8 @@ export interface ReplayInfo {
   readonly discardedBytes: number;
 }
 
-interface Waiter {
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
+/** Called once the record is durable (no argument) or can never be (the error). */
+export type Durable = (error?: Error) => void;
 
 const fileName = (kind: 'log' | 'snapshot', gen: number) => `${kind}-${String(gen).padStart(8, '0')}.dat`;
 const FILE_RE = /^(log|snapshot)-(\d{8})\.dat$/;
@@ -111,8 +119,9 @@ export class Wal {
   private fh: FileHandle;
   private gen: number;
   private logBytes: number;
-  private pending: Buffer[] = [];
-  private waiters: Waiter[] = [];
+  /** JSON payloads of records not yet written, in order. */
+  private pending: string[] = [];
+  private waiters: Durable[] = [];
   private inflight = 0;
   private idle: (() => void)[] = [];
   private switching = false;
@@ -185,23 +194,26 @@ export class Wal {
 
   /** Appends a record; resolves once it is durable (in 'sync' mode). */
   append(record: unknown): Promise<void> {
-    if (this.failed) return Promise.reject(this.failed);
-    if (this.closed) return Promise.reject(new Error('the log is closed (node shutting down)'));
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push(encodeFrame(record));
-      if (this.options.mode === 'deferred') {
-        resolve();
-      } else {
-        this.waiters.push({ resolve, reject });
-        this.kickSoon();
-      }
-    });
+    return new Promise<void>((resolve, reject) => this.appendThen(record, (error) => (error ? reject(error) : resolve())));
+  }
+
+  /**
+   * Appends a record and calls `done` once it is durable (in 'sync' mode; at once in 'deferred' mode),
+   * or with the error if it never will be. The hot path of every client write: no promise per record.
+   */
+  appendThen(record: unknown, done: Durable): void {
+    if (this.failed) return done(this.failed);
+    if (this.closed) return done(new Error('the log is closed (node shutting down)'));
+    this.pending.push(JSON.stringify(record));
+    if (this.options.mode === 'deferred') return done();
+    this.waiters.push(done);
+    this.kickSoon();
   }
 
   /** Appends a record nobody waits for (e.g. a replicated write): it rides along with the next group. */
   appendLater(record: unknown): void {
     if (this.failed || this.closed) return;
-    this.pending.push(encodeFrame(record));
+    this.pending.push(JSON.stringify(record));
     // Nobody waits for these, so let them ride with the next acknowledged group or, failing that, sync
     // them within LATER_SYNC_MS: a stream of replicated writes then costs a few fsyncs, not one per batch.
     if (this.options.mode === 'sync' && !this.laterTimer) {
@@ -235,13 +247,14 @@ export class Wal {
   }
 
   private startGroup(): void {
-    const frames = this.pending;
+    const payloads = this.pending;
     const waiters = this.waiters;
     this.pending = [];
     this.waiters = [];
-    const data = frames.length === 1 ? frames[0] : Buffer.concat(frames);
     const fh = this.fh;
+    let data: Buffer;
     try {
+      data = encodeFrames(payloads);
       for (let off = 0; off < data.length; ) off += writeSync(fh.fd, data, off);
     } catch (error) {
       this.fail(error as Error, waiters);
@@ -249,27 +262,37 @@ export class Wal {
     }
     this.logBytes += data.length;
     this.inflight += 1;
-    new Promise<void>((resolve, reject) => fdatasync(fh.fd, (error) => (error ? reject(error) : resolve()))).then(
-      () => {
-        this.fsyncs += 1;
-        for (const w of waiters) w.resolve();
-      },
-      (error: Error) => this.fail(error, waiters),
-    ).finally(() => {
+    fdatasync(fh.fd, (error) => {
       this.inflight -= 1;
+      if (error) {
+        this.fail(error, waiters);
+      } else {
+        this.fsyncs += 1;
+        for (const done of waiters) {
+          try {
+            done();
+          } catch (thrown) {
+            // A caller's callback must not throw (StoreNode's do not). If one does, that is a bug: let it
+            // surface as an uncaught exception once the log's own bookkeeping below is consistent.
+            queueMicrotask(() => {
+              throw thrown;
+            });
+          }
+        }
+      }
       if (this.inflight === 0) for (const resolve of this.idle.splice(0)) resolve();
       this.kick();
     });
   }
 
-  private fail(error: Error, waiters: Waiter[]): void {
+  private fail(error: Error, waiters: Durable[]): void {
     // After a failed write or fsync the page cache may have dropped our data; nothing more can be promised.
     if (!this.failed) {
       this.failed = new Error(`write/fdatasync of the log in ${this.options.dir} failed: ${error.message}`, { cause: error });
       this.options.onFatal(this.failed);
     }
-    for (const w of waiters) w.reject(this.failed);
-    for (const w of this.waiters.splice(0)) w.reject(this.failed);
+    for (const done of waiters) done(this.failed);
+    for (const done of this.waiters.splice(0)) done(this.failed);
   }
 
   private whenIdle(): Promise<void> {
