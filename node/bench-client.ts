@@ -9,10 +9,12 @@
 // It is a real gRPC client (application/grpc, 5-byte message prefix, grpc-status and grpc-message from
 // the trailers or a trailers-only reply) and a real HTTP/2 endpoint: it honours the server's SETTINGS,
 // connection and stream flow control and MAX_CONCURRENT_STREAMS, answers PINGs, and fails every open call
-// on RST_STREAM, GOAWAY or a closed socket. It only supports unary calls without compression.
+// on RST_STREAM, GOAWAY or a closed socket. It only supports unary calls without compression, and a
+// request body must fit the server's initial stream window (65,535 bytes by default; a larger one is
+// refused with a clear error instead of waiting for stream WINDOW_UPDATEs).
 import { connect, type Socket } from 'node:net';
 import { PutReply, PutRequest } from '../proto/gen/faultline.ts';
-import { HpackDecoder, encodeHeadersWithoutIndexing, type HeaderList } from './hpack.ts';
+import { HpackDecoder, encodeHeadersWithoutIndexing } from './hpack.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
@@ -35,27 +37,57 @@ const INTERNAL = 13;
 
 interface Call {
   readonly path: string;
-  readonly body: Buffer;
+  readonly message: Uint8Array;
   readonly resolve: (reply: Buffer) => void;
   readonly reject: (error: Error) => void;
   id: number;
-  headers?: HeaderList;
+  /** The response headers have arrived (what follows a DATA frame are trailers). */
+  answered: boolean;
+  httpStatus: string | undefined;
+  grpcStatus: string | undefined;
+  grpcMessage: string;
   chunks: Buffer[];
   received: number;
 }
 
+/** gRPC body: a 5-byte prefix (not compressed, length) and the message. */
+const bodyLength = (call: Call) => 5 + call.message.length;
+
 function frameHeader(length: number, type: number, flags: number, streamId: number): Buffer {
   const h = Buffer.allocUnsafe(9);
-  h.writeUIntBE(length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
+  writeFrameHeader(h, 0, length, type, flags, streamId);
   return h;
 }
 
-function header(list: HeaderList, name: string): string | undefined {
-  for (const [n, v] of list) if (n === name) return v;
-  return undefined;
+/** A call's HEADERS frame and its DATA frames (the body split at maxFrame) in one buffer. */
+function encodeCall(call: Call, block: Buffer, maxFrame: number): Buffer {
+  const length = bodyLength(call);
+  const dataFrames = Math.max(1, Math.ceil(length / maxFrame));
+  const out = Buffer.allocUnsafe(9 + block.length + 9 * dataFrames + length);
+  writeFrameHeader(out, 0, block.length, FRAME.HEADERS, FLAG.END_HEADERS, call.id);
+  block.copy(out, 9);
+  // The body is the 5-byte prefix (not compressed, message length) and the message, cut into frames.
+  const prefix = [0, (call.message.length >>> 24) & 0xff, (call.message.length >>> 16) & 0xff, (call.message.length >>> 8) & 0xff, call.message.length & 0xff];
+  let at = 9 + block.length;
+  for (let from = 0, i = 0; i < dataFrames; i++, from += maxFrame) {
+    const to = Math.min(length, from + maxFrame);
+    writeFrameHeader(out, at, to - from, FRAME.DATA, i === dataFrames - 1 ? FLAG.END_STREAM : 0, call.id);
+    at += 9;
+    for (let b = from; b < Math.min(to, 5); b++) out[at++] = prefix[b];
+    if (to > 5) {
+      const part = call.message.subarray(Math.max(from, 5) - 5, to - 5);
+      out.set(part, at);
+      at += part.length;
+    }
+  }
+  return out;
+}
+
+function writeFrameHeader(out: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void {
+  out.writeUIntBE(length, at, 3);
+  out[at + 3] = type;
+  out[at + 4] = flags;
+  out.writeUInt32BE(streamId, at + 5);
 }
 
 function percentDecode(s: string): string {
@@ -105,12 +137,8 @@ export class RawGrpcClient {
   /** One unary call: the serialized request message in, the serialized reply message out. */
   unary(path: string, message: Uint8Array): Promise<Buffer> {
     if (this.#failure) return Promise.reject(this.#failure);
-    const body = Buffer.allocUnsafe(5 + message.length);
-    body[0] = 0; // not compressed
-    body.writeUInt32BE(message.length, 1);
-    body.set(message, 5);
     return new Promise((resolve, reject) => {
-      this.#queue.push({ path, body, resolve, reject, id: 0, chunks: [], received: 0 });
+      this.#queue.push({ path, message, resolve, reject, id: 0, answered: false, httpStatus: undefined, grpcStatus: undefined, grpcMessage: '', chunks: [], received: 0 });
       this.#pump();
     });
   }
@@ -128,12 +156,13 @@ export class RawGrpcClient {
   #pump(): void {
     while (this.#queue.length > 0 && this.#open.size < this.#peerMaxStreams) {
       const call = this.#queue[0];
-      if (call.body.length > this.#peerInitialWindow) {
+      const length = bodyLength(call);
+      if (length > this.#peerInitialWindow) {
         this.#queue.shift();
-        call.reject(new GrpcCallError(INTERNAL, `request of ${call.body.length} bytes exceeds the server's stream window of ${this.#peerInitialWindow}`));
+        call.reject(new GrpcCallError(INTERNAL, `request of ${length} bytes exceeds the server's stream window of ${this.#peerInitialWindow}`));
         continue;
       }
-      if (call.body.length > this.#sendWindow) return; // wait for a WINDOW_UPDATE
+      if (length > this.#sendWindow) return; // wait for a WINDOW_UPDATE
       if (this.#nextId > MAX_STREAM_ID) {
         this.#fail(new GrpcCallError(UNAVAILABLE, 'stream ids exhausted on this connection; open a new client'));
         return;
@@ -142,7 +171,7 @@ export class RawGrpcClient {
       call.id = this.#nextId;
       this.#nextId += 2;
       this.#open.set(call.id, call);
-      this.#sendWindow -= call.body.length;
+      this.#sendWindow -= length;
       let block = this.#blocks.get(call.path);
       if (!block) {
         block = encodeHeadersWithoutIndexing([
@@ -155,12 +184,7 @@ export class RawGrpcClient {
         ]);
         this.#blocks.set(call.path, block);
       }
-      this.#send(frameHeader(block.length, FRAME.HEADERS, FLAG.END_HEADERS, call.id), block);
-      for (let off = 0; off < call.body.length || off === 0; off += this.#peerMaxFrame) {
-        const part = call.body.subarray(off, off + this.#peerMaxFrame);
-        const last = off + this.#peerMaxFrame >= call.body.length;
-        this.#send(frameHeader(part.length, FRAME.DATA, last ? FLAG.END_STREAM : 0, call.id), part);
-      }
+      this.#send(encodeCall(call, block, this.#peerMaxFrame));
     }
   }
 
@@ -225,7 +249,7 @@ export class RawGrpcClient {
           this.#send(this.#windowUpdate(id, call.received));
           call.received = 0;
         }
-        if (flags & FLAG.END_STREAM) this.#finish(call, undefined);
+        if (flags & FLAG.END_STREAM) this.#finish(call);
         return;
       }
       case FRAME.HEADERS: {
@@ -298,30 +322,40 @@ export class RawGrpcClient {
 
   #onHeaders(id: number, flags: number, block: Buffer): void {
     // Decode every block, even of a stream we no longer track, to keep the dynamic table in step.
-    const list = this.#decoder.decode(block);
     const call = this.#open.get(id);
+    this.#decoding = call;
+    this.#decoder.decodeEach(block, this.#onHeader);
     if (!call) return;
-    if (!call.headers) {
-      call.headers = list;
-      const statusCode = header(list, ':status');
-      if (statusCode !== '200') {
+    if (!call.answered) {
+      call.answered = true;
+      if (call.httpStatus !== '200') {
         this.#open.delete(id);
-        call.reject(new GrpcCallError(UNAVAILABLE, `HTTP status ${statusCode ?? 'missing'} instead of 200`));
+        call.reject(new GrpcCallError(UNAVAILABLE, `HTTP status ${call.httpStatus ?? 'missing'} instead of 200`));
         this.#pump();
         return;
       }
-      if (flags & FLAG.END_STREAM) this.#finish(call, list); // trailers-only reply
+      if (flags & FLAG.END_STREAM) this.#finish(call); // trailers-only reply
       return;
     }
-    this.#finish(call, list);
+    this.#finish(call);
   }
 
-  #finish(call: Call, trailers: HeaderList | undefined): void {
+  /** The call whose header block is being decoded (undefined: one we no longer track). */
+  #decoding: Call | undefined;
+  readonly #onHeader = (name: string, value: string): void => {
+    const call = this.#decoding;
+    if (!call) return;
+    if (name === ':status') call.httpStatus = value;
+    else if (name === 'grpc-status') call.grpcStatus = value;
+    else if (name === 'grpc-message') call.grpcMessage = value;
+  };
+
+  #finish(call: Call): void {
     this.#open.delete(call.id);
     this.#pump();
-    const grpcStatus = trailers ? header(trailers, 'grpc-status') : undefined;
+    const grpcStatus = call.grpcStatus;
     if (grpcStatus === undefined) return call.reject(new GrpcCallError(INTERNAL, 'the reply ended without grpc-status'));
-    if (grpcStatus !== '0') return call.reject(new GrpcCallError(Number(grpcStatus), percentDecode(header(trailers!, 'grpc-message') ?? '')));
+    if (grpcStatus !== '0') return call.reject(new GrpcCallError(Number(grpcStatus), percentDecode(call.grpcMessage)));
     const reply = call.chunks.length === 1 ? call.chunks[0] : Buffer.concat(call.chunks);
     if (reply.length < 5 || reply[0] !== 0 || reply.readUInt32BE(1) !== reply.length - 5) {
       return call.reject(new GrpcCallError(INTERNAL, `reply is not one uncompressed gRPC message (${reply.length} bytes)`));

@@ -4,6 +4,18 @@
 // allowed; main.ts prints it and exits 254.
 import { BUG_NAMES, type BugName } from './bugs.ts';
 
+/**
+ * V8 flags that every launcher of the service passes to node: harness/docker/entrypoint.sh, the "node"
+ * script in package.json and node/testing.ts (node/test/config.test.ts checks that they agree).
+ * A gRPC call allocates ~18 KB in this process (mostly grpc-js and node:http2) and ~15% of it is
+ * still reachable at the next scavenge, so scavenge pauses grow with the young generation. At V8's
+ * default size on this machine (semi-spaces up to 64 MB) they take 8-14 ms each and stall every call in
+ * flight, which set the Put p99; with 16 MB they take ~3 ms at about the same total GC time. Smaller
+ * sizes (4, 8 MB) measured no better within the machine's run-to-run noise; --minor-ms and
+ * --single-threaded-gc measured worse.
+ */
+export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
+
 export interface Peer {
   readonly id: string;
   readonly host: string;

@@ -89,6 +89,7 @@ export function huffmanDecode(data: Uint8Array): string {
 }
 
 export type HeaderList = [string, string][];
+const EMPTY = new Uint8Array(0);
 
 /** A decoder for one direction of one connection. */
 export class HpackDecoder {
@@ -110,62 +111,85 @@ export class HpackDecoder {
 
   decode(block: Uint8Array): HeaderList {
     const headers: HeaderList = [];
-    let pos = 0;
-    const integer = (prefixBits: number): number => {
-      if (pos >= block.length) throw new HpackError('header block ends inside an integer');
-      const mask = (1 << prefixBits) - 1;
-      let value = block[pos++] & mask;
-      if (value < mask) return value;
-      let shift = 0;
-      for (;;) {
-        if (pos >= block.length) throw new HpackError('header block ends inside an integer');
-        const b = block[pos++];
-        value += (b & 0x7f) * 2 ** shift;
-        shift += 7;
-        if ((b & 0x80) === 0) return value;
-        if (shift > 28) throw new HpackError('integer too large');
-      }
-    };
-    const string = (): string => {
-      if (pos >= block.length) throw new HpackError('header block ends before a string');
-      const huffmanCoded = (block[pos] & 0x80) !== 0;
-      const length = integer(7);
-      if (pos + length > block.length) throw new HpackError('string runs past the end of the header block');
-      const bytes = block.subarray(pos, pos + length);
-      pos += length;
-      return huffmanCoded ? huffmanDecode(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
-    };
-    const entry = (index: number): readonly [string, string] => {
-      if (index >= 1 && index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1];
-      const e = this.#entries[index - STATIC_TABLE.length - 1];
-      if (index === 0 || !e) throw new HpackError(`header index ${index} is not in the table`);
-      return e;
-    };
-    while (pos < block.length) {
-      const b = block[pos];
-      if (b & 0x80) {
-        const [name, value] = entry(integer(7));
-        headers.push([name, value]);
-      } else if (b & 0x40) {
-        const index = integer(6);
-        const name = index === 0 ? string() : entry(index)[0];
-        const value = string();
-        headers.push([name, value]);
-        this.#add(name, value);
-      } else if (b & 0x20) {
-        if (headers.length > 0) throw new HpackError('dynamic table size update after a header field');
-        const size = integer(5);
-        if (size > this.#limit) throw new HpackError(`dynamic table size update to ${size} exceeds the announced ${this.#limit}`);
-        this.#maxSize = size;
-        this.#evict();
-      } else {
-        // Literal without indexing (0000) or never indexed (0001): the table is untouched.
-        const index = integer(4);
-        const name = index === 0 ? string() : entry(index)[0];
-        headers.push([name, string()]);
-      }
-    }
+    this.decodeEach(block, (name, value) => headers.push([name, value]));
     return headers;
+  }
+
+  /** Decodes a block, calling onHeader for each field in order (no list is built). */
+  decodeEach(block: Uint8Array, onHeader: (name: string, value: string) => void): void {
+    this.#block = block;
+    this.#pos = 0;
+    let fields = 0;
+    try {
+      while (this.#pos < block.length) {
+        const b = block[this.#pos];
+        if (b & 0x80) {
+          const e = this.#entry(this.#integer(7));
+          onHeader(e[0], e[1]);
+          fields += 1;
+        } else if (b & 0x40) {
+          const index = this.#integer(6);
+          const name = index === 0 ? this.#string() : this.#entry(index)[0];
+          const value = this.#string();
+          this.#add(name, value);
+          onHeader(name, value);
+          fields += 1;
+        } else if (b & 0x20) {
+          if (fields > 0) throw new HpackError('dynamic table size update after a header field');
+          const size = this.#integer(5);
+          if (size > this.#limit) throw new HpackError(`dynamic table size update to ${size} exceeds the announced ${this.#limit}`);
+          this.#maxSize = size;
+          this.#evict();
+        } else {
+          // Literal without indexing (0000) or never indexed (0001): the table is untouched.
+          const index = this.#integer(4);
+          const name = index === 0 ? this.#string() : this.#entry(index)[0];
+          onHeader(name, this.#string());
+          fields += 1;
+        }
+      }
+    } finally {
+      this.#block = EMPTY;
+    }
+  }
+
+  #block: Uint8Array = EMPTY;
+  #pos = 0;
+
+  #integer(prefixBits: number): number {
+    const block = this.#block;
+    if (this.#pos >= block.length) throw new HpackError('header block ends inside an integer');
+    const mask = (1 << prefixBits) - 1;
+    let value = block[this.#pos++] & mask;
+    if (value < mask) return value;
+    let shift = 0;
+    for (;;) {
+      if (this.#pos >= block.length) throw new HpackError('header block ends inside an integer');
+      const b = block[this.#pos++];
+      value += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+      if ((b & 0x80) === 0) return value;
+      if (shift > 28) throw new HpackError('integer too large');
+    }
+  }
+
+  #string(): string {
+    const block = this.#block;
+    if (this.#pos >= block.length) throw new HpackError('header block ends before a string');
+    const huffmanCoded = (block[this.#pos] & 0x80) !== 0;
+    const length = this.#integer(7);
+    const start = this.#pos;
+    if (start + length > block.length) throw new HpackError('string runs past the end of the header block');
+    this.#pos += length;
+    const bytes = block.subarray(start, start + length);
+    return huffmanCoded ? huffmanDecode(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+  }
+
+  #entry(index: number): readonly [string, string] {
+    if (index >= 1 && index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1];
+    const e = this.#entries[index - STATIC_TABLE.length - 1];
+    if (index === 0 || !e) throw new HpackError(`header index ${index} is not in the table`);
+    return e;
   }
 
   #add(name: string, value: string): void {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { SERVICE_NODE_FLAGS } from './config.ts';
 import { StoreClient, type StatsReply, type HealthReply, type GetReply, type PutReply, type IncrReply, type DeleteReply, type Entity, type WatchEvent } from '../proto/gen/faultline.ts';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.ts');
@@ -44,7 +45,7 @@ export class NodeProcess {
   constructor(spec: NodeSpec) {
     this.spec = spec;
     const peers = Object.entries(spec.peers).map(([id, port]) => `${id}=127.0.0.1:${port}`).join(',');
-    const args = [MAIN, '--id', spec.id, '--listen', `127.0.0.1:${spec.port}`, '--peers', peers, '--data-dir', spec.dataDir];
+    const args = [...SERVICE_NODE_FLAGS, MAIN, '--id', spec.id, '--listen', `127.0.0.1:${spec.port}`, '--peers', peers, '--data-dir', spec.dataDir];
     if (spec.antiEntropyMs !== undefined) args.push('--anti-entropy-ms', String(spec.antiEntropyMs));
     if (spec.bug) args.push('--bug', spec.bug);
     args.push(...(spec.extraArgs ?? []));

@@ -24,4 +24,5 @@ export FAKETIME_TIMESTAMP_FILE="$clock_file"
 export FAKETIME_NO_CACHE=1
 export FAKETIME_DONT_FAKE_MONOTONIC=1
 
-exec node /opt/faultline/node.mjs "$@"
+# V8 flags: SERVICE_NODE_FLAGS in node/config.ts says why (node/test/config.test.ts keeps them equal).
+exec node --max-semi-space-size=16 /opt/faultline/node.mjs "$@"

@@ -1,6 +1,10 @@
 // Tests of the node's configuration parsing (node/config.ts): flags, env variables, precedence, errors.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../config.ts';
+import { ConfigError, SERVICE_NODE_FLAGS, parseConfig } from '../config.ts';
 
 describe('parseConfig', () => {
   it('reads flags, falls back to FAULTLINE_* variables, and lets the flag win', () => {
@@ -38,5 +42,27 @@ describe('parseConfig', () => {
   ])('rejects %j', (argv, message) => {
     expect(() => parseConfig(argv, {})).toThrow(ConfigError);
     expect(() => parseConfig(argv, {})).toThrow(message);
+  });
+});
+
+describe('SERVICE_NODE_FLAGS', () => {
+  // The flags are repeated where the service is launched outside TypeScript; all launchers must agree.
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const flags = SERVICE_NODE_FLAGS.join(' ');
+
+  it('are what the container entrypoint passes to node', () => {
+    const script = readFileSync(join(root, 'harness/docker/entrypoint.sh'), 'utf8');
+    expect(script).toMatch(new RegExp(`^exec node ${flags} /opt/faultline/node\\.mjs "\\$@"$`, 'm'));
+  });
+
+  it('are what `npm run node` passes to node', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.node).toBe(`node ${flags} node/main.ts`);
+  });
+
+  it('are accepted by this node binary', () => {
+    const run = spawnSync(process.execPath, [...SERVICE_NODE_FLAGS, '-e', 'process.exit(0)'], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
   });
 });
