@@ -94,6 +94,8 @@ async function putRound(client: 'raw' | 'grpc-js'): Promise<PutRound> {
           if (t0 >= warmEnd && t1 <= end && count < latencies.length) latencies[count++] = t1 - t0;
         } catch {
           if (t0 >= warmEnd) errors += 1;
+          // A dead connection fails calls at once; yield so the loop cannot starve the event loop.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       }
     };
@@ -242,7 +244,7 @@ console.log(
     putGrpcJsClient,
     replicationLag,
     targets: { putP99Ms: 5, putOpsPerS: 10_000, lagP99Ms: 100 },
-    met: { putP99: put.p99Ms <= 5, putThroughput: put.opsPerS >= 10_000, lagP99: replicationLag.p99Ms <= 100 },
+    met: { putP99: put.errors === 0 && put.p99Ms <= 5, putThroughput: put.errors === 0 && put.opsPerS >= 10_000, lagP99: replicationLag.p99Ms <= 100 },
     nodeFlags: { server: SERVICE_NODE_FLAGS, loadGenerator: process.execArgv },
     machine: { cpus: (await import('node:os')).cpus().length, loadavg1mBefore: round(loadBefore), loadavg1mAfter: round(loadavg()[0]) },
   }),

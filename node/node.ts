@@ -243,8 +243,9 @@ export class StoreNode {
           if (error) {
             if (entry && this.requests.get(rid) === entry) this.requests.delete(rid);
           } else {
-            apply();
+            // The record is on disk: a retry must get this reply even if applying below fails.
             if (entry) entry.durable = true;
+            apply();
             this.localSeq += 1;
             this.onLocalWrite({ seq: this.incarnation * SEQ_PER_INCARNATION + this.localSeq, write });
           }

@@ -124,7 +124,8 @@ export class Wal {
   private waiters: Durable[] = [];
   private inflight = 0;
   private idle: (() => void)[] = [];
-  private switching = false;
+  /** Set while compaction switches files (no group starts meanwhile); resolves when the switch is done. */
+  private switching: Promise<void> | undefined;
   private laterTimer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -264,8 +265,9 @@ export class Wal {
     this.inflight += 1;
     fdatasync(fh.fd, (error) => {
       this.inflight -= 1;
-      if (error) {
-        this.fail(error, waiters);
+      if (error || this.failed) {
+        // Once one sync has failed, a later one that succeeds proves nothing about earlier pages.
+        this.fail(error ?? this.failed!, waiters);
       } else {
         this.fsyncs += 1;
         for (const done of waiters) {
@@ -305,7 +307,8 @@ export class Wal {
       this.kick();
       if (this.failed) throw this.failed;
       if (this.pending.length === 0 && this.inflight === 0) return;
-      await this.whenIdle();
+      // During a compaction's file switch no group starts, so wait for the switch, not just for syncs.
+      await (this.switching ?? this.whenIdle());
     }
   }
 
@@ -320,11 +323,14 @@ export class Wal {
       const nextGen = this.gen + 1;
       // Hold new groups back (appends keep queueing) until the old file's syncs are done, then switch,
       // so no group is split across files.
-      this.switching = true;
+      let switched!: () => void;
+      this.switching = new Promise((resolve) => (switched = resolve));
       let records: unknown[];
       try {
         await this.whenIdle();
         const fresh = await open(join(this.options.dir, fileName('log', nextGen)), 'a');
+        // Writes are acknowledged in the new file from now on, so its name must be durable first.
+        fsyncDir(this.options.dir);
         const old = this.fh;
         this.fh = fresh;
         this.gen = nextGen;
@@ -333,7 +339,8 @@ export class Wal {
         records = [...snapshot()];
         await old.close();
       } finally {
-        this.switching = false;
+        this.switching = undefined;
+        switched();
         this.kick();
       }
       const tmp = join(this.options.dir, `${fileName('snapshot', nextGen)}.tmp`);

@@ -115,6 +115,23 @@ describe('Wal', () => {
     await again.wal.close();
   });
 
+  it('flushes and closes while a compaction is switching files, without spinning', async () => {
+    const dir = tempDir();
+    const { wal } = await openWal(dir);
+    await wal.append({ before: true });
+    // compact() holds new groups back until its switch is done; a flush() (as close() does) meanwhile
+    // must wait for the switch rather than loop on microtasks, which would starve the switch's own I/O.
+    const compaction = wal.compact(() => [{ snapshot: 'state' }]);
+    const appended = wal.append({ during: true });
+    const flushed = wal.flush();
+    await Promise.all([compaction, appended, flushed]);
+    await wal.close();
+    expect(readdirSync(dir).sort()).toEqual(['log-00000002.dat', 'snapshot-00000002.dat']);
+    const again = await openWal(dir);
+    expect(again.seen).toEqual([{ snapshot: 'state' }, { during: true }]);
+    await again.wal.close();
+  });
+
   it('in deferred mode acknowledges before anything reaches the file', async () => {
     const dir = tempDir();
     const { wal } = await openWal(dir, 'deferred');
