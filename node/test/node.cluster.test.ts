@@ -2,6 +2,8 @@
 // SIGKILL, idempotency across retries and restarts, convergence through anti-entropy after peers could
 // not reach each other, bad input, and the planted bugs that each of these tests must catch.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { MeshClient, MeshWrite, type RelayAck } from '../../proto/gen/faultline.ts';
 import { StoreApi, TcpProxy, clusterSpecs, freePort, removeDataDirs, startNode, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
@@ -174,6 +176,15 @@ describe('durability across SIGKILL', () => {
 
   it('catches the planted bug ack-before-fsync: acknowledged writes are lost', async () => {
     const { specs, apis, procs: [proc] } = await cluster(1, { bug: 'ack-before-fsync' });
+    // The bug writes its buffer to the log every 2 s, and a write that starts while requests keep coming
+    // goes on until the buffer is empty: if that timer fires between the first acknowledged write and
+    // the kill, every acknowledged write reaches the file and none is lost. So start right after one of
+    // those writes (seen as the log file growing); the writes and the kill then fit in the next 2 s.
+    const dir = specs[0].dataDir;
+    const logBytes = () => readdirSync(dir).filter((f) => f.startsWith('log-')).reduce((t, f) => t + statSync(join(dir, f)).size, 0);
+    const flushed = logBytes();
+    await apis[0].put('flush-probe', 'c', 'v');
+    expect(await waitUntil(() => logBytes() > flushed, 5000, 2)).toBe(true);
     const { acked } = await writeThenKill(apis[0], proc, 400);
     const { api } = await start(specs[0]);
     const scan = await api.scan();
