@@ -183,17 +183,13 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
       if (value >= lower && value <= upper) continue;
       const retriedReqs = [...reqs.entries()].filter(([, r]) => r.invokes.length > 1);
       const opsOf = (r: Request): number[] => [...r.invokes, ...r.completions.filter((c) => c >= 0)].sort((a, b) => a - b).map((p) => history[p].index);
+      const where = { entity, counter, node: view.node, final: value, lower, upper };
       if (value > upper) {
         anomalies.add({
           type: 'double-applied',
           ops: [history[view.pos].index, ...retriedReqs.flatMap(([, r]) => opsOf(r))],
           message: `Counter ${entity}/${counter} on ${view.node} ends at ${value}, above the most the requests allow (${upper}); retried requests: ${retriedReqs.map(([id]) => id).join(', ') || 'none'}.`,
-          entity,
-          counter,
-          node: view.node,
-          final: value,
-          lower,
-          upper,
+          ...where,
           requestIds: retriedReqs.map(([id]) => id),
           retried: Object.fromEntries(retriedReqs.map(([id, r]) => [id, opsOf(r)])),
         });
@@ -202,12 +198,7 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
           type: 'lost-increment',
           ops: [history[view.pos].index],
           message: `Counter ${entity}/${counter} on ${view.node} ends at ${value}, below the acknowledged increments (${lower}).`,
-          entity,
-          counter,
-          node: view.node,
-          final: value,
-          lower,
-          upper,
+          ...where,
         });
       }
     }

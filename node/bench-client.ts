@@ -203,7 +203,7 @@ export class RawGrpcClient {
 
   #windowUpdate(streamId: number, increment: number): Buffer {
     const f = Buffer.allocUnsafe(13);
-    frameHeader(4, FRAME.WINDOW_UPDATE, 0, streamId).copy(f);
+    writeFrameHeader(f, 0, 4, FRAME.WINDOW_UPDATE, 0, streamId);
     f.writeUInt32BE(increment, 9);
     return f;
   }

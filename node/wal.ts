@@ -346,19 +346,20 @@ export class Wal {
       const tmp = join(this.options.dir, `${fileName('snapshot', nextGen)}.tmp`);
       const out = await open(tmp, 'w');
       try {
-        let batch: Buffer[] = [];
-        let bytes = 0;
+        // Framed in batches of about 1 MB of JSON, each into one buffer (as a commit group is).
+        let batch: string[] = [];
+        let chars = 0;
         for (const r of records) {
-          const frame = encodeFrame(r);
-          batch.push(frame);
-          bytes += frame.length;
-          if (bytes > 1 << 20) {
-            await out.write(Buffer.concat(batch));
+          const payload = JSON.stringify(r);
+          batch.push(payload);
+          chars += payload.length;
+          if (chars > 1 << 20) {
+            await out.write(encodeFrames(batch));
             batch = [];
-            bytes = 0;
+            chars = 0;
           }
         }
-        if (batch.length > 0) await out.write(Buffer.concat(batch));
+        if (batch.length > 0) await out.write(encodeFrames(batch));
         await out.sync();
       } finally {
         await out.close();
