@@ -167,7 +167,10 @@ export class Cluster implements ClusterControl {
       if (failures.length > 1) {
         throw new Error(`${failures.length} of ${names.length} nodes did not become healthy:\n\n${failures.map((f) => f.message).join('\n\n')}`, { cause: failures[0] });
       }
-      progress(`cluster ${options.runId}: ${names.length} nodes healthy in ${Math.round(performance.now() - started)} ms`);
+      // Healthy is not yet connected: a write made before a node's mesh reached its peers is not relayed
+      // (anti-entropy repairs it later), so every run starts from a fully connected mesh.
+      await cluster.#waitMeshConnected(names);
+      progress(`cluster ${options.runId}: ${names.length} nodes healthy and connected in ${Math.round(performance.now() - started)} ms`);
       return cluster;
     } catch (error) {
       await cluster.teardown().catch((teardownError: unknown) => {
@@ -386,6 +389,21 @@ export class Cluster implements ClusterControl {
           `Last log lines of ${node}:\n${await this.#logTail(node)}`,
         { cause: error },
       );
+    }
+  }
+
+  /** Waits until every node's Health lists each of its peers as connected (peers_connected). */
+  async #waitMeshConnected(names: readonly string[]): Promise<void> {
+    const deadline = performance.now() + this.#healthTimeoutMs;
+    let last: string[] = [];
+    for (;;) {
+      const replies = await Promise.all(names.map((name) => healthCall(this.#node(name), 1_000).catch((error: unknown) => errorText(error))));
+      last = replies.flatMap((r, i) =>
+        typeof r === 'string' ? [`${names[i]}: ${r}`] : r.peersConnected.length < r.peers.length ? [`${names[i]} connected to [${r.peersConnected.join(', ')}] of ${r.peers.length} peers`] : [],
+      );
+      if (last.length === 0) return;
+      if (performance.now() > deadline) throw new Error(`the nodes' mesh did not connect within ${this.#healthTimeoutMs} ms: ${last.join('; ')}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 

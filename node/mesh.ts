@@ -226,6 +226,12 @@ export class Mesh {
     this.bucket = new TokenBucket({ ratePerS: node.config.meshBudgetPerS, burst: node.config.meshBudgetPerS });
     this.links = node.config.peers.map((p) => new PeerLink(this, p));
     node.onLocalWrite = (w) => this.relayLocal(w);
+    node.connectedPeers = () => this.connectedPeers();
+  }
+
+  /** Ids of the peers with a ready connection now (getConnectivityState(true) also starts connecting to the others). */
+  connectedPeers(): string[] {
+    return this.links.filter((l) => l.client.getChannel().getConnectivityState(true) === READY).map((l) => l.peer.id);
   }
 
   isPeer(id: string): boolean {

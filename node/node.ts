@@ -85,6 +85,8 @@ export class StoreNode {
   };
   /** Called with every durable local write (the mesh relays it). */
   onLocalWrite: (w: LocalWrite) => void = () => {};
+  /** The peers the mesh is connected to now (the mesh sets this; Health reports it). */
+  connectedPeers: () => string[] = () => [];
   private readonly requests = new Map<string, RequestEntry>();
   /** This node's own counter shares whose increments are still being made durable (see incr). */
   private readonly pendingShares = new Map<string, Share>();
@@ -389,6 +391,7 @@ export class StoreNode {
       bug: this.config.bug ?? '',
       peers: this.config.peers.map((p) => `${p.id}=${p.host}:${p.port}`),
       pid: process.pid,
+      peersConnected: this.connectedPeers(),
     };
   }
 

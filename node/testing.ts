@@ -89,6 +89,25 @@ export async function startNode(spec: NodeSpec, timeoutMs = 20_000): Promise<Nod
   }
 }
 
+/**
+ * Waits until every node's mesh has a ready connection to each of its peers (Health.peers_connected),
+ * so a test's first write is relayed to every peer instead of racing the connections being set up.
+ */
+export async function waitForMesh(specs: readonly NodeSpec[], timeoutMs = 20_000): Promise<void> {
+  const apis = specs.map((s) => new StoreApi(s.port));
+  try {
+    let last = '';
+    const ready = await waitUntil(async () => {
+      const replies = await Promise.all(apis.map((api) => api.health(1000).catch(() => undefined)));
+      last = replies.map((r, i) => `${specs[i].id}: ${r ? `[${r.peersConnected.join(',')}]` : 'no answer'}`).join('; ');
+      return replies.every((r, i) => r !== undefined && r.peersConnected.length === Object.keys(specs[i].peers).length);
+    }, timeoutMs, 25);
+    if (!ready) throw new Error(`the mesh did not connect within ${timeoutMs} ms; peers connected: ${last}`);
+  } finally {
+    for (const api of apis) api.close();
+  }
+}
+
 export interface ClusterOptions {
   readonly size: number;
   readonly bug?: string;

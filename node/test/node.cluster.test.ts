@@ -6,7 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { MeshClient, MeshWrite, type RelayAck } from '../../proto/gen/faultline.ts';
-import { StoreApi, TcpProxy, clusterSpecs, freePort, removeDataDirs, startNode, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
+import { StoreApi, TcpProxy, clusterSpecs, freePort, removeDataDirs, startNode, waitForMesh, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
 
 const procs: NodeProcess[] = [];
 const clients: StoreApi[] = [];
@@ -25,6 +25,9 @@ async function cluster(size: number, options: { bug?: string; antiEntropyMs?: nu
   const specs = await clusterSpecs({ size, ...options });
   specsToRemove.push(...specs);
   const started = await Promise.all(specs.map(start));
+  // Relays to a peer whose connection is still being set up are dropped (anti-entropy repairs them),
+  // so tests that count relays start once the mesh is connected.
+  await waitForMesh(specs);
   return { specs, apis: started.map((s) => s.api), procs: started.map((s) => s.proc) };
 }
 

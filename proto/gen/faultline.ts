@@ -154,6 +154,11 @@ export interface HealthReply {
   bug: string;
   peers: string[];
   pid: number;
+  /**
+   * The peers (ids) this node's mesh has a ready connection to now: with every peer listed, relays of
+   * new writes reach them all (a peer still connecting drops relays, which anti-entropy repairs).
+   */
+  peersConnected: string[];
 }
 
 export interface StatsRequest {
@@ -1843,7 +1848,7 @@ export const HealthRequest: MessageFns<HealthRequest> = {
 };
 
 function createBaseHealthReply(): HealthReply {
-  return { node: "", ok: false, wallMs: 0, hlc: "", uptimeMs: 0, bug: "", peers: [], pid: 0 };
+  return { node: "", ok: false, wallMs: 0, hlc: "", uptimeMs: 0, bug: "", peers: [], pid: 0, peersConnected: [] };
 }
 
 export const HealthReply: MessageFns<HealthReply> = {
@@ -1871,6 +1876,9 @@ export const HealthReply: MessageFns<HealthReply> = {
     }
     if (message.pid !== 0) {
       writer.uint32(64).int64(message.pid);
+    }
+    for (const v of message.peersConnected) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -1952,6 +1960,14 @@ export const HealthReply: MessageFns<HealthReply> = {
             message.pid = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.peersConnected.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1984,6 +2000,11 @@ export const HealthReply: MessageFns<HealthReply> = {
         ? object.peers.map((e: any) => globalThis.String(e))
         : [],
       pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      peersConnected: globalThis.Array.isArray(object?.peersConnected)
+        ? object.peersConnected.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.peers_connected)
+        ? object.peers_connected.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -2013,6 +2034,9 @@ export const HealthReply: MessageFns<HealthReply> = {
     if (message.pid !== 0) {
       obj.pid = Math.round(message.pid);
     }
+    if (message.peersConnected?.length) {
+      obj.peersConnected = message.peersConnected;
+    }
     return obj;
   },
 
@@ -2029,6 +2053,7 @@ export const HealthReply: MessageFns<HealthReply> = {
     message.bug = object.bug ?? "";
     message.peers = object.peers?.map((e) => e) || [];
     message.pid = object.pid ?? 0;
+    message.peersConnected = object.peersConnected?.map((e) => e) || [];
     return message;
   },
 };
