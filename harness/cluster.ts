@@ -395,10 +395,9 @@ export class Cluster implements ClusterControl {
   /** Waits until every node's Health lists each of its peers as connected (peers_connected). */
   async #waitMeshConnected(names: readonly string[]): Promise<void> {
     const deadline = performance.now() + this.#healthTimeoutMs;
-    let last: string[] = [];
     for (;;) {
       const replies = await Promise.all(names.map((name) => healthCall(this.#node(name), 1_000).catch((error: unknown) => errorText(error))));
-      last = replies.flatMap((r, i) =>
+      const last = replies.flatMap((r, i) =>
         typeof r === 'string' ? [`${names[i]}: ${r}`] : r.peersConnected.length < r.peers.length ? [`${names[i]} connected to [${r.peersConnected.join(', ')}] of ${r.peers.length} peers`] : [],
       );
       if (last.length === 0) return;
