@@ -9,7 +9,21 @@ export class UsageError extends Error {
 }
 
 /** The planted bugs the node service understands (node/ validates them too). */
-export const PLANTED_BUGS = ['no-anti-entropy', 'wall-clock-lww', 'ack-before-fsync', 'no-dedupe', 'threat-lww', 'echo-relay'] as const;
+export const PLANTED_BUGS = [
+  'no-anti-entropy',
+  'wall-clock-lww',
+  'ack-before-fsync',
+  'no-dedupe',
+  'threat-lww',
+  'echo-relay',
+  'remote-before-durable',
+  'stale-reads',
+  'tombstone-loses',
+  'incr-reply-before',
+  'watch-skip-repair',
+  'quorum-writes',
+  'no-relay',
+] as const;
 
 /** Which nodes a fault draws its targets from, as Jepsen's node specs. */
 export const TARGET_KINDS = ['one', 'minority', 'majority', 'all', 'random'] as const;

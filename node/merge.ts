@@ -45,9 +45,12 @@ export type ReplicaState = ReadonlyMap<string, EntityState>;
 export interface MergeOptions {
   /** Planted bug `threat-lww`: merge max-wins components as plain LWW (by HLC only). */
   readonly maxAsLww?: boolean;
+  /** Planted bug `tombstone-loses`: any live value outranks a tombstone, whatever the timestamps. */
+  readonly tombstoneLoses?: boolean;
 }
 
 function componentClass(c: ComponentState, options: MergeOptions): number {
+  if (options.tombstoneLoses && c.deleted) return -1;
   // A "max" value that is not a finite number (never accepted from clients or peers, but the order must
   // stay total regardless) is ordered like an LWW value.
   return c.kind === 'max' && !c.deleted && !options.maxAsLww && Number.isFinite(Number(c.value)) ? 1 : 0;

@@ -247,7 +247,8 @@ export class Mesh {
   }
 
   private relayLocal(w: LocalWrite): void {
-    if (this.links.length === 0) return;
+    // The planted bug no-relay leaves replication to anti-entropy alone.
+    if (this.links.length === 0 || this.node.bug('no-relay')) return;
     const msg = keyToMeshWrite(w.write, this.node.config.id, w.seq);
     for (const link of this.links) link.enqueue(msg);
   }
@@ -316,7 +317,7 @@ export class Mesh {
   /** Merges writes received through anti-entropy (validated here); returns how many keys changed. */
   mergeRepair(writes: readonly MeshWrite[], from: string): number {
     const keys = writes.map(meshWriteToKey);
-    const changed = this.node.applyRemote(keys, () => from);
+    const changed = this.node.applyRemote(keys, () => from, true);
     this.node.stats.keysRepaired += changed;
     return changed;
   }

@@ -95,11 +95,13 @@ export class StoreNode {
   private incarnation = 0;
   private localSeq = 0;
   private compactTimer: NodeJS.Timeout | undefined;
+  /** Planted bug remote-before-durable: remote writes already visible, waiting for the next timed log flush. */
+  private remoteLater: WriteRecord[] = [];
 
   private constructor(config: NodeConfig, log: Logger) {
     this.config = config;
     this.log = log;
-    this.replica = new Replica({ maxAsLww: config.bug === 'threat-lww' });
+    this.replica = new Replica({ maxAsLww: config.bug === 'threat-lww', tombstoneLoses: config.bug === 'tombstone-loses' });
     this.clock = new HybridClock({
       node: config.id,
       maxSkewMs: config.maxSkewMs,
@@ -130,6 +132,12 @@ export class StoreNode {
     );
     node.compactTimer = setInterval(() => node.maybeCompact(), 1000);
     node.compactTimer.unref();
+    if (node.bug('remote-before-durable')) {
+      const flush = setInterval(() => {
+        for (const r of node.remoteLater.splice(0)) node.wal.appendLater(r);
+      }, 2000);
+      flush.unref();
+    }
     return node;
   }
 
@@ -262,6 +270,14 @@ export class StoreNode {
     });
   }
 
+  /** The planted bug quorum-writes: a write needs a connected majority, which an AP store never asks for. */
+  private refuseWithoutQuorum(): void {
+    if (!this.bug('quorum-writes')) return;
+    const size = this.config.peers.length + 1;
+    const reachable = this.connectedPeers().length + 1;
+    if (reachable <= size / 2) throw new RpcError(status.UNAVAILABLE, `only ${reachable} of ${size} nodes reachable; writes need a majority`);
+  }
+
   private refuseMax(entity: string, component: string, what: string): void {
     const current = this.replica.component(entity, component);
     if (current && current.kind === 'max' && !current.deleted && !this.bug('threat-lww')) {
@@ -276,6 +292,7 @@ export class StoreNode {
   // return a promise of the reply (service.ts turns either into a gRPC status).
 
   put(entity: string, component: string, value: string, kind: Kind, rid: string): Promise<PutReply> {
+    this.refuseWithoutQuorum();
     const fp = `put ${entity}/${component}`;
     const known = this.earlier(rid, fp);
     if (known) return known.then((prior) => ({ ts: String(prior.ts ?? ''), value: String(prior.value ?? ''), duplicate: true }));
@@ -289,6 +306,7 @@ export class StoreNode {
   }
 
   delete(entity: string, component: string, rid: string): Promise<DeleteReply> {
+    this.refuseWithoutQuorum();
     const fp = `delete ${entity}/${component}`;
     const known = this.earlier(rid, fp);
     if (known) return known.then((prior) => ({ ts: String(prior.ts ?? ''), duplicate: true }));
@@ -300,6 +318,7 @@ export class StoreNode {
   }
 
   incr(entity: string, counter: string, delta: number, rid: string): Promise<IncrReply> {
+    this.refuseWithoutQuorum();
     const fp = `incr ${entity}/${counter} ${delta}`;
     const known = this.earlier(rid, fp);
     if (known) return known.then((prior) => ({ value: Number(prior.value ?? 0), duplicate: true }));
@@ -311,8 +330,10 @@ export class StoreNode {
     if (!Number.isSafeInteger(share.p) || !Number.isSafeInteger(share.n)) {
       throw new RpcError(status.OUT_OF_RANGE, `counter "${counter}" of entity "${entity}" would exceed ${Number.MAX_SAFE_INTEGER} on origin ${this.config.id}`);
     }
+    // The planted bug incr-reply-before answers with the value as it was before this increment.
+    const before = this.bug('incr-reply-before') ? this.replica.previewShare(entity, counter, this.config.id, own) : undefined;
     this.pendingShares.set(key, share);
-    const value = this.replica.previewShare(entity, counter, this.config.id, share);
+    const value = before ?? this.replica.previewShare(entity, counter, this.config.id, share);
     const apply = () => {
       const r = this.replica.applyShare(entity, counter, this.config.id, share);
       if (r.changed) this.publishCounter(entity, counter, r.value, this.config.id);
@@ -324,24 +345,47 @@ export class StoreNode {
   }
 
   /**
-   * Applies writes from a peer (relay or repair): merges, logs without waiting, publishes changes.
-   * Returns how many keys changed.
+   * Applies writes from a peer (relay or repair): each one that would change this replica is logged and
+   * merged in (and published to watchers) only once the log has synced it, exactly as a local write is,
+   * so no client ever reads a value that a SIGKILL of this node could take back. The remote timestamp
+   * is observed at once (later local writes must sort after it whether or not it is durable yet).
+   * Returns how many keys the writes change.
    */
-  applyRemote(writes: readonly KeyWrite[], origin: (i: number) => string): number {
+  applyRemote(writes: readonly KeyWrite[], origin: (i: number) => string, fromRepair = false): number {
+    // The planted bug watch-skip-repair: what anti-entropy repairs is never shown to watchers.
+    const silent = fromRepair && this.bug('watch-skip-repair');
     let changed = 0;
     writes.forEach((w, i) => {
       if ('state' in w) {
         this.observeTs(w.state.ts);
-        const r = this.replica.applyComponent(w.entity, w.component, w.state);
-        if (!r.changed) return;
-        this.publish(w.entity, w.component, r.state, origin(i));
+        const current = this.replica.component(w.entity, w.component);
+        if (current !== undefined && this.replica.previewComponent(w.entity, w.component, w.state) === current) return;
       } else {
-        const r = this.replica.applyShare(w.entity, w.counter, w.origin, w.share);
-        if (!r.changed) return;
-        this.publishCounter(w.entity, w.counter, r.value, origin(i));
+        const current = this.replica.share(w.entity, w.counter, w.origin);
+        if (current !== undefined && current.p >= w.share.p && current.n >= w.share.n) return;
       }
       changed += 1;
-      this.wal.appendLater(keyWriteToRecord(w));
+      const from = origin(i);
+      const apply = () => {
+        if ('state' in w) {
+          const r = this.replica.applyComponent(w.entity, w.component, w.state);
+          if (r.changed && !silent) this.publish(w.entity, w.component, r.state, from);
+        } else {
+          const r = this.replica.applyShare(w.entity, w.counter, w.origin, w.share);
+          if (r.changed && !silent) this.publishCounter(w.entity, w.counter, r.value, from);
+        }
+      };
+      const record = keyWriteToRecord(w);
+      if (this.bug('remote-before-durable')) {
+        // The planted bug: visible at once, logged only by the next timed flush (see remoteLater).
+        apply();
+        this.remoteLater.push(record);
+        return;
+      }
+      // A failed log write stops the node (Wal's onFatal); the write is then simply not applied here.
+      this.wal.appendThen(record, (error) => {
+        if (!error) apply();
+      });
     });
     return changed;
   }
@@ -372,8 +416,19 @@ export class StoreNode {
   }
 
   get(id: string): GetReply {
-    const entity = this.entityMessage(id);
+    const entity = this.bug('stale-reads') ? this.cachedEntity(id) : this.entityMessage(id);
     return entity ? { found: true, entity } : { found: false, entity: undefined };
+  }
+
+  /** The planted bug stale-reads: a read cache whose entries live 500 ms and are never invalidated. */
+  private readonly readCache = new Map<string, { atMs: number; entity: Entity | undefined }>();
+  private cachedEntity(id: string): Entity | undefined {
+    const now = performance.now();
+    const hit = this.readCache.get(id);
+    if (hit && now - hit.atMs < 500) return hit.entity;
+    const entity = this.entityMessage(id);
+    this.readCache.set(id, { atMs: now, entity });
+    return entity;
   }
 
   /** Entity ids in sorted order, for Scan. */

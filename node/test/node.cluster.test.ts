@@ -196,6 +196,33 @@ describe('durability across SIGKILL', () => {
   });
 });
 
+describe('durability of replicated writes', () => {
+  /**
+   * n1 writes a burst; as soon as n2 shows the last write (so a client could have read them all), n2 is
+   * SIGKILLed and restarted with anti-entropy off, so only its own log can bring the values back.
+   */
+  async function readThenKill(bug?: string): Promise<{ shown: number; kept: number }> {
+    const { specs, apis, procs } = await cluster(2, { bug, antiEntropyMs: 600_000 });
+    const keys = Array.from({ length: 50 }, (_, i) => `r${i}`);
+    await Promise.all(keys.map((k) => apis[0].put(k, 'c', `v-${k}`)));
+    expect(await waitUntil(async () => (await apis[1].scan()).length === keys.length, 5000, 5)).toBe(true);
+    await procs[1].kill('SIGKILL');
+    const spec = { ...specs[1], peers: {} };
+    const { api } = await start(spec);
+    return { shown: keys.length, kept: (await api.scan()).length };
+  }
+
+  it('makes a replicated write visible only once it is durable, so a SIGKILL cannot take back what was read', async () => {
+    const r = await readThenKill();
+    expect(r.kept).toBe(r.shown);
+  });
+
+  it('catches the planted bug remote-before-durable: values read before the kill are gone after it', async () => {
+    const r = await readThenKill('remote-before-durable');
+    expect(r.kept).toBeLessThan(r.shown);
+  });
+});
+
 describe('idempotency', () => {
   async function retryTwice(bug?: string) {
     const { apis } = await cluster(2, { bug });
