@@ -7,10 +7,11 @@
 // above → "double-applied" (naming the retried requests, those with more than one attempt, and their
 // ops), below → "lost-increment". A counter nobody incremented must be 0 or absent.
 //
-// Writes and set adds: an acknowledged request's effect carries the HLC it was acknowledged with. If the
-// same request is acknowledged twice with different timestamps, or its value (a write's unique value, a
-// set element) shows up in an ok read or a final state with a different timestamp, it was applied
-// twice → "double-applied". All anomalies here are invalid.
+// Writes, deletes and set adds and removes: an acknowledged request's effect carries the HLC it was
+// acknowledged with. If the same request is acknowledged twice with different timestamps, or its value
+// (a write's unique value, a set element) shows up in an ok read or a final state with a different
+// timestamp, it was applied twice → "double-applied". All anomalies here are invalid. A history with no
+// request ids at all is `unknown`: nothing was judged.
 import type { AddValue, History, IncrValue, ReadValue, WriteValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { AnomalyList, finalReads, finalVerdict, pairing, PairMap, valueOf } from './util.ts';
@@ -59,6 +60,8 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
   // Acknowledged effects: (entity, component) → value → effect for writes; entity → element → effect for adds.
   const writeEffects = new PairMap<Map<string, Effect>>();
   const addEffects = new Map<string, Map<number, Effect>>();
+  // Deletes and removes: request id → effect.
+  const tombstoneEffects = new Map<string, Effect>();
   let effectsChecked = 0;
 
   // Records one acknowledged effect; a second acknowledgement with another timestamp is a double application.
@@ -69,7 +72,15 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
       effects.set(key, { requestId, ts, pos });
     } else if (prev.ts !== ts) {
       const v = history[pos].value as Record<string, unknown>;
-      const what = history[pos].f === 'add' ? `Add of ${String(v.element)} to set ${String(v.entity)}` : `Write of ${JSON.stringify(v.value)} to ${String(v.entity)}/${String(v.component)}`;
+      const f = history[pos].f;
+      const what =
+        f === 'add'
+          ? `Add of ${String(v.element)} to set ${String(v.entity)}`
+          : f === 'remove'
+            ? `Remove of ${String(v.element)} from set ${String(v.entity)}`
+            : f === 'delete'
+              ? `Delete of ${String(v.entity)}/${String(v.component)}`
+              : `Write of ${JSON.stringify(v.value)} to ${String(v.entity)}/${String(v.component)}`;
       anomalies.add({
         type: 'double-applied',
         ops: [history[pos].index, history[prev.pos].index],
@@ -114,10 +125,15 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
       const type = c >= 0 ? history[c].type : 'info';
       if (type === 'ok') req.acked = true;
       else if (type === 'info') req.maybe = true;
-    } else if (f === 'write' || f === 'add') {
+    } else if (f === 'write' || f === 'add' || f === 'delete' || f === 'remove') {
       const c = completion[i];
       if (c < 0 || history[c].type !== 'ok') continue;
-      if (f === 'write') {
+      if (f === 'delete' || f === 'remove') {
+        // A tombstone carries no unique value; its request id identifies it.
+        const v = valueOf<{ requestId: string; ts: string }>(history[c]);
+        if (typeof v.requestId !== 'string' || v.requestId === '' || typeof v.ts !== 'string') continue;
+        recordEffect(tombstoneEffects, v.requestId, v.requestId, v.ts, c);
+      } else if (f === 'write') {
         const v = valueOf<WriteValue>(history[c]);
         if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string' || typeof v.ts !== 'string') continue;
         let byValue = writeEffects.get(v.entity, v.component);
@@ -222,7 +238,13 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
     }
   }
 
-  const verdict = counters.size > 0 || writeEffects.size > 0 || addEffects.size > 0 ? finalVerdict(anomalies, fr) : { valid: anomalies.count > 0 ? false : true };
+  // Nothing with a request id in the history: nothing was judged.
+  const judged = counters.size > 0 || writeEffects.size > 0 || addEffects.size > 0 || tombstoneEffects.size > 0;
+  const verdict = judged
+    ? finalVerdict(anomalies, fr)
+    : anomalies.count > 0
+      ? { valid: false as const }
+      : { valid: 'unknown' as const, error: 'no increments, writes, adds or deletes with request ids in the history, so nothing was judged' };
   return { ...verdict, counters: counterResults, effectsChecked, ...anomalies.summary() } as IdempotencyResult;
 };
 

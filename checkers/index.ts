@@ -9,12 +9,14 @@ import { maxWins } from './max-wins.ts';
 import { mesh } from './mesh.ts';
 import { perf, type PerfOptions } from './perf.ts';
 import { setChecker } from './set.ts';
+import { counters } from './counters.ts';
+import { deletesChecker, durableReads, sessionChecker } from './session.ts';
 import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
 import type { History } from '../harness/history.ts';
 
-export type WorkloadName = 'lww' | 'counter' | 'set' | 'register' | 'cas-register';
+export type WorkloadName = 'lww' | 'counter' | 'set' | 'all' | 'register' | 'cas-register';
 
-export const WORKLOADS: readonly WorkloadName[] = ['lww', 'counter', 'set', 'register', 'cas-register'];
+export const WORKLOADS: readonly WorkloadName[] = ['lww', 'counter', 'set', 'all', 'register', 'cas-register'];
 
 export interface CheckerForOptions extends PerfOptions {
   /** Make the lww workload's linearizability count toward the verdict. @default false */
@@ -27,6 +29,7 @@ export interface CheckerForOptions extends PerfOptions {
  */
 export function checkersFor(workload: WorkloadName | (string & {}), options: CheckerForOptions = {}): Record<string, Checker> {
   const perfChecker = perf(options);
+  const lin = () => linearizable({ model: 'register', advisory: options.strictLinearizability !== true });
   switch (workload) {
     case 'lww':
       return {
@@ -34,14 +37,32 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         'lost-writes': lostWrites,
         'max-wins': maxWins,
         idempotency,
-        linearizability: linearizable({ model: 'register', advisory: options.strictLinearizability !== true }),
+        session: sessionChecker,
+        'durable-reads': durableReads,
+        deletes: deletesChecker,
+        linearizability: lin(),
         mesh,
         perf: perfChecker,
       };
     case 'counter':
-      return { convergence, idempotency, mesh, perf: perfChecker };
+      return { convergence, idempotency, counters, mesh, perf: perfChecker };
     case 'set':
-      return { convergence, set: setChecker, idempotency, mesh, perf: perfChecker };
+      return { convergence, set: setChecker, idempotency, session: sessionChecker, 'durable-reads': durableReads, deletes: deletesChecker, mesh, perf: perfChecker };
+    case 'all':
+      return {
+        convergence,
+        'lost-writes': lostWrites,
+        'max-wins': maxWins,
+        set: setChecker,
+        idempotency,
+        counters,
+        session: sessionChecker,
+        'durable-reads': durableReads,
+        deletes: deletesChecker,
+        linearizability: lin(),
+        mesh,
+        perf: perfChecker,
+      };
     case 'register':
     case 'cas-register':
       return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker };
@@ -62,6 +83,8 @@ export { lostWrites, type LostWritesResult } from './lost-writes.ts';
 export { maxWins, type MaxWinsResult } from './max-wins.ts';
 export { mesh, MESH_SLACK, type MeshResult } from './mesh.ts';
 export { setChecker, finalSetElements, type SetResult, type SetEntityResult } from './set.ts';
+export { counters, type CountersResult } from './counters.ts';
+export { sessionChecker, durableReads, deletesChecker, analyzeSessions } from './session.ts';
 export { idempotency, type IdempotencyResult, type CounterResult } from './idempotency.ts';
 export { linearizable, type LinearizableOptions, type LinearizableResult, type RegisterModel, type KeyResult } from './linearizable.ts';
 export { perf, faultWindows, type PerfOptions, type PerfResult, type Bucket, type WindowStats } from './perf.ts';

@@ -38,6 +38,8 @@ interface WriteRecord {
   readonly readPos: number;
   readonly readValue: string | null;
   readonly readTs: string | null;
+  /** The read before the write returned a tombstone. */
+  readonly readDeleted: boolean;
 }
 
 interface KeyState {
@@ -53,6 +55,7 @@ interface LastRead {
   pos: number;
   value: string | null;
   ts: string | null;
+  deleted: boolean;
 }
 
 /** Checks that no acknowledged LWW write vanished without a winning write to explain it. */
@@ -85,6 +88,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
         readPos: prior ? prior.pos : -1,
         readValue: prior ? prior.value : null,
         readTs: prior ? prior.ts : null,
+        readDeleted: prior ? prior.deleted : false,
       });
       if (ts > ks.maxAckedTs) ks.maxAckedTs = ts;
     } else if (f === 'read' && op.type === 'ok') {
@@ -94,7 +98,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
       const value = typeof r.value === 'string' ? r.value : null;
       let ks = keys.get(r.entity, r.component);
       if (!ks) keys.set(r.entity, r.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedTs: '' }));
-      ks.lastRead.set(op.process, { pos: c, value, ts: typeof r.ts === 'string' ? r.ts : null });
+      ks.lastRead.set(op.process, { pos: c, value, ts: typeof r.ts === 'string' ? r.ts : null, deleted: r.deleted === true });
       // A read can only return a value whose write was invoked before the read completed.
       if (value !== null && !ks.values.has(value)) {
         anomalies.add({
@@ -147,7 +151,8 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
         }
         // Checked before "superseded": V may carry the greater HLC only because the writing node's clock
         // failed to move past what it had just read, and that is exactly the bug this names.
-        const causalPast = fc !== undefined && w.readPos >= 0 && w.readValue === fc.value && w.readTs === fc.ts;
+        // The read may have returned a tombstone (value null, with its ts), which the final state holds as deleted.
+        const causalPast = fc !== undefined && w.readPos >= 0 && w.readTs === fc.ts && (fc.deleted === true ? w.readDeleted : w.readValue === fc.value);
         if (!causalPast && (fts > w.ts || ks.maxAckedTs > w.ts)) {
           superseded += weight;
           continue;
@@ -183,9 +188,11 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
     }
   }
 
-  // Final LWW values that no write ever carried.
+  // Final LWW values that no write ever carried, in the entities the lww ops touch (a set's elements, say,
+  // are components too, written by adds and judged by the set checker).
   for (const view of views) {
     for (const [entity, fe] of Object.entries(view.state)) {
+      if (!keys.outer.has(entity)) continue;
       for (const [component, fc] of Object.entries(fe.components ?? {})) {
         if (fc.kind !== 'lww' || fc.deleted === true) continue;
         const ks = keys.get(entity, component);

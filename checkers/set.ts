@@ -14,6 +14,8 @@
 //   recovered     its add ended info or unanswered, yet a read saw it.
 // Beyond Jepsen: duplicated (an element twice in one read) and unexpected (a read holds an element that
 // no add ever carried, or whose add definitely failed) are invalid.
+// Removes: an element may be absent from every read invoked after its first remove was invoked, so only
+// the reads before that judge it here; that a removed element stays removed is the deletes checker's.
 //
 // In the final state a set element is a component that is not a tombstone and whose name is the element
 // number, optionally behind a non-digit prefix (e.g. "17" or "el-17").
@@ -54,6 +56,8 @@ interface Element {
   knownPos: number;
   /** Indexes (into the entity's read list, ascending) of reads that contained the element. */
   seenIn: number[];
+  /** Invoke time of the first remove of this element (any outcome), or Infinity: reads after it are not judged here. */
+  removedFrom: number;
 }
 
 interface SetRead {
@@ -120,7 +124,13 @@ export const setChecker = (history: History, ctx: CheckContext): SetResult => {
         knownTime: outcome === 'ok' ? history[c].time : Infinity,
         knownPos: outcome === 'ok' ? c : -1,
         seenIn: [],
+        removedFrom: Infinity,
       });
+    } else if (op.f === 'remove') {
+      // From its remove on, an element may be absent: whether it stays removed is the deletes checker's.
+      const v = valueOf<AddValue>(op);
+      const el = typeof v.entity === 'string' && typeof v.element === 'number' ? elements.get(v.entity)?.get(v.element) : undefined;
+      if (el && op.time < el.removedFrom) el.removedFrom = op.time;
     } else if (op.f === 'read-set') {
       const c = completion[i];
       if (c < 0 || history[c].type !== 'ok') continue;
@@ -134,7 +144,8 @@ export const setChecker = (history: History, ctx: CheckContext): SetResult => {
   // them keeps each entity's reads in invoke order once sorted.
   const fr = finalReads(history, ctx);
   for (const view of fr.view.values()) {
-    const names = new Set([...elements.keys(), ...Object.keys(view.state)]);
+    // Entities of set ops, and any other entity whose final state holds set-like elements.
+    const names = new Set([...elements.keys(), ...Object.keys(view.state).filter((e) => finalSetElements(view.state, e).length > 0)]);
     const inv = pairing(history).invocation[view.pos];
     const invokeTime = inv >= 0 ? history[inv].time : history[view.pos].time;
     for (const name of names) {
@@ -207,11 +218,15 @@ export const setChecker = (history: History, ctx: CheckContext): SetResult => {
         continue;
       }
       const start = firstAfter(rs, el.knownTime);
-      // The latest read invoked after known that missed x: walk back from the last read while the
+      // Only reads invoked before the element's remove (if any) are judged.
+      const end = el.removedFrom === Infinity ? rs.length : firstAfter(rs, el.removedFrom - 1);
+      // The latest read invoked after known that missed x: walk back from the last judged read while the
       // element's own (ascending) list of reads says it was present.
       let lastAbsent = -1;
       let j = el.seenIn.length - 1;
-      for (let r = rs.length - 1; r >= start; r--) {
+      while (j >= 0 && el.seenIn[j] >= end) j--;
+      const lastSeen = j;
+      for (let r = end - 1; r >= start; r--) {
         if (j >= 0 && el.seenIn[j] === r) {
           j--;
           continue;
@@ -219,7 +234,7 @@ export const setChecker = (history: History, ctx: CheckContext): SetResult => {
         lastAbsent = r;
         break;
       }
-      const lastPresent = el.seenIn.length > 0 ? el.seenIn[el.seenIn.length - 1] : -1;
+      const lastPresent = lastSeen >= 0 ? el.seenIn[lastSeen] : -1;
       if (lastAbsent >= 0 && lastPresent < lastAbsent) {
         lost++;
         if (lostElements.length < 32) lostElements.push(x);

@@ -37,3 +37,41 @@ export function faultSpans<E extends { readonly f: string }>(events: Iterable<E>
   for (const [kind, start] of open) spans.push({ kind, start, stop: undefined });
   return spans;
 }
+
+/** When each node may have been killed: the span of every kill op that named it. */
+export interface KillWindows {
+  /** Kill ops seen. */
+  readonly count: number;
+  /** History index of a kill of `node` that may have happened after `fromNs` and before `toNs`, or undefined. */
+  between(node: string, fromNs: number, toNs: number): number | undefined;
+}
+
+/**
+ * Kill windows from the nemesis ops of a history: a `start-kill` op is recorded once it completed (the
+ * container had stopped), and carries `invokedAt`, when it was invoked; the kill happened in between.
+ * Without `invokedAt` (older histories) the window reaches 30 s back, so a crash is never ruled out.
+ */
+export function killWindows(history: readonly { readonly index: number; readonly time: number; readonly process: unknown; readonly f: string; readonly value: unknown }[]): KillWindows {
+  const spans = new Map<string, { from: number; to: number; index: number }[]>();
+  let count = 0;
+  for (const op of history) {
+    if (op.process !== 'nemesis' || op.f !== 'start-kill') continue;
+    const v = (op.value ?? {}) as { nodes?: unknown; invokedAt?: unknown };
+    if (!Array.isArray(v.nodes)) continue;
+    count++;
+    const from = typeof v.invokedAt === 'number' ? v.invokedAt : op.time - 30e9;
+    for (const node of v.nodes) {
+      if (typeof node !== 'string') continue;
+      let list = spans.get(node);
+      if (!list) spans.set(node, (list = []));
+      list.push({ from, to: op.time, index: op.index });
+    }
+  }
+  return {
+    count,
+    between(node, fromNs, toNs) {
+      for (const s of spans.get(node) ?? []) if (s.from < toNs && s.to > fromNs) return s.index;
+      return undefined;
+    },
+  };
+}

@@ -20,6 +20,9 @@ export interface Client {
   close(): void;
 }
 
+/** Every op f this client performs. */
+export const CLIENT_FS = ['read', 'write', 'delete', 'read-max', 'write-max', 'incr', 'read-counter', 'add', 'remove', 'read-set', 'final-read'] as const;
+
 /** Ops that cannot change state; any error on them is a definite `fail`. */
 const READ_ONLY = new Set(['read', 'read-max', 'read-counter', 'read-set', 'final-read', 'stats']);
 
@@ -100,36 +103,50 @@ export class StoreMeshClient implements Client {
       case 'read-max': {
         const entity = await this.get(v.entity);
         const c = entity?.components.find((x) => x.name === v.component);
-        const present = c && !c.deleted;
+        const present = c !== undefined && !c.deleted;
         const value = present ? (op.f === 'read-max' ? Number(c.value) : c.value) : null;
-        return { ...v, value, ts: present ? c.ts : null };
+        // A tombstone is reported with its timestamp, so checkers can order it like any write.
+        return c?.deleted ? { ...v, value, ts: c.ts, deleted: true } : { ...v, value, ts: present ? c.ts : null };
       }
       case 'write':
       case 'write-max': {
         const kind = op.f === 'write-max' ? 'max' : 'lww';
         const reply = await this.#call(this.#stub.put, { entity: v.entity, component: v.component, value: String(v.value), requestId: v.requestId, kind });
-        return op.f === 'write-max' ? { ...v, ts: reply.ts, result: Number(reply.value) } : { ...v, ts: reply.ts };
+        const dup = reply.duplicate ? { duplicate: true } : {};
+        return op.f === 'write-max' ? { ...v, ts: reply.ts, result: Number(reply.value), ...dup } : { ...v, ts: reply.ts, ...dup };
+      }
+      case 'delete': {
+        const reply = await this.#call(this.#stub.delete, { entity: v.entity, component: v.component, requestId: v.requestId });
+        return { ...v, ts: reply.ts, ...(reply.duplicate ? { duplicate: true } : {}) };
       }
       case 'incr': {
         const reply = await this.#call(this.#stub.incr, { entity: v.entity, counter: v.counter, delta: v.delta, requestId: v.requestId });
-        return { ...v, result: reply.value };
+        return { ...v, result: reply.value, ...(reply.duplicate ? { duplicate: true } : {}) };
       }
       case 'read-counter': {
         const entity = await this.get(v.entity);
-        return { ...v, value: entity?.counters.find((c) => c.name === v.counter)?.value ?? 0 };
+        const c = entity?.counters.find((x) => x.name === v.counter);
+        const shares: Record<string, [number, number]> = {};
+        for (const s of c?.shares ?? []) shares[s.origin] = [s.p, s.n];
+        return { ...v, value: c?.value ?? 0, shares };
       }
-      case 'add': {
-        const reply = await this.#call(this.#stub.put, { entity: v.entity, component: `${SET_PREFIX}${v.element}`, value: '1', requestId: v.requestId, kind: 'lww' });
-        return { ...v, ts: reply.ts };
+      case 'add':
+      case 'remove': {
+        const component = `${SET_PREFIX}${v.element}`;
+        const reply =
+          op.f === 'add'
+            ? await this.#call(this.#stub.put, { entity: v.entity, component, value: '1', requestId: v.requestId, kind: 'lww' })
+            : await this.#call(this.#stub.delete, { entity: v.entity, component, requestId: v.requestId });
+        return { ...v, ts: reply.ts, ...(reply.duplicate ? { duplicate: true } : {}) };
       }
       case 'read-set': {
         const entity = await this.get(v.entity);
-        return { ...v, elements: entity ? setElements(entity.components) : [] };
+        return { ...v, ...setElements(entity?.components ?? []) };
       }
       case 'final-read':
         return { ...v, state: await this.scan() };
       default:
-        throw new Error(`Unknown op f "${op.f}": the store-mesh client knows read, write, read-max, write-max, incr, read-counter, add, read-set, final-read`);
+        throw new Error(`Unknown op f "${op.f}": the store-mesh client knows ${CLIENT_FS.join(', ')}`);
     }
   }
 
@@ -138,12 +155,14 @@ export class StoreMeshClient implements Client {
   }
 }
 
-function setElements(components: Entity['components']): number[] {
-  const out: number[] = [];
+/** The elements of a set entity (live components) and the removed ones (tombstones), in the node's order. */
+function setElements(components: Entity['components']): { elements: number[]; removed: number[] } {
+  const elements: number[] = [];
+  const removed: number[] = [];
   for (const c of components) {
-    if (!c.deleted && c.name.startsWith(SET_PREFIX)) out.push(Number(c.name.slice(SET_PREFIX.length)));
+    if (c.name.startsWith(SET_PREFIX)) (c.deleted ? removed : elements).push(Number(c.name.slice(SET_PREFIX.length)));
   }
-  return out;
+  return { elements, removed };
 }
 
 /**

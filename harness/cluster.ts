@@ -147,12 +147,11 @@ export class Cluster implements ClusterControl {
       progress,
     });
     try {
-      // Internal: the nodes reach each other and the host reaches them, but nothing leaves the machine.
-      await docker.createNetwork({ Name: networkName, Driver: 'bridge', Internal: true, CheckDuplicate: true, Labels: labels });
+      const ips = await createNetwork(docker, networkName, labels, names.length);
       // allSettled, not all: on a failure, teardown must not race creates that are still in flight.
       const created = await Promise.allSettled(
-        names.map(async (name) => {
-          const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels));
+        names.map(async (name, i) => {
+          const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels, ips[i]));
           await container.start();
         }),
       );
@@ -496,6 +495,47 @@ function ownerLabels(runId: string): Record<string, string> {
   };
 }
 
+/**
+ * Creates the run's network and returns one fixed IP per node. Internal: the nodes reach each other and
+ * the host reaches them, but nothing leaves the machine. Every node gets a fixed address, because Docker
+ * hands out addresses afresh when stopped containers start again, so two killed nodes could swap
+ * addresses on restart and a client bound to one node would then talk to another (seen: increments sent
+ * "to n2" applied by n3). Fixed addresses need a subnet given at creation, so the network is first made
+ * with Docker's own choice of subnet, then made again with that subnet stated (retried if another run
+ * takes it in between).
+ */
+async function createNetwork(docker: Docker, networkName: string, labels: Record<string, string>, count: number): Promise<string[]> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const probe = await docker.createNetwork({ Name: networkName, Driver: 'bridge', Internal: true, CheckDuplicate: true, Labels: labels });
+    const info = await probe.inspect();
+    await probe.remove();
+    const config = info.IPAM?.Config?.[0];
+    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(config?.Subnet ?? '');
+    if (!config || !m || Number(m[5]) > 30 - Math.ceil(Math.log2(count + 3))) throw new Error(`Docker gave network ${networkName} the subnet ${config?.Subnet ?? '(none)'}, too small for ${count} nodes`);
+    const base = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+    const ip = (n: number) => [24, 16, 8, 0].map((shift) => ((base + n) >>> shift) & 255).join('.');
+    const gateway = config.Gateway ?? ip(1);
+    try {
+      await docker.createNetwork({
+        Name: networkName,
+        Driver: 'bridge',
+        Internal: true,
+        CheckDuplicate: true,
+        Labels: labels,
+        IPAM: { Driver: 'default', Config: [{ Subnet: config.Subnet, Gateway: gateway }] },
+      });
+    } catch (error) {
+      lastError = error;
+      continue;
+    }
+    const ips: string[] = [];
+    for (let n = 2; ips.length < count; n++) if (ip(n) !== gateway) ips.push(ip(n));
+    return ips;
+  }
+  throw new Error(`could not create network ${networkName} with a fixed subnet: ${dockerMessage(lastError)}`, { cause: lastError });
+}
+
 function containerSpec(
   containerName: string,
   name: string,
@@ -503,6 +543,7 @@ function containerSpec(
   networkName: string,
   options: ClusterOptions,
   labels: Record<string, string>,
+  ip: string,
 ): Docker.ContainerCreateOptions {
   const cmd = (options.system ?? storeMesh).command(name, names, options);
   return {
@@ -523,7 +564,7 @@ function containerSpec(
       Dns: ['127.0.0.1'],
       RestartPolicy: { Name: 'no' },
     },
-    NetworkingConfig: { EndpointsConfig: { [networkName]: { Aliases: [name] } } },
+    NetworkingConfig: { EndpointsConfig: { [networkName]: { Aliases: [name], IPAMConfig: { IPv4Address: ip } } } },
   };
 }
 

@@ -99,27 +99,96 @@ export function stagger(meanS: number, gen: Gen): Gen {
   };
 }
 
-/** Each op comes from one of the generators, drawn with the given weights; exhausted ones drop out. */
+/**
+ * Each op comes from one of the generators, drawn with the given weights; exhausted ones drop out.
+ * Every generator sees its own previous completion as `ctx.last`, not whichever generator ran last, so
+ * a stateful one (a session that reads, then writes what follows from the read) keeps its thread.
+ */
 export function mix(gens: readonly Gen[], weights: readonly number[] = gens.map(() => 1)): Gen {
   if (gens.length !== weights.length) throw new Error(`mix: ${gens.length} generators but ${weights.length} weights`);
-  return {
+  const make = (children: readonly Gen[], w: readonly number[], lasts: readonly (Op | undefined)[], drawn: number): Gen => ({
     next(ctx, rng) {
-      let live = gens.slice();
-      let w = weights.slice();
+      const own = drawn < 0 ? lasts : lasts.map((l, i) => (i === drawn ? ctx.last : l));
+      let live = children.map((_, i) => i);
       while (live.length > 0) {
-        const i = rng.weighted(w);
-        const step = live[i].next(ctx, rng);
-        if (step) {
-          const after = live.slice();
-          after[i] = step.gen;
-          return { ...step, gen: mix(after, w) };
-        }
-        live = live.filter((_, j) => j !== i);
-        w = w.filter((_, j) => j !== i);
+        const pick = live[rng.weighted(live.map((i) => w[i]))];
+        const step = children[pick].next({ ...ctx, last: own[pick] }, rng);
+        if (step) return { ...step, gen: make(children.map((g, i) => (i === pick ? step.gen : g)), w, own, pick) };
+        live = live.filter((i) => i !== pick);
       }
       return null;
     },
-  };
+  });
+  return make(gens, weights, gens.map(() => undefined), -1);
+}
+
+/** How `retrying` treats an op: the retry to send after an indeterminate outcome, or undefined. */
+export interface RetryPolicy {
+  /** The op to send again for this completion (same request id, attempt + 1), or undefined for none. */
+  readonly retryOf: (completion: Op) => OpSpec | undefined;
+  /** Attempts in all, the first included. @default 8 */
+  readonly maxAttempts?: number;
+  /** Wait before the first retry, doubling each time up to maxBackoffNs. @default 250 ms, 2 s */
+  readonly backoffNs?: number;
+  readonly maxBackoffNs?: number;
+}
+
+interface PendingRetry {
+  readonly op: OpSpec;
+  readonly attempt: number;
+  readonly dueNs: number;
+}
+
+/**
+ * Retries mutating ops whose outcome was not definite, as a careful client does: an op that ended
+ * `info` (or a retry that did not end `ok`) is sent again with the same request id after a backoff
+ * (250 ms, doubling to 2 s), up to maxAttempts, so a request whose node was down is retried after the
+ * node comes back and the service must apply it at most once. Meanwhile the session goes on with the
+ * inner generator's ops; the inner generator never sees the retries' completions, so its own threads
+ * (read, then write) stay intact.
+ */
+export function retrying(policy: RetryPolicy, gen: Gen): Gen {
+  const maxAttempts = policy.maxAttempts ?? 8;
+  const base = policy.backoffNs ?? 250e6;
+  const cap = policy.maxBackoffNs ?? 2e9;
+  const backoff = (attempt: number) => Math.min(cap, base * 2 ** Math.max(0, attempt - 1));
+  const make = (inner: Gen, innerLast: Op | undefined, pending: readonly PendingRetry[], inFlight: PendingRetry | undefined): Gen => ({
+    next(ctx, rng) {
+      let queue = pending;
+      let last = innerLast;
+      const done = ctx.last;
+      if (inFlight) {
+        // The previous op was a retry: send it once more unless it got a definite answer.
+        if (done && done.type !== 'ok' && inFlight.attempt + 1 < maxAttempts) {
+          queue = [...queue, { op: inFlight.op, attempt: inFlight.attempt + 1, dueNs: done.time + backoff(inFlight.attempt + 1) }];
+        }
+      } else {
+        last = done;
+        if (done && done.type === 'info' && maxAttempts > 1) {
+          const op = policy.retryOf(done);
+          if (op) queue = [...queue, { op, attempt: 1, dueNs: done.time + backoff(1) }];
+        }
+      }
+      const due = queue.findIndex((r) => r.dueNs <= ctx.timeNs);
+      if (due >= 0) {
+        const r = queue[due];
+        const op = { f: r.op.f, value: { ...(r.op.value as object), attempt: r.attempt } };
+        return { op, delayNs: 0, gen: make(inner, last, queue.filter((_, i) => i !== due), r) };
+      }
+      const step = inner.next({ ...ctx, last }, rng);
+      if (!step) return null;
+      // A retry falling due while the session waits goes first: wait only until it is due.
+      const soonest = Math.min(...queue.map((r) => r.dueNs));
+      if (queue.length > 0 && soonest < ctx.timeNs + step.delayNs) {
+        const i = queue.findIndex((r) => r.dueNs === soonest);
+        const r = queue[i];
+        const op = { f: r.op.f, value: { ...(r.op.value as object), attempt: r.attempt } };
+        return { op, delayNs: soonest - ctx.timeNs, gen: make(inner, last, queue.filter((_, j) => j !== i), r) };
+      }
+      return { ...step, gen: make(step.gen, last, queue, undefined) };
+    },
+  });
+  return make(gen, undefined, [], undefined);
 }
 
 /** Runs the generators one after another, each until it is exhausted. */

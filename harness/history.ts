@@ -32,23 +32,43 @@ export interface Op<V = unknown> {
 export type History = readonly Op[];
 
 // ---------------------------------------------------------------------------
-// Workload value shapes. `invoke` carries the request; the completion repeats it and adds results.
+// Workload value shapes. `invoke` carries the request; the completion repeats it and adds results. An ok
+// completion of a mutating op (write, write-max, delete, incr, add, remove) adds `duplicate: true` when
+// the node recognised its request id as already applied (it then returns the first reply, e.g. its ts).
 // ---------------------------------------------------------------------------
 
-/** lww workload: f "read" (LWW component). ok adds value/ts (null when absent or deleted). */
+/**
+ * lww workload: f "read" (LWW component). ok adds value (null when absent or deleted) and ts: the
+ * component's HLC, also for a tombstone (then `deleted` is true), null when the component is absent.
+ */
 export interface ReadValue {
   entity: string;
   component: string;
   value?: string | null;
   ts?: string | null;
+  deleted?: boolean;
 }
 
-/** lww workload: f "write" of a unique string value to an LWW component. ok adds ts (canonical HLC). */
+/**
+ * lww workload: f "write" of a unique string value to an LWW component. ok adds ts (canonical HLC).
+ * A write that ended info is retried later with the same requestId and attempt + 1 (as every mutating
+ * op of every workload is, see harness/generator.ts `retrying`), so the history shows every attempt.
+ */
 export interface WriteValue {
   entity: string;
   component: string;
   value: string;
   requestId: string;
+  attempt?: number;
+  ts?: string;
+}
+
+/** lww workload: f "delete" of an LWW component (a tombstone). ok adds ts, the tombstone's HLC. */
+export interface DeleteValue {
+  entity: string;
+  component: string;
+  requestId: string;
+  attempt?: number;
   ts?: string;
 }
 
@@ -66,14 +86,16 @@ export interface WriteMaxValue {
   component: string;
   value: number;
   requestId: string;
+  attempt?: number;
   ts?: string;
   /** The component's value on the node after the write (the max). */
   result?: number;
 }
 
 /**
- * counter workload: f "incr". A retry reuses requestId with attempt > 0, as a new invoke/completion
- * pair (a new process when the earlier attempt ended in info), so the history shows every attempt.
+ * counter workload: f "incr" (delta may be negative). A retry reuses requestId with attempt > 0, as a
+ * new invoke/completion pair (a new process when the earlier attempt ended in info), so the history
+ * shows every attempt.
  */
 export interface IncrValue {
   entity: string;
@@ -85,11 +107,15 @@ export interface IncrValue {
   result?: number;
 }
 
-/** counter workload: f "read-counter". */
+/**
+ * counter workload: f "read-counter". ok adds value and shares: each origin node's PN share as the node
+ * holds it, origin → [p, n] (value = Σ p − n). An origin's share only grows by increments made on it.
+ */
 export interface ReadCounterValue {
   entity: string;
   counter: string;
   value?: number;
+  shares?: Record<string, [number, number]>;
 }
 
 /** set workload: f "add" of a unique integer element. ok adds ts. */
@@ -97,13 +123,27 @@ export interface AddValue {
   entity: string;
   element: number;
   requestId: string;
+  attempt?: number;
   ts?: string;
 }
 
-/** set workload: f "read-set"; ok adds the elements read, in the order the node returned them. */
+/** set workload: f "remove" of an element the same worker added (a tombstone). ok adds ts. */
+export interface RemoveValue {
+  entity: string;
+  element: number;
+  requestId: string;
+  attempt?: number;
+  ts?: string;
+}
+
+/**
+ * set workload: f "read-set"; ok adds the elements read, in the order the node returned them, and the
+ * removed elements the node holds tombstones for.
+ */
 export interface ReadSetValue {
   entity: string;
   elements?: number[];
+  removed?: number[];
 }
 
 // ---------------------------------------------------------------------------

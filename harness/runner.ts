@@ -7,11 +7,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StoreMeshClient } from './client.ts';
 import { storeMesh, type System } from './system.ts';
-import { stagger, timeLimit, type Gen } from './generator.ts';
+import { retrying, stagger, timeLimit, type Gen } from './generator.ts';
 import type { HistoryWriter } from './history-writer.ts';
 import type { FinalState, Op } from './history.ts';
 import { createRng, type Rng } from './rng.ts';
-import { workloads } from './workloads/index.ts';
+import { retryOf, workloads } from './workloads/index.ts';
 import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
 
 export interface RunPlan {
@@ -57,7 +57,8 @@ export function workerRngs(seed: number, workers: number): { workers: Rng[]; nem
 export function workerGenerator(plan: RunPlan, worker: number): Gen {
   const workload = workloads[plan.workload];
   if (!workload) throw new Error(`Unknown workload "${plan.workload}"`);
-  const base = workload.generator(worker, { keys: plan.keys, runTag: plan.runTag });
+  // Mutating ops that ended info are retried later with the same request id (after their node is back).
+  const base = retrying({ retryOf }, workload.generator(worker, { keys: plan.keys, runTag: plan.runTag }));
   // Each worker staggers its ops so that all workers together approach --rate.
   const meanDelayS = plan.rate > 0 ? plan.concurrency / plan.rate : 0;
   return timeLimit(plan.timeLimitS, stagger(meanDelayS, base));

@@ -23,8 +23,11 @@ function lwwRun(lose: boolean): string {
   const b = new HistoryBuilder();
   const w = { entity: 'e1', component: 'pos', value: 'a', requestId: 'r1' };
   b.call(0, 'n1', 'write', w, 'ok', { ...w, ts: hlc(10) });
+  const d = { entity: 'e2', component: 'pos', requestId: 'r2' };
+  b.call(1, 'n2', 'delete', d, 'ok', { ...d, ts: hlc(11, 0, 'n2') });
   b.nemesis('heal');
-  const final = { e1: entity({ pos: lose ? ['', hlc(1)] : ['a', hlc(10)] }) };
+  const tombstone = { components: { pos: { value: '', ts: hlc(11, 0, 'n2'), kind: 'lww' as const, deleted: true } }, counters: {} };
+  const final = { e1: entity({ pos: lose ? ['', hlc(1)] : ['a', hlc(10)] }), e2: tombstone };
   b.finalRound(0, { n1: final, n2: final });
   b.stats({ n1: { writes: 1, relaysSent: 1 }, n2: { writes: 0, relaysSent: 0 } });
   return b.ops.map((o) => JSON.stringify(o)).join('\n') + '\n';
@@ -46,9 +49,10 @@ describe('npm run check', () => {
 
   it('drops a truncated final line with a warning and checks the prefix', async () => {
     writeFileSync(path.join(dir, 'test.json'), JSON.stringify({ workload: 'lww', nodes: ['n1', 'n2'] }));
-    writeFileSync(path.join(dir, 'history.jsonl'), lwwRun(false) + '{"index":11,"time":12,"pro');
+    const lines = lwwRun(false).trimEnd().split('\n').length;
+    writeFileSync(path.join(dir, 'history.jsonl'), lwwRun(false) + `{"index":${lines},"time":12,"pro`);
     expect(await main([path.join(dir, 'history.jsonl')])).toBe(0);
-    expect(err.join('\n')).toMatch(/line 12 of .* is truncated/);
+    expect(err.join('\n')).toMatch(new RegExp(`line ${lines + 1} of .* is truncated`));
   });
 
   it('rejects a malformed line that is not the last with 254, naming the line and its content', async () => {

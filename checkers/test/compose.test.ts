@@ -28,22 +28,28 @@ describe('composition', () => {
     b.nemesis('start-partition');
     b.call(0, 'n1', 'write', w, 'ok', { ...w, ts: hlc(10) });
     b.call(1, 'n2', 'read', { entity: 'e1', component: 'pos' }, 'ok', { entity: 'e1', component: 'pos', value: null, ts: null });
+    const d = { entity: 'e2', component: 'pos', requestId: 'r2' };
+    b.call(1, 'n2', 'delete', d, 'ok', { ...d, ts: hlc(11, 0, 'n2') });
     b.nemesis('heal');
-    const final = { e1: entity({ pos: ['a', hlc(10)] }) };
+    const tombstone = { components: { pos: { value: '', ts: hlc(11, 0, 'n2'), kind: 'lww' as const, deleted: true } }, counters: {} };
+    const final = { e1: entity({ pos: ['a', hlc(10)] }), e2: tombstone };
     b.finalRound(0, { n1: final, n2: final });
     b.stats({ n1: { writes: 1, relaysSent: 1 }, n2: { writes: 0, relaysSent: 0 } });
     const r = checkerFor('lww')(b.ops, ctx());
     expect(r.results.linearizability).toMatchObject({ valid: false, advisory: true, expected: 'AP store: not linearizable under partitions' });
     expect(Object.fromEntries(Object.entries(r.results).map(([k, v]) => [k, v.valid]))).toEqual({
-      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, linearizability: false, mesh: true, perf: true,
+      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, session: true, 'durable-reads': true, deletes: true, linearizability: false, mesh: true, perf: true,
     });
     expect(r.valid).toBe(true);
     expect(checkerFor('lww', { strictLinearizability: true })(b.ops, ctx()).valid).toBe(false);
   });
 
   it('lists the checkers of every workload and rejects an unknown one', () => {
-    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'mesh', 'perf']);
-    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'mesh', 'perf']);
+    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'counters', 'mesh', 'perf']);
+    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'session', 'durable-reads', 'deletes', 'mesh', 'perf']);
+    expect(Object.keys(checkersFor('all'))).toEqual(
+      expect.arrayContaining([...Object.keys(checkersFor('lww')), ...Object.keys(checkersFor('counter')), ...Object.keys(checkersFor('set'))]),
+    );
     expect(Object.keys(checkersFor('cas-register'))).toEqual(['linearizability', 'perf']);
     expect(() => checkersFor('nope' as 'lww')).toThrow(/Unknown workload "nope"/);
   });

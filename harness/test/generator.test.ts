@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { limit, mix, once, phases, preview, repeatedly, stagger, timeLimit, type Gen } from '../generator.ts';
+import { limit, mix, once, phases, preview, repeatedly, retrying, stagger, timeLimit, type Gen } from '../generator.ts';
 import { createRng } from '../rng.ts';
 import { workerGenerator, workerRngs, type RunPlan } from '../runner.ts';
-import { workloads } from '../workloads/index.ts';
+import { retryOf, workloads } from '../workloads/index.ts';
 
 const ctx = { worker: 0, process: 0, node: 'n1' };
 const counter = repeatedly<number>(0, (_c, _r, n) => ({ op: { f: 'op', value: n }, state: n + 1 }));
@@ -68,20 +68,28 @@ describe('schedules are reproducible from the seed', () => {
     });
   }
 
-  it('lww sessions read a key, then write a unique value to the same key on the same worker', () => {
+  it('lww sessions read a key, then write a unique value to it or delete it, on the same worker', () => {
     const ops = preview(workloads.lww.generator(1, { keys: 3, runTag: 't' }), createRng(9), { ...ctx, worker: 1 }, 400);
     const values = new Set<string>();
+    let deletes = 0;
     for (let i = 0; i < ops.length; i += 2) {
       const read = ops[i].value as any;
       const write = ops[i + 1].value as any;
-      expect([ops[i].f, ops[i + 1].f]).toEqual(ops[i].f === 'read' ? ['read', 'write'] : ['read-max', 'write-max']);
+      if (ops[i].f === 'read') expect(['write', 'delete']).toContain(ops[i + 1].f);
+      else expect([ops[i].f, ops[i + 1].f]).toEqual(['read-max', 'write-max']);
       expect([write.entity, write.component]).toEqual([read.entity, read.component]);
-      if (ops[i].f === 'read') {
+      if (ops[i + 1].f === 'write') {
         expect(values.has(write.value)).toBe(false);
         values.add(write.value);
       }
+      if (ops[i + 1].f === 'delete') {
+        deletes++;
+        // Deletes go to hot entities only, so a cold write is never taken back.
+        expect(write.entity).toMatch(/^e\d+$/);
+      }
     }
     expect(values.size).toBeGreaterThan(100);
+    expect(deletes).toBeGreaterThan(5);
   });
 
   it('lww threat writes only ever increase within a session', () => {
@@ -91,16 +99,59 @@ describe('schedules are reproducible from the seed', () => {
     for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThan(values[i - 1]);
   });
 
-  it('counter retries an info increment with the same request id and a higher attempt', () => {
-    const gen = workloads.counter.generator(0, { keys: 3, runTag: 't' });
+  it('retries an info increment later with the same request id, backing off, until it is acknowledged', () => {
+    const gen = retrying({ retryOf }, workloads.counter.generator(0, { keys: 3, runTag: 't' }));
     const rng = createRng(11);
     let step = gen.next({ ...ctx, timeNs: 0 }, rng)!;
     while (step.op.f !== 'incr') step = step.gen.next({ ...ctx, timeNs: 0 }, rng)!;
-    const last = { index: 1, time: 1, process: 0, type: 'info' as const, f: 'incr', value: step.op.value };
-    const retry = step.gen.next({ ...ctx, timeNs: 1, last }, rng)!;
-    expect(retry.op.f).toBe('incr');
-    expect((retry.op.value as any).requestId).toBe((step.op.value as any).requestId);
-    expect((retry.op.value as any).attempt).toBe(1);
-    expect((retry.op.value as any).delta).toBe((step.op.value as any).delta);
+    const first = step.op.value as any;
+    const info = { index: 1, time: 1000, process: 0, type: 'info' as const, f: 'incr', value: first };
+    // Before the backoff (250 ms) the session goes on with new ops, waiting no longer than the retry.
+    let next = step.gen.next({ ...ctx, timeNs: 1000, last: info }, rng)!;
+    expect((next.op.value as any).requestId).not.toBe(first.requestId);
+    const other = { index: 3, time: 2000, process: 6, type: 'ok' as const, f: next.op.f, value: next.op.value };
+    next = next.gen.next({ ...ctx, timeNs: 250e6 + 1000, last: other }, rng)!;
+    expect(next.op).toMatchObject({ f: 'incr', value: { requestId: first.requestId, delta: first.delta, attempt: 1 } });
+    // The retry failed (its node is down): sent again after twice the backoff.
+    const failed = { index: 5, time: 260e6, process: 6, type: 'fail' as const, f: 'incr', value: next.op.value };
+    next = next.gen.next({ ...ctx, timeNs: 260e6, last: failed }, rng)!;
+    expect((next.op.value as any).requestId).not.toBe(first.requestId);
+    next = next.gen.next({ ...ctx, timeNs: 760e6, last: { ...other, time: 700e6 } }, rng)!;
+    expect(next.op).toMatchObject({ f: 'incr', value: { requestId: first.requestId, attempt: 2 } });
+    // Acknowledged: no more retries.
+    let later = next.gen.next({ ...ctx, timeNs: 770e6, last: { ...failed, type: 'ok', time: 770e6, value: next.op.value } }, rng)!;
+    for (let t = 1; t < 50; t++) {
+      expect((later.op.value as any).requestId).not.toBe(first.requestId);
+      later = later.gen.next({ ...ctx, timeNs: 770e6 + t * 1e9, last: { ...other, time: 770e6 + t * 1e9, f: later.op.f, value: later.op.value } }, rng)!;
+    }
+  });
+
+  it('keeps a session thread intact around retries and in a mix (each generator sees its own last op)', () => {
+    const gen = retrying({ retryOf }, workloads.all.generator(0, { keys: 3, runTag: 't' }));
+    const ops = preview(gen, createRng(4), ctx, 600);
+    // preview completes every op ok: every lww read is followed, later, by its write or delete.
+    const open = new Map<string, number>();
+    for (const op of ops) {
+      const v = op.value as any;
+      if (op.f === 'read' || op.f === 'read-max') open.set(`${v.entity}/${v.component}`, (open.get(`${v.entity}/${v.component}`) ?? 0) + 1);
+      if (op.f === 'write' || op.f === 'delete' || op.f === 'write-max') {
+        const k = `${v.entity}/${v.component}`;
+        expect(open.get(k) ?? 0).toBeGreaterThan(0);
+        open.set(k, open.get(k)! - 1);
+      }
+    }
+    const fs = new Set(ops.map((o) => o.f));
+    for (const f of ['read', 'write', 'delete', 'read-max', 'write-max', 'incr', 'read-counter', 'add', 'remove', 'read-set']) expect(fs).toContain(f);
+    // Request ids never collide between the interleaved workloads.
+    const ids = ops.filter((o) => (o.value as any).requestId && (o.value as any).attempt === undefined).map((o) => (o.value as any).requestId);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('counter c0 only goes up, the others both ways', () => {
+    const ops = preview(workloads.counter.generator(0, { keys: 3, runTag: 't' }), createRng(5), ctx, 500).filter((o) => o.f === 'incr');
+    const deltas = (c: string) => ops.filter((o) => (o.value as any).counter === c).map((o) => (o.value as any).delta as number);
+    expect(deltas('c0').every((d) => d >= 1 && d <= 5)).toBe(true);
+    expect(deltas('c1').some((d) => d < 0)).toBe(true);
+    expect([...deltas('c1'), ...deltas('c2')].every((d) => d !== 0 && Math.abs(d) <= 5)).toBe(true);
   });
 });

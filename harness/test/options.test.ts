@@ -30,7 +30,7 @@ describe('options', () => {
     [['--nemesis', 'all,clock'], 'Expected `--nemesis` to be `none` or `all` alone'],
     [['--rate=-1'], 'Expected `--rate` to be a number from 0'],
     [['--time-limit', '0'], 'Expected `--time-limit` to be a number above 0'],
-    [['--workload', 'bank'], 'Expected `--workload` to be one of lww, counter, set, got "bank"'],
+    [['--workload', 'bank'], 'Expected `--workload` to be one of lww, counter, set, all, got "bank"'],
     [['--bug', 'typo'], 'Expected `--bug` to be one of no-anti-entropy'],
     [['--concurrency', '0'], 'Expected `--concurrency` to be a number of client processes'],
     [['--nemesis-targets', 'one,most'], 'Expected `--nemesis-targets` to be a comma list of one, minority, majority, all, random, got "one,most"'],

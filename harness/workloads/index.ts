@@ -28,19 +28,19 @@ function lastOk(last: Op | undefined, f: string): Record<string, any> | undefine
 }
 
 /**
- * lww: sessions read a component on their node, then write a new unique value to it. Three
- * quarters of the sessions use the LWW component `pos`; the rest read the max-wins component
- * `threat` and write a value above what they read, so threat only ever goes up.
+ * lww: sessions read a component on their node, then write a new unique value to it or delete it. Of
+ * the sessions, 65 % write the LWW component `pos`, 10 % delete it (a tombstone), and 25 % read the
+ * max-wins component `threat` and write a value above what they read, so threat only ever goes up.
  *
  * Seven in ten sessions use one of the `keys` hot entities, where writers conflict (that is what
  * exposes lost updates and merge bugs); the other three use a cold entity of their own that nobody
  * writes again. A cold write made during a fault is never overwritten afterwards, so if the mesh lost
  * it on some replica, only anti-entropy can repair it, and the convergence and lost-writes checkers
- * see it when it does not.
+ * see it when it does not. Deletes go to hot entities only, so cold values stay judged.
  */
 const lww: Workload = {
   name: 'lww',
-  description: 'read-then-write sessions on LWW components plus a max-wins "threat" component',
+  description: 'read-then-write (or delete) sessions on LWW components plus a max-wins "threat" component',
   generator(worker, { keys, runTag }) {
     interface S { readonly n: number; readonly then?: OpSpec; readonly threat: number }
     return repeatedly<S>({ n: 0, threat: 0 }, (ctx, rng, s) => {
@@ -55,10 +55,15 @@ const lww: Workload = {
         return { op: s.then, state: { n: s.n, threat: s.threat } };
       }
       const n = s.n + 1;
-      const entity = rng.next() < COLD_SHARE ? `k${worker}-${n}` : `e${rng.int(keys)}`;
+      const cold = rng.next() < COLD_SHARE;
+      const entity = cold ? `k${worker}-${n}` : `e${rng.int(keys)}`;
       const requestId = `${runTag}-w${worker}-${n}`;
-      if (rng.next() < 0.75) {
-        const then: OpSpec = { f: 'write', value: { entity, component: 'pos', value: `w${worker}-${n}`, requestId } };
+      const kind = rng.next();
+      if (kind < 0.75) {
+        const then: OpSpec =
+          kind < 0.65 || cold
+            ? { f: 'write', value: { entity, component: 'pos', value: `w${worker}-${n}`, requestId } }
+            : { f: 'delete', value: { entity, component: 'pos', requestId } };
         return { op: { f: 'read', value: { entity, component: 'pos' } }, state: { n, then, threat: s.threat } };
       }
       const then: OpSpec = { f: 'write-max', value: { entity, component: 'threat', requestId } };
@@ -67,53 +72,104 @@ const lww: Workload = {
   },
 };
 
+/** Counter c0 only ever goes up (which makes tight per-op bounds possible); the others go both ways. */
+const DELTAS = [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5];
+
 /**
- * counter: increments with client request ids. An increment that ends in `info` is retried with the
- * same request id (up to 3 attempts), and one in seven acknowledged increments is sent again with the
- * same id, as a client whose acknowledgement was lost would: the service must apply each id once.
+ * counter: increments with client request ids, on up to three counters of the entity "counters": c0
+ * takes increments of 1–5, the others of −5..5 (never 0). One in seven acknowledged increments is sent
+ * again with the same id, as a client whose acknowledgement was lost would (and an increment that
+ * ended `info` is retried later, see `retryOf`): the service must apply each id once.
  */
 const counter: Workload = {
   name: 'counter',
-  description: 'PN-counter increments with retries and re-deliveries of the same request id',
+  description: 'PN-counter increments (positive and negative) with retries and re-deliveries of the same request id',
   generator(worker, { keys, runTag }) {
     const counters = Math.max(1, Math.min(keys, 3));
     return repeatedly<{ n: number }>({ n: 0 }, (ctx, rng, s) => {
       const last = ctx.last;
-      if (last && last.f === 'incr') {
+      if (last && last.f === 'incr' && last.type === 'ok') {
         const v = last.value as { attempt: number };
-        const retry = (last.type === 'info' && v.attempt < 2) || (last.type === 'ok' && v.attempt === 0 && rng.next() < 1 / 7);
-        if (retry) {
+        if (v.attempt === 0 && rng.next() < 1 / 7) {
           const { result: _result, ...request } = last.value as Record<string, unknown>;
-          return { op: { f: 'incr', value: { ...request, attempt: v.attempt + 1 } }, state: s };
+          return { op: { f: 'incr', value: { ...request, attempt: 1 } }, state: s };
         }
       }
-      const counterName = `c${rng.int(counters)}`;
+      const c = rng.int(counters);
+      const counterName = `c${c}`;
       if (rng.next() < 0.15) return { op: { f: 'read-counter', value: { entity: 'counters', counter: counterName } }, state: s };
       const n = s.n + 1;
-      const value = { entity: 'counters', counter: counterName, delta: 1 + rng.int(5), requestId: `${runTag}-w${worker}-${n}`, attempt: 0 };
+      const delta = c === 0 ? 1 + rng.int(5) : rng.pick(DELTAS);
+      const value = { entity: 'counters', counter: counterName, delta, requestId: `${runTag}-w${worker}-i${n}`, attempt: 0 };
       return { op: { f: 'incr', value }, state: { n } };
     });
   },
 };
 
-/** set: adds of unique integer elements to a few set entities, with occasional reads of a whole set. */
+interface Owned {
+  readonly entity: string;
+  readonly element: number;
+}
+
+/**
+ * set: adds of unique integer elements to a few set entities, removes of elements the same worker
+ * added (acknowledged) before, and reads of a whole set.
+ */
 const set: Workload = {
   name: 'set',
-  description: 'adds of unique elements to set-like entities, with reads of the whole set',
+  description: 'adds and removes of unique elements of set-like entities, with reads of the whole set',
   generator(worker, { keys, runTag }) {
     const sets = Math.max(1, Math.min(keys, 2));
-    const adds = repeatedly<{ n: number }>({ n: 0 }, (_ctx, rng, s) => {
+    interface S { readonly n: number; readonly owned: readonly Owned[] }
+    return repeatedly<S>({ n: 0, owned: [] }, (ctx, rng, s) => {
+      let owned = s.owned;
+      const added = lastOk(ctx.last, 'add');
+      // Keep a bounded pool of removable elements.
+      if (added) owned = [...owned.slice(-63), { entity: String(added.entity), element: Number(added.element) }];
+      const r = rng.next();
+      if (r < 0.1) return { op: { f: 'read-set', value: { entity: `s${rng.int(sets)}` } }, state: { n: s.n, owned } };
       const n = s.n + 1;
+      if (r < 0.25 && owned.length > 0) {
+        const i = rng.int(owned.length);
+        const { entity, element } = owned[i];
+        const value = { entity, element, requestId: `${runTag}-w${worker}-r${n}` };
+        return { op: { f: 'remove', value }, state: { n, owned: owned.filter((_, j) => j !== i) } };
+      }
       const element = worker * 1_000_000 + n;
-      return { op: { f: 'add', value: { entity: `s${rng.int(sets)}`, element, requestId: `${runTag}-w${worker}-${n}` } }, state: { n } };
+      return { op: { f: 'add', value: { entity: `s${rng.int(sets)}`, element, requestId: `${runTag}-w${worker}-a${n}` } }, state: { n, owned } };
     });
-    const reads = repeatedly<null>(null, (_ctx, rng) => ({ op: { f: 'read-set', value: { entity: `s${rng.int(sets)}` } }, state: null }));
-    return mix([adds, reads], [9, 1]);
   },
 };
 
-export const workloads: Readonly<Record<string, Workload>> = { lww, counter, set };
+/**
+ * all: every worker interleaves the lww, counter and set sessions (weights 2:1:1), each keeping its own
+ * thread, so one run exercises every call of the client API on every node.
+ */
+const all: Workload = {
+  name: 'all',
+  description: 'lww, counter and set sessions interleaved on every worker: every call of the API in one run',
+  generator(worker, options) {
+    return mix([lww.generator(worker, options), counter.generator(worker, options), set.generator(worker, options)], [2, 1, 1]);
+  },
+};
+
+export const workloads: Readonly<Record<string, Workload>> = { lww, counter, set, all };
 
 export function workloadNames(): string[] {
   return Object.keys(workloads);
+}
+
+/** Ops that change state and carry a request id, so sending them again is safe: the service dedupes. */
+const RETRIED = new Set(['write', 'write-max', 'delete', 'incr', 'add', 'remove']);
+
+/**
+ * The retry of a mutating op whose outcome was not definite: the same request (same requestId), its
+ * result fields dropped; `retrying` (harness/generator.ts) sets the attempt number.
+ */
+export function retryOf(completion: Op): OpSpec | undefined {
+  if (!RETRIED.has(completion.f)) return undefined;
+  const v = completion.value as Record<string, unknown> | null;
+  if (!v || typeof v.requestId !== 'string' || v.requestId === '') return undefined;
+  const { ts: _ts, result: _result, ...request } = v;
+  return { f: completion.f, value: request };
 }

@@ -1,0 +1,339 @@
+// Session guarantees, durability of what was read, and deletes, judged at every op rather than only in
+// the final state. Three checkers share one pass over the history (cached per history):
+//
+// Every worker is one session bound to one node, so the guarantees are checked per node, which is
+// stronger than per session: an op on node N is compared with every op on N that had completed before
+// it was invoked, whichever session made it (ops that overlap in time are never compared).
+//   - Reads of an LWW component return its HLC, also for a tombstone. A read must not be older than what
+//     N had already shown or acknowledged for that component: a value or tombstone an earlier read on N
+//     returned, a write or delete N acknowledged (read-your-writes, monotonic reads).
+//   - An acknowledged write's HLC (write, write-max, delete, set add or remove) must sort after every HLC
+//     N had shown or acknowledged before the write was invoked, for any key (monotonic writes,
+//     writes-follow-reads: a hybrid logical clock observes every timestamp it merges and never goes
+//     back). A retry that the node recognised (`duplicate`) returns the original timestamp and is exempt.
+//   - Acknowledged timestamps are unique: two requests never get the same HLC.
+//   - Set elements: once N showed an element or acknowledged its add, N must keep showing it (live or
+//     removed); once N showed it removed or acknowledged its remove, N must never show it live again.
+//   - The final reads are one more read of every key on every node.
+// What breaks a rule is reported by the checker that owns its cause:
+//   - deletes: `resurrected`: the bound came from a tombstone (a delete, a remove, or a read of one) and
+//     the op shows a live value older than it; also a final state holding a live value older than an
+//     acknowledged delete.
+//   - durable-reads: `lost-after-kill`: N was killed between the op that set the bound and this op, so
+//     something N had shown or acknowledged did not survive the crash. (Nodes make a write visible only
+//     once it is durable, so a correct node never shows anything a crash can take back.)
+//   - session: `stale-read`, `write-not-after`, `duplicate-timestamp`: everything else.
+// Each result reports how many ops it judged; with nothing to judge it is `unknown`.
+import type { History, Op } from '../harness/history.ts';
+import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { AnomalyList, finalReads, pairing, valueOf } from './util.ts';
+import { killWindows, type KillWindows } from './windows.ts';
+
+/** The largest HLC (and what set it) among ops completed before a position, per node and key. */
+class Bound {
+  readonly pos: number[] = [];
+  readonly ts: string[] = [];
+  readonly src: number[] = [];
+  readonly tomb: boolean[] = [];
+
+  /** Records an op completed at `pos`; only a new maximum is stored (queries need nothing else). */
+  push(pos: number, ts: string, src: number, tomb: boolean): void {
+    const n = this.ts.length;
+    if (n > 0 && this.ts[n - 1] >= ts) return;
+    this.pos.push(pos);
+    this.ts.push(ts);
+    this.src.push(src);
+    this.tomb.push(tomb);
+  }
+
+  /** Index of the bound in force for an op invoked at `invokePos`, or -1. */
+  before(invokePos: number): number {
+    let lo = 0;
+    let hi = this.pos.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.pos[mid] < invokePos) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+}
+
+/** Set element ranks: 1 = N showed it (or acked its add), 2 = N showed it removed (or acked its remove). */
+class RankBound {
+  readonly pos: number[] = [];
+  readonly rank: number[] = [];
+  readonly src: number[] = [];
+
+  push(pos: number, rank: number, src: number): void {
+    const n = this.rank.length;
+    if (n > 0 && this.rank[n - 1] >= rank) return;
+    this.pos.push(pos);
+    this.rank.push(rank);
+    this.src.push(src);
+  }
+
+  before(invokePos: number): number {
+    let found = -1;
+    for (let lo = 0, hi = this.pos.length - 1; lo <= hi; ) {
+      const mid = (lo + hi) >> 1;
+      if (this.pos[mid] < invokePos) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+}
+
+export interface SessionAnalysis {
+  readonly session: AnomalyList;
+  readonly durable: AnomalyList;
+  readonly deletes: AnomalyList;
+  /** Ops each checker judged. */
+  readonly judged: { readonly session: number; readonly durable: number; readonly deletes: number };
+  readonly deletesAcked: number;
+}
+
+const WRITES = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
+const TOMBSTONES = new Set(['delete', 'remove']);
+const cache = new WeakMap<History, Map<string, SessionAnalysis>>();
+
+function nodeKey(node: string, a: string, b: string): string {
+  return node + '\u0000' + a + '\u0000' + b;
+}
+
+/** The shared pass; see the module comment. */
+export function analyzeSessions(history: History, ctx: CheckContext): SessionAnalysis {
+  const key = ctx.nodes.join(',') + '#' + history.length;
+  let perCtx = cache.get(history);
+  if (!perCtx) cache.set(history, (perCtx = new Map()));
+  const hit = perCtx.get(key);
+  if (hit) return hit;
+
+  const { invocation } = pairing(history);
+  const kills = killWindows(history);
+  const session = new AnomalyList();
+  const durable = new AnomalyList();
+  const deletes = new AnomalyList();
+  const judged = { session: 0, durable: 0, deletes: 0 };
+  // node → component key → bound; node → bound over every key (what the node's clock has seen).
+  const keyBounds = new Map<string, Bound>();
+  const clockBounds = new Map<string, Bound>();
+  // node NUL entity → element → rank bound.
+  const setBounds = new Map<string, Map<number, RankBound>>();
+  const tsOwner = new Map<string, { requestId: string; pos: number }>();
+  // Acknowledged deletes: entity NUL component → the largest tombstone ts and its op.
+  const ackedDeletes = new Map<string, { ts: string; pos: number }>();
+  let deletesAcked = 0;
+
+  const bound = <K, B>(map: Map<K, B>, k: K, make: () => B): B => {
+    let b = map.get(k);
+    if (!b) map.set(k, (b = make()));
+    return b;
+  };
+
+  /** Reports an op that is older than the bound N had established; returns nothing. */
+  const violation = (
+    node: string,
+    op: Op,
+    invokePos: number,
+    srcPos: number,
+    kind: 'read' | 'write' | 'final',
+    what: string,
+    boundTomb: boolean,
+    shownLive: boolean,
+  ): void => {
+    const src = history[srcPos];
+    const killed = kills.between(node, src.time, history[invokePos].time);
+    const ops = [op.index, src.index];
+    const guarantee =
+      kind === 'write'
+        ? WRITES.has(src.f)
+          ? 'monotonic-writes'
+          : 'writes-follow-reads'
+        : WRITES.has(src.f)
+          ? 'read-your-writes'
+          : 'monotonic-reads';
+    if (boundTomb && shownLive) {
+      deletes.add({ type: 'resurrected', ops, node, message: `${what}, though ${node} had ${WRITES.has(src.f) ? 'acknowledged a delete' : 'shown a tombstone'} with a later timestamp before (op ${src.index}).` });
+    } else if (killed) {
+      durable.add({ type: 'lost-after-kill', ops, node, killedAt: killed, message: `${what}: ${node} had ${WRITES.has(src.f) ? 'acknowledged' : 'shown'} more (op ${src.index}) before it was killed, and the crash took it back.` });
+    } else {
+      session.add({ type: kind === 'write' ? 'write-not-after' : 'stale-read', guarantee, ops, node, message: `${what}; ${node} had ${WRITES.has(src.f) ? 'acknowledged' : 'shown'} a later timestamp before (op ${src.index}, ${guarantee}).` });
+    }
+  };
+
+  for (let c = 0; c < history.length; c++) {
+    const op = history[c];
+    if (op.type !== 'ok' || op.node === undefined || op.process === 'nemesis') continue;
+    const node = op.node;
+    const i = invocation[c];
+    if (i < 0) continue;
+    const f = op.f;
+    const v = valueOf<Record<string, unknown>>(op);
+    if (f === 'read' || f === 'read-max') {
+      if (typeof v.entity !== 'string' || typeof v.component !== 'string') continue;
+      const ts = typeof v.ts === 'string' ? v.ts : null;
+      if (f === 'read') {
+        judged.session++;
+        const kb = bound(keyBounds, nodeKey(node, v.entity, v.component), () => new Bound());
+        const k = kb.before(i);
+        if (k >= 0 && (ts === null || ts < kb.ts[k])) {
+          const shown = ts === null ? 'nothing' : v.deleted === true ? `a tombstone (ts ${ts})` : `${JSON.stringify(v.value)} (ts ${ts})`;
+          violation(node, op, i, kb.src[k], 'read', `Read of ${v.entity}/${v.component} on ${node} returned ${shown}, older than ts ${kb.ts[k]}`, kb.tomb[k], ts !== null && v.deleted !== true);
+        }
+        if (ts !== null) kb.push(c, ts, c, v.deleted === true);
+      }
+      if (ts !== null) bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+    } else if (WRITES.has(f)) {
+      const ts = typeof v.ts === 'string' ? v.ts : undefined;
+      if (ts === undefined) continue;
+      const requestId = typeof v.requestId === 'string' ? v.requestId : '';
+      const tomb = TOMBSTONES.has(f);
+      if (v.duplicate !== true) {
+        judged.session++;
+        const cb = bound(clockBounds, node, () => new Bound());
+        const k = cb.before(i);
+        if (k >= 0 && ts <= cb.ts[k]) {
+          violation(node, op, i, cb.src[k], 'write', `${f} on ${node} was acknowledged with ts ${ts}, not after ts ${cb.ts[k]}`, false, false);
+        }
+        const owner = tsOwner.get(ts);
+        if (owner && owner.requestId !== requestId) {
+          session.add({
+            type: 'duplicate-timestamp',
+            ops: [op.index, history[owner.pos].index],
+            node,
+            ts,
+            message: `Two different requests (${owner.requestId || 'no id'}, ${requestId || 'no id'}) were acknowledged with the same timestamp ${ts}.`,
+          });
+        } else if (!owner) tsOwner.set(ts, { requestId, pos: c });
+      }
+      bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+      if (f === 'write' || f === 'delete') {
+        if (typeof v.entity === 'string' && typeof v.component === 'string') {
+          bound(keyBounds, nodeKey(node, v.entity, v.component), () => new Bound()).push(c, ts, c, tomb);
+          if (tomb) {
+            deletesAcked++;
+            const dk = v.entity + '\u0000' + v.component;
+            const prev = ackedDeletes.get(dk);
+            if (!prev || prev.ts < ts) ackedDeletes.set(dk, { ts, pos: c });
+          }
+        }
+      } else if ((f === 'add' || f === 'remove') && typeof v.entity === 'string' && typeof v.element === 'number') {
+        if (tomb) deletesAcked++;
+        const els = bound(setBounds, node + '\u0000' + v.entity, () => new Map<number, RankBound>());
+        bound(els, v.element, () => new RankBound()).push(c, tomb ? 2 : 1, c);
+      }
+    } else if (f === 'read-set') {
+      if (typeof v.entity !== 'string' || !Array.isArray(v.elements)) continue;
+      const removed = Array.isArray(v.removed) ? (v.removed as number[]) : [];
+      checkSetRead(node, op, i, v.entity, new Set(v.elements as number[]), new Set(removed), `Read of set ${v.entity} on ${node}`);
+      const els = bound(setBounds, node + '\u0000' + v.entity, () => new Map<number, RankBound>());
+      for (const x of v.elements as number[]) bound(els, x, () => new RankBound()).push(c, 1, c);
+      for (const x of removed) bound(els, x, () => new RankBound()).push(c, 2, c);
+    }
+  }
+
+  /** Compares a read of a set with the ranks its node had established for every element it knew. */
+  function checkSetRead(node: string, op: Op, invokePos: number, entity: string, live: Set<number>, removed: Set<number>, what: string): void {
+    const els = setBounds.get(node + '\u0000' + entity);
+    if (!els) return;
+    judged.session++;
+    for (const [x, rb] of els) {
+      const k = rb.before(invokePos);
+      if (k < 0) continue;
+      const seen = removed.has(x) ? 2 : live.has(x) ? 1 : 0;
+      if (seen >= rb.rank[k]) continue;
+      const shown = seen === 1 ? 'live' : 'absent';
+      const wanted = rb.rank[k] === 2 ? 'removed' : 'present';
+      violation(node, op, invokePos, rb.src[k], 'read', `${what} shows element ${x} ${shown}, though ${node} had it ${wanted} before`, rb.rank[k] === 2, seen === 1);
+    }
+  }
+
+  // The final reads: one more read of every key each node had established a bound for.
+  const fr = finalReads(history, ctx);
+  for (const view of fr.view.values()) {
+    const finalOp = history[view.pos];
+    const inv = invocation[view.pos] >= 0 ? invocation[view.pos] : view.pos;
+    const prefix = view.node + '\u0000';
+    for (const [k, kb] of keyBounds) {
+      if (!k.startsWith(prefix)) continue;
+      const [, entity, component] = k.split('\u0000');
+      const at = kb.before(inv);
+      if (at < 0) continue;
+      judged.session++;
+      const fc = view.state[entity]?.components?.[component];
+      if (fc && fc.ts >= kb.ts[at]) continue;
+      const shown = fc ? (fc.deleted ? `a tombstone (ts ${fc.ts})` : `${JSON.stringify(fc.value)} (ts ${fc.ts})`) : 'nothing';
+      violation(view.node, finalOp, inv, kb.src[at], 'final', `Final read of ${entity}/${component} on ${view.node} holds ${shown}, older than ts ${kb.ts[at]}`, kb.tomb[at], fc !== undefined && fc.deleted !== true);
+    }
+    for (const [k, els] of setBounds) {
+      if (!k.startsWith(prefix)) continue;
+      const entity = k.slice(prefix.length);
+      const live = new Set<number>();
+      const removed = new Set<number>();
+      for (const [name, fc] of Object.entries(view.state[entity]?.components ?? {})) {
+        const m = /^\D*?(-?\d+)$/.exec(name);
+        if (m) (fc.deleted ? removed : live).add(Number(m[1]));
+      }
+      if (els.size > 0) checkSetRead(view.node, finalOp, inv, entity, live, removed, `Final read of set ${entity} on ${view.node}`);
+    }
+    // A delete acknowledged anywhere must not lose to a value written before it.
+    for (const [dk, d] of ackedDeletes) {
+      const [entity, component] = dk.split('\u0000');
+      judged.deletes++;
+      const fc = view.state[entity]?.components?.[component];
+      if (fc && (fc.deleted || fc.ts >= d.ts)) continue;
+      deletes.add({
+        type: 'resurrected',
+        ops: [finalOp.index, history[d.pos].index],
+        node: view.node,
+        message: `${view.node} ends with ${fc ? `${JSON.stringify(fc.value)} (ts ${fc.ts})` : 'nothing'} in ${entity}/${component}, older than the acknowledged delete with ts ${d.ts}.`,
+      });
+    }
+  }
+  judged.durable = judged.session;
+  judged.deletes += deletesAcked;
+
+  const result: SessionAnalysis = { session, durable, deletes, judged, deletesAcked };
+  perCtx.set(key, result);
+  return result;
+}
+
+function verdict(list: AnomalyList, judged: number, what: string): Pick<CheckResult, 'valid' | 'error'> {
+  if (list.count > 0) return { valid: false };
+  if (judged === 0) return { valid: 'unknown', error: `no ${what} in the history, so nothing was judged` };
+  return { valid: true };
+}
+
+/** Session guarantees per node: stale reads, writes not ordered after what the node had seen, duplicate timestamps. */
+export const sessionChecker: Checker = (history, ctx) => {
+  const a = analyzeSessions(history, ctx);
+  return { ...verdict(a.session, a.judged.session, 'acknowledged reads or writes with timestamps'), judged: a.judged.session, ...a.session.summary() };
+};
+
+/** Durability of what a node showed: nothing a client read or was acknowledged is taken back by a crash. */
+export const durableReads: Checker = (history, ctx) => {
+  const a = analyzeSessions(history, ctx);
+  const kills = killWindows(history);
+  const result = { ...verdict(a.durable, a.judged.durable, 'acknowledged reads or writes with timestamps'), judged: a.judged.durable, kills: kills.count, ...a.durable.summary() };
+  // Without a kill nothing could have been taken back; the check ran but proved nothing about crashes.
+  return kills.count === 0 && result.valid === true ? { ...result, note: 'no node was killed in this run, so no crash could take anything back' } : result;
+};
+
+/** Deletes: no acknowledged delete (or set remove) is undone by a value written before it. */
+export const deletesChecker: Checker = (history, ctx) => {
+  const a = analyzeSessions(history, ctx);
+  return {
+    ...verdict(a.deletes, a.deletesAcked, 'acknowledged deletes or removes'),
+    judged: a.judged.deletes,
+    deletesAcknowledged: a.deletesAcked,
+    ...a.deletes.summary(),
+  };
+};
+
+export type { KillWindows };
