@@ -11,6 +11,8 @@ import { perf, type PerfOptions } from './perf.ts';
 import { setChecker } from './set.ts';
 import { counters } from './counters.ts';
 import { deletesChecker, durableReads, sessionChecker } from './session.ts';
+import { lagChecker, watchChecker } from './watch.ts';
+import { availability } from './availability.ts';
 import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
 import type { History } from '../harness/history.ts';
 
@@ -40,14 +42,29 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         session: sessionChecker,
         'durable-reads': durableReads,
         deletes: deletesChecker,
+        watch: watchChecker,
+        lag: lagChecker,
+        availability,
         linearizability: lin(),
         mesh,
         perf: perfChecker,
       };
     case 'counter':
-      return { convergence, idempotency, counters, mesh, perf: perfChecker };
+      return { convergence, idempotency, counters, watch: watchChecker, availability, mesh, perf: perfChecker };
     case 'set':
-      return { convergence, set: setChecker, idempotency, session: sessionChecker, 'durable-reads': durableReads, deletes: deletesChecker, mesh, perf: perfChecker };
+      return {
+        convergence,
+        set: setChecker,
+        idempotency,
+        session: sessionChecker,
+        'durable-reads': durableReads,
+        deletes: deletesChecker,
+        watch: watchChecker,
+        lag: lagChecker,
+        availability,
+        mesh,
+        perf: perfChecker,
+      };
     case 'all':
       return {
         convergence,
@@ -59,6 +76,9 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         session: sessionChecker,
         'durable-reads': durableReads,
         deletes: deletesChecker,
+        watch: watchChecker,
+        lag: lagChecker,
+        availability,
         linearizability: lin(),
         mesh,
         perf: perfChecker,
@@ -85,6 +105,8 @@ export { mesh, MESH_SLACK, type MeshResult } from './mesh.ts';
 export { setChecker, finalSetElements, type SetResult, type SetEntityResult } from './set.ts';
 export { counters, type CountersResult } from './counters.ts';
 export { sessionChecker, durableReads, deletesChecker, analyzeSessions } from './session.ts';
+export { watchChecker, lagChecker, defaultLagBoundMs, type WatchResult, type LagResult } from './watch.ts';
+export { availability, DEFAULT_MIN_AVAILABILITY, type AvailabilityResult } from './availability.ts';
 export { idempotency, type IdempotencyResult, type CounterResult } from './idempotency.ts';
 export { linearizable, type LinearizableOptions, type LinearizableResult, type RegisterModel, type KeyResult } from './linearizable.ts';
 export { perf, faultWindows, type PerfOptions, type PerfResult, type Bucket, type WindowStats } from './perf.ts';

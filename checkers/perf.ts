@@ -4,12 +4,12 @@
 //
 // A fault window opens at a nemesis "start-X" op and closes at the next "stop-X" op or at any "heal"
 // (which heals everything); overlapping faults merge into one window. An op belongs to the window its
-// invoke falls in. Final reads and the harness's node "stats" ops are left out: they are not client
-// load (recovery is reported by the convergence checker). Times in the result are milliseconds since the run started.
+// invoke falls in. Final reads, the harness's node "stats" ops and its watch streams are left out: they
+// are not client load (recovery is reported by the convergence checker). Times in the result are milliseconds since the run started.
 import { faultSpans } from './windows.ts';
 import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult } from './types.ts';
-import { FloatBuffer, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
+import { FloatBuffer, isWorkloadOp, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
 
 export interface PerfOptions {
   /** Width of the throughput/availability buckets. @default 1000 */
@@ -98,7 +98,7 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
     for (let i = 0; i < history.length; i++) {
       const op = history[i];
       if (op.time > durationNs) durationNs = op.time;
-      if (op.type !== 'invoke' || op.process === 'nemesis' || op.f === 'final-read' || op.f === 'stats') continue;
+      if (op.type !== 'invoke' || !isWorkloadOp(op)) continue;
       const c = completion[i];
       if (c < 0) continue;
       const done = history[c];

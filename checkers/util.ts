@@ -251,3 +251,11 @@ export function valueOf<T>(op: Op): Partial<T> {
 export function nsToMs(ns: number): number {
   return Math.round(ns / 1000) / 1000;
 }
+
+/**
+ * True for the ops of the workload itself: client ops of the workers, not the nemesis, the final reads,
+ * the end-of-run stats or the watch streams that the harness records alongside.
+ */
+export function isWorkloadOp(op: Op): boolean {
+  return op.process !== 'nemesis' && op.f !== 'final-read' && op.f !== 'stats' && !op.f.startsWith('watch-');
+}

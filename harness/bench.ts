@@ -10,17 +10,19 @@ import { measureClusterStart } from './bench-cluster.ts';
 import { parseOptions, type Options } from './options.ts';
 import { runTest } from './run.ts';
 import { readHistory } from './results.ts';
+import { isWorkloadOp } from '../checkers/util.ts';
 
 async function recordedOpsRate(concurrency: string, timeLimitS: number): Promise<Record<string, number | string>> {
   const dir = mkdtempSync(join(tmpdir(), 'fl-bench-'));
   try {
     const options = parseOptions(['--nodes', '5', '--rate', '0', '--concurrency', concurrency, '--time-limit', String(timeLimitS), '--nemesis', 'none', '--results-dir', dir, '--name', 'bench', '--seed', '1']) as Options;
     const report = await runTest(options, new AbortController().signal);
-    // Only the workload phase counts: completions of client ops before the time limit.
-    const limitNs = timeLimitS * 1e9;
+    // Only the workload phase counts: completions of client ops before the time limit, which counts from
+    // the workload's first op.
     const history = await readHistory(report.folder.history);
-    const completions = history.filter((op) => op.process !== 'nemesis' && op.type !== 'invoke' && op.f !== 'final-read' && op.f !== 'stats' && op.time <= limitNs);
-    const first = history.find((op) => op.type === 'invoke')?.time ?? 0;
+    const first = history.find((op) => op.type === 'invoke' && isWorkloadOp(op))?.time ?? 0;
+    const limitNs = first + timeLimitS * 1e9;
+    const completions = history.filter((op) => isWorkloadOp(op) && op.type !== 'invoke' && op.time <= limitNs);
     const spanS = (Math.max(...completions.map((op) => op.time)) - first) / 1e9;
     return {
       concurrency: options.concurrency,

@@ -13,6 +13,7 @@ import { compose, mergeResults, type CheckContext, type ComposedResult } from '.
 import { writeRunOutputs } from './report/index.ts';
 import { countOps, existingRunFolder, readResults, type RunResults } from './results.ts';
 import type { History, Op } from './history.ts';
+import { checkContext, type Options } from './options.ts';
 
 const EXIT = { valid: 0, invalid: 1, unknown: 2, badArguments: 254 } as const;
 
@@ -86,7 +87,7 @@ function parseArgs(argv: readonly string[]): CheckCliOptions | 'help' {
 
 interface Loaded {
   history: Op[];
-  test: { workload?: string; nodes?: string[]; options?: { recoveryMs?: number } } | undefined;
+  test: { workload?: string; nodes?: string[]; options?: Partial<Options> } | undefined;
   kind: 'jsonl' | 'edn';
   warnings: string[];
 }
@@ -213,9 +214,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   for (const w of loaded.warnings) console.error(`check: warning: ${w}`);
   const ctx: CheckContext = {
-    nodes: loaded.test?.nodes ?? [],
-    workload,
-    ...(loaded.test?.options?.recoveryMs !== undefined ? { recoveryMs: loaded.test.options.recoveryMs } : {}),
+    ...checkContext(loaded.test?.nodes ?? [], workload, loaded.test?.options ?? {}),
     ...(opts.linearizableBudgetMs !== undefined ? { linearizableBudgetMs: opts.linearizableBudgetMs } : {}),
   };
   const history: History = loaded.history;

@@ -16,7 +16,7 @@ function stamp(): string {
 }
 
 function progressLine(p: Progress, startedAt: number, limitS: number): string {
-  const elapsed = ((Date.now() - startedAt) / 1000).toFixed(1);
+  const elapsed = ((Date.now() - (p.workloadStartedMs ?? startedAt)) / 1000).toFixed(1);
   const faults = p.faultsActive.length ? p.faultsActive.join(',') : 'none';
   return `${p.phase.padEnd(11)} ${elapsed}s/${limitS}s  ok ${p.ok}  fail ${p.fail}  info ${p.info}  faults: ${faults}`;
 }

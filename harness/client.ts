@@ -3,7 +3,7 @@
 // table in harness/error-table.ts, so `fail` always means "definitely not applied" and `info` means
 // "may have been applied". One gRPC channel per node is shared by the workers bound to that node.
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { StoreClient, type Entity, type HealthReply, type StatsReply } from '../proto/gen/faultline.ts';
+import { StoreClient, type Entity, type HealthReply, type StatsReply, type WatchEvent } from '../proto/gen/faultline.ts';
 import { classifyError } from './error-table.ts';
 import type { OpSpec } from './generator.ts';
 import type { FinalEntity, FinalState } from './history.ts';
@@ -44,12 +44,13 @@ export class StoreMeshClient implements Client {
   constructor(address: string, options: StoreClientOptions = {}) {
     this.address = address;
     this.#timeoutMs = options.opTimeoutMs ?? 1000;
-    // Short reconnect backoff: a killed or paused node comes back within seconds, and the default
-    // backoff (up to two minutes) would make it look unavailable long after it recovered.
+    // Short reconnect backoff (at most 250 ms): a killed or paused node comes back within seconds, and
+    // the default backoff (up to two minutes) would make it look unavailable long after it recovered;
+    // the availability checker allows one second after a node is back.
     this.#stub = new StoreClient(address, credentials.createInsecure(), {
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1000,
-      'grpc.min_reconnect_backoff_ms': 100,
+      'grpc.initial_reconnect_backoff_ms': 50,
+      'grpc.max_reconnect_backoff_ms': 250,
+      'grpc.min_reconnect_backoff_ms': 50,
       'grpc.keepalive_time_ms': 10_000,
       // Channelz keeps per-call statistics nobody reads here; off, each call costs less CPU.
       'grpc.enable_channelz': 0,
@@ -85,6 +86,33 @@ export class StoreMeshClient implements Client {
       stream.on('error', reject);
       stream.on('end', () => resolve(toFinalState(entities)));
     });
+  }
+
+  /**
+   * Opens a Watch stream of every change on this node. `onOpen` runs once the node has registered the
+   * watcher (it sends headers right after), `onEvent` for every event, `onEnd` once with the reason the
+   * stream ended (or undefined when it was closed by `cancel`).
+   */
+  watch(handlers: { onOpen: () => void; onEvent: (e: WatchEvent) => void; onEnd: (error: string | undefined) => void }): { cancel: () => void } {
+    const call = this.#stub.watch({ entityPrefix: '', buffer: 0 });
+    let ended = false;
+    let cancelled = false;
+    const end = (error: string | undefined) => {
+      if (ended) return;
+      ended = true;
+      handlers.onEnd(cancelled ? undefined : error);
+    };
+    call.on('metadata', () => handlers.onOpen());
+    call.on('data', (e: WatchEvent) => handlers.onEvent(e));
+    call.on('error', (e: ServiceError) => end(`${e.code}: ${e.details}`));
+    call.on('end', () => end('the node ended the stream'));
+    return {
+      cancel: () => {
+        cancelled = true;
+        call.cancel();
+        end(undefined);
+      },
+    };
   }
 
   async invoke(op: OpSpec): Promise<Completion> {

@@ -240,6 +240,13 @@ export class Cluster implements ClusterControl {
     if (!stopped) throw new Error(`${node}: still running ${stopTimeoutMs} ms after ${signal}; last log lines:\n${await this.#logTail(node)}`);
   }
 
+  readonly #restartListeners: ((node: string) => void)[] = [];
+
+  /** Calls `listener` with the node's name each time restart() has brought a node back. */
+  onRestart(listener: (node: string) => void): void {
+    this.#restartListeners.push(listener);
+  }
+
   /** Starts a stopped node's container again and waits until its service answers Health. */
   async restart(node: string): Promise<void> {
     const container = this.#container(node);
@@ -251,6 +258,7 @@ export class Cluster implements ClusterControl {
     }
     await this.#refreshIp(node);
     await this.#waitHealthy(node);
+    for (const listener of this.#restartListeners) listener(node);
   }
 
   /** Freezes every process of the node (cgroup freezer): it keeps its connections but answers nothing. */

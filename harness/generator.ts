@@ -70,9 +70,9 @@ export function limit(n: number, gen: Gen): Gen {
   };
 }
 
-/** No op whose invocation would start at or after `limitS` seconds into the run. */
-export function timeLimit(limitS: number, gen: Gen): Gen {
-  const deadlineNs = limitS * 1e9;
+/** No op whose invocation would start at or after `limitS` seconds after `startNs` (the workload's start). */
+export function timeLimit(limitS: number, gen: Gen, startNs = 0): Gen {
+  const deadlineNs = startNs + limitS * 1e9;
   const bounded = (inner: Gen): Gen => ({
     next(ctx, rng) {
       if (ctx.timeNs >= deadlineNs) return null;

@@ -3,6 +3,7 @@
 // parseOptions never exits: it throws UsageError, which the CLI turns into exit code 254.
 import { parseArgs } from 'node:util';
 import { workloadNames } from './workloads/index.ts';
+import type { CheckContext } from '../checkers/types.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -55,6 +56,10 @@ export interface Options {
   readonly keys: number;
   readonly antiEntropyMs: number;
   readonly maxSkewMs: number;
+  /** Replication lag bound in calm windows; undefined: 3 × antiEntropyMs, at least 1000 ms. */
+  readonly lagBoundMs: number | undefined;
+  /** Share of client ops a node that is up must answer. */
+  readonly minAvailability: number;
   readonly resultsDir: string;
   readonly name: string | undefined;
 }
@@ -162,6 +167,24 @@ export const OPTION_TABLE: readonly Spec[] = [
   { flag: 'keys', key: 'keys', kind: 'int', unit: 'count', default: '5', description: 'entities the workload spreads over (fewer keys, more conflicts)', parse: intIn('keys', 1, 100_000) },
   { flag: 'anti-entropy-ms', key: 'antiEntropyMs', kind: 'int', unit: 'ms', default: '500', description: "the nodes' anti-entropy period", parse: intIn('anti-entropy-ms', 10, 600_000) },
   { flag: 'max-skew-ms', key: 'maxSkewMs', kind: 'int', unit: 'ms', default: '1000', description: "the nodes' clock-skew detection threshold", parse: intIn('max-skew-ms', 1, 86_400_000) },
+  {
+    flag: 'lag-bound-ms',
+    key: 'lagBoundMs',
+    kind: 'int',
+    unit: 'ms',
+    default: '<3 × anti-entropy-ms, at least 1000>',
+    description: 'in calm windows, every acknowledged write must reach every node within this (lag checker)',
+    parse: intIn('lag-bound-ms', 1, 3_600_000),
+  },
+  {
+    flag: 'min-availability',
+    key: 'minAvailability',
+    kind: 'number',
+    unit: 'fraction',
+    default: '0.95',
+    description: 'share of client ops each node must answer while it is up and not paused (availability checker)',
+    parse: numberIn('min-availability', 0, 1),
+  },
   { flag: 'results-dir', key: 'resultsDir', kind: 'string', default: 'results', description: 'where run folders are written' },
   { flag: 'name', key: 'name', kind: 'string', default: '<workload>-<nemesis>', description: 'test name (the run folder is results/<name>/<start time>/)', parse: (raw) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$/.test(raw) ? raw : expected('name', 'letters, digits, . _ - (at most 81, not starting with . _ -)', raw)) },
   { flag: 'help', key: 'help', kind: 'boolean', description: 'show this help' },
@@ -239,4 +262,16 @@ export function reproduceCommand(options: Options): string {
   }
   args.push('--seed', String(options.seed));
   return `npm run jepsen -- ${args.join(' ')}`;
+}
+
+/** What the checkers know of a run besides its history (also rebuilt by `npm run check` from test.json). */
+export function checkContext(nodes: readonly string[], workload: string, options: Partial<Options>): CheckContext {
+  return {
+    nodes,
+    workload,
+    ...(options.recoveryMs !== undefined ? { recoveryMs: options.recoveryMs } : {}),
+    ...(options.antiEntropyMs !== undefined ? { antiEntropyMs: options.antiEntropyMs } : {}),
+    ...(options.lagBoundMs !== undefined ? { lagBoundMs: options.lagBoundMs } : {}),
+    ...(options.minAvailability !== undefined ? { minAvailability: options.minAvailability } : {}),
+  };
 }

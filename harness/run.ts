@@ -14,7 +14,7 @@ import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
 import { HistoryWriter } from './history-writer.ts';
 import { storeMesh } from './system.ts';
-import { reproduceCommand, type Options } from './options.ts';
+import { checkContext, reproduceCommand, type Options } from './options.ts';
 import { writeRunOutputs } from './report/index.ts';
 import { countOps, createRunFolder, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
 import { Runner, type Progress } from './runner.ts';
@@ -139,6 +139,8 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       packages,
       system,
     );
+    const live = runner;
+    cluster.onRestart((node) => live.reconnect(node));
     hooks.onProgress?.(runner.progress, started);
     log(`running ${options.workload} for ${options.timeLimitS}s with nemesis ${options.nemesis.join(',') || 'none'}`);
     const outcome = await runner.run(signal);
@@ -168,7 +170,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   }
 
   if (runner) runner.progress.phase = 'check';
-  const ctx = { nodes: test.nodes, workload: test.workload, recoveryMs: options.recoveryMs };
+  const ctx = checkContext(test.nodes, test.workload, options);
   const checked = checkerFor(test.workload as WorkloadName)(history.ops, ctx);
   const checkers: Record<string, CheckResult> = { ...checked.results };
   if (healErrors.length) checkers.heal = { valid: 'unknown', error: `heal failed: ${healErrors.join('; ')}` };

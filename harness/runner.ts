@@ -12,6 +12,7 @@ import type { HistoryWriter } from './history-writer.ts';
 import type { FinalState, Op } from './history.ts';
 import { createRng, type Rng } from './rng.ts';
 import { retryOf, workloads } from './workloads/index.ts';
+import { WatchRecorder } from './watch-recorder.ts';
 import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
 
 export interface RunPlan {
@@ -35,6 +36,8 @@ export interface Progress {
   fail: number;
   info: number;
   faultsActive: string[];
+  /** Date.now() when the workload began (the time limit counts from there). */
+  workloadStartedMs?: number;
 }
 
 export interface RunOutcome {
@@ -54,14 +57,15 @@ export function workerRngs(seed: number, workers: number): { workers: Rng[]; nem
   return { nemesis, workers: Array.from({ length: workers }, () => root.fork()) };
 }
 
-export function workerGenerator(plan: RunPlan, worker: number): Gen {
+/** Worker `worker`'s generator; `startNs` is when the workload starts on the history's clock. */
+export function workerGenerator(plan: RunPlan, worker: number, startNs = 0): Gen {
   const workload = workloads[plan.workload];
   if (!workload) throw new Error(`Unknown workload "${plan.workload}"`);
   // Mutating ops that ended info are retried later with the same request id (after their node is back).
   const base = retrying({ retryOf }, workload.generator(worker, { keys: plan.keys, runTag: plan.runTag }));
   // Each worker staggers its ops so that all workers together approach --rate.
   const meanDelayS = plan.rate > 0 ? plan.concurrency / plan.rate : 0;
-  return timeLimit(plan.timeLimitS, stagger(meanDelayS, base));
+  return timeLimit(plan.timeLimitS, stagger(meanDelayS, base), startNs);
 }
 
 async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -75,12 +79,30 @@ export class Runner {
   readonly #history: HistoryWriter;
   readonly #clients = new Map<string, StoreMeshClient>();
   readonly #packages: readonly FaultPackage[];
+  #watchers: WatchRecorder[] = [];
+
+  readonly #system: System;
 
   constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[], system: System = storeMesh) {
     this.#plan = plan;
     this.#history = history;
     this.#packages = packages;
+    this.#system = system;
     for (const n of plan.nodes) this.#clients.set(n.name, system.client(n.address, { opTimeoutMs: plan.opTimeoutMs }));
+  }
+
+  /**
+   * Gives a node that was restarted fresh connections. A client's connection attempts to a node that is
+   * down hang in TCP's SYN retransmission (1, 2, 4 s...), so without this the workers reached a restarted
+   * node only seconds after it was back (measured: 1.8 s in a bare test, up to 7 s in a run), which is the
+   * harness's delay, not the service's unavailability. Calls still in flight on the old connection fail.
+   */
+  reconnect(node: string): void {
+    const old = this.#clients.get(node);
+    const address = this.#plan.nodes.find((n) => n.name === node)?.address;
+    if (!old || !address) return;
+    this.#clients.set(node, this.#system.client(address, { opTimeoutMs: this.#plan.opTimeoutMs }));
+    old.close();
   }
 
   client(node: string): StoreMeshClient {
@@ -97,9 +119,17 @@ export class Runner {
     const stopNemesis = new AbortController();
     const onAbort = () => stopNemesis.abort();
     signal.addEventListener('abort', onAbort, { once: true });
-    const nemesis = this.#nemesisLoop(rngs.nemesis, stopNemesis.signal);
+    // One watch stream per node alongside the workload, open before the first op (or after 3 s, if a node
+    // is slow to register it), closed after the final reads.
+    const watchers = plan.nodes.map((n, i) => new WatchRecorder(n.name, () => this.client(n.name), this.#history, this.#watchProcess(i)));
+    this.#watchers = watchers;
+    await Promise.all(watchers.map((w) => w.start()));
+    // The time limit counts from here, not from the start of the run (image build, cluster start).
+    const startNs = this.#history.now();
+    this.progress.workloadStartedMs = Date.now();
+    const nemesis = this.#nemesisLoop(rngs.nemesis, stopNemesis.signal, startNs);
     try {
-      await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal)));
+      await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal, startNs)));
     } finally {
       // Whatever happened to the workers, no fault may be injected after this point.
       stopNemesis.abort();
@@ -113,6 +143,9 @@ export class Runner {
     // An interrupted run still waits for convergence: the signal stops the workload, not the
     // recovery, or writes still being relayed would look like divergence. A second signal exits.
     const { convergedAfterMs, rounds } = await this.#finalReads();
+    // Events of the last changes are on their way; give them a moment before closing the streams.
+    await sleep(200);
+    for (const w of watchers) w.stop();
     const stats = await this.#recordStats();
     return { healErrors, convergedAfterMs, finalRounds: rounds, stats };
   }
@@ -120,6 +153,11 @@ export class Runner {
   /** The process that makes the final reads and stats reads of node i: far above any worker's. */
   #finalProcess(i: number): number {
     return this.#plan.concurrency * 1_000_000 + i;
+  }
+
+  /** The first process of node i's watch streams (each new stream takes the next number). */
+  #watchProcess(i: number): number {
+    return this.#plan.concurrency * 1_000_000 + 100_000 + i * 10_000;
   }
 
   /**
@@ -146,11 +184,10 @@ export class Runner {
     return out;
   }
 
-  async #workerLoop(worker: number, rng: Rng, signal: AbortSignal): Promise<void> {
+  async #workerLoop(worker: number, rng: Rng, signal: AbortSignal, startNs: number): Promise<void> {
     const plan = this.#plan;
     const node = plan.nodes[worker % plan.nodes.length].name;
-    const client = this.client(node);
-    let gen: Gen | null = workerGenerator(plan, worker);
+    let gen: Gen | null = workerGenerator(plan, worker, startNs);
     let process = worker;
     let last: Op | undefined;
     while (gen && !signal.aborted) {
@@ -159,7 +196,8 @@ export class Runner {
       await abortableSleep(step.delayNs / 1e6, signal);
       if (signal.aborted) break;
       this.#history.append({ process, node, type: 'invoke', f: step.op.f, value: step.op.value });
-      const c = await client.invoke(step.op);
+      // Looked up per op: a restarted node's client is replaced (see reconnect).
+      const c = await this.client(node).invoke(step.op);
       last = this.#history.append({ process, node, type: c.type, f: step.op.f, value: c.value, error: c.error });
       this.progress[c.type]++;
       // After an indeterminate outcome the process may still be in flight, so, as in Jepsen, the
@@ -174,10 +212,10 @@ export class Runner {
    * that package's fault is inactive, a stop when it is active. Faults of different packages may
    * overlap, which is how partitions meet clock skew.
    */
-  async #nemesisLoop(rng: Rng, signal: AbortSignal): Promise<void> {
+  async #nemesisLoop(rng: Rng, signal: AbortSignal, startNs: number): Promise<void> {
     if (this.#packages.length === 0) return;
     const iterators = this.#packages.map((p) => p.ops(rng.fork()));
-    const deadlineNs = this.#plan.timeLimitS * 1e9;
+    const deadlineNs = startNs + this.#plan.timeLimitS * 1e9;
     for (;;) {
       await abortableSleep(this.#plan.nemesisIntervalS * 1000, signal);
       if (signal.aborted || this.#history.now() >= deadlineNs) return;
@@ -256,6 +294,7 @@ export class Runner {
   }
 
   close(): void {
+    for (const w of this.#watchers) w.stop();
     for (const c of this.#clients.values()) c.close();
   }
 }

@@ -1,7 +1,7 @@
 // The gRPC face of a node: one server on --listen serving the Store (client) and Mesh (peer) services.
 // Handlers validate input (node/validate.ts), call the node, and turn every failure into a gRPC status
 // with a clear message; nothing a client or peer sends can throw out of a handler and crash the node.
-import { Server, ServerCredentials, status, type ServerErrorResponse, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, status, type ServerErrorResponse, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { MeshService, StoreService, type MeshServer, type StoreServer, type MeshWrite } from '../proto/gen/faultline.ts';
 import { RpcError, checkDelta, checkId, checkKind, checkRequestId, checkValue, invalid, meshWriteToKey } from './validate.ts';
 import { MESH_MESSAGE_BYTES, keyToMeshWrite, type Mesh } from './mesh.ts';
@@ -90,6 +90,8 @@ export function storeHandlers(node: StoreNode): StoreServer {
         return;
       }
       const remove = node.watch.add(prefix, call.request.buffer, call);
+      // Headers go out now, so the client knows from when on it is sent every change.
+      call.sendMetadata(new Metadata());
       const done = () => remove();
       call.on('cancelled', done);
       call.on('close', done);

@@ -23,6 +23,37 @@ export class HistoryBuilder {
     return this.add('nemesis', 'info', f, value);
   }
 
+  /** Lets time pass (ms) before the next op. */
+  wait(ms: number): void {
+    this.clock += ms * 1_000_000;
+  }
+
+  /** Opens a watch stream on a node (as harness/watch-recorder.ts records it); returns its process. */
+  openWatch(node: string, stream = `${node}#0`): number {
+    const p = 50_000 + this.ops.length;
+    this.add(p, 'invoke', 'watch-open', { stream }, node);
+    this.add(p, 'ok', 'watch-open', { stream }, node);
+    this.streams.set(p, stream);
+    return p;
+  }
+
+  /** One batch of events on an open stream: [entity, component, value, ts, kind?, deleted?, droppedBefore?]. */
+  watchEvents(process: number, node: string, events: readonly (readonly [string, string, string, string, string?, boolean?, number?])[]): void {
+    const stream = this.streams.get(process);
+    const at = this.clock + 500_000;
+    const recorded = events.map(([e, c, v, ts, kind = 'lww', deleted = false, dropped = 0]) => [at, e, c, v, ts, kind, deleted, dropped]);
+    this.add(process, 'invoke', 'watch-events', { stream }, node);
+    this.add(process, 'ok', 'watch-events', { stream, events: recorded }, node);
+  }
+
+  closeWatch(process: number, node: string, reason = 'end of run'): void {
+    const stream = this.streams.get(process);
+    this.add(process, 'invoke', 'watch-close', { stream }, node);
+    this.add(process, 'ok', 'watch-close', { stream, reason }, node);
+  }
+
+  private readonly streams = new Map<number, string>();
+
   /** Every node's end-of-run Stats, as the runner records them (f "stats"); returns completion indexes by node. */
   stats(perNode: Record<string, { writes: number; relaysSent: number }>): Record<string, number> {
     const out: Record<string, number> = {};

@@ -21,14 +21,19 @@ afterEach(() => vi.restoreAllMocks());
 
 function lwwRun(lose: boolean): string {
   const b = new HistoryBuilder();
+  const streams = { n1: b.openWatch('n1'), n2: b.openWatch('n2') };
   const w = { entity: 'e1', component: 'pos', value: 'a', requestId: 'r1' };
   b.call(0, 'n1', 'write', w, 'ok', { ...w, ts: hlc(10) });
   const d = { entity: 'e2', component: 'pos', requestId: 'r2' };
   b.call(1, 'n2', 'delete', d, 'ok', { ...d, ts: hlc(11, 0, 'n2') });
+  for (const [node, p] of Object.entries(streams)) b.watchEvents(p, node, [['e1', 'pos', 'a', hlc(10)], ['e2', 'pos', '', hlc(11, 0, 'n2'), 'lww', true]]);
+  // The writes replicated at once; the run goes on past the lag bound (so they are judged), then heals.
+  b.wait(2000);
   b.nemesis('heal');
   const tombstone = { components: { pos: { value: '', ts: hlc(11, 0, 'n2'), kind: 'lww' as const, deleted: true } }, counters: {} };
   const final = { e1: entity({ pos: lose ? ['', hlc(1)] : ['a', hlc(10)] }), e2: tombstone };
   b.finalRound(0, { n1: final, n2: final });
+  for (const [node, p] of Object.entries(streams)) b.closeWatch(p, node);
   b.stats({ n1: { writes: 1, relaysSent: 1 }, n2: { writes: 0, relaysSent: 0 } });
   return b.ops.map((o) => JSON.stringify(o)).join('\n') + '\n';
 }

@@ -1,0 +1,324 @@
+// Watch streams and replication lag, from the streams the harness records alongside every workload (one
+// per node, see harness/watch-recorder.ts for the ops: watch-open, watch-events, watch-close).
+//
+// watch: per stream and key, events arrive in order and once: an LWW key's timestamps strictly increase
+// ("watch-out-of-order", "watch-duplicate"), a max-wins key's value never goes down. A stream that was open
+// until the end of the run and lost nothing (no event says dropped_before > 0, and its node counted no
+// watcher drops) must have delivered every change: for each key of the node's final state, the last
+// event equals the final value, and a key with no event must have got its final value before the stream
+// opened ("watch-missed"). The drops the events report never exceed what the node counted
+// ("watch-drops-uncounted"). A stream the node ended while it was neither killed nor paused is
+// "watch-ended".
+//
+// lag: the time from an acknowledged write's completion to the first event on another node's stream with
+// an equal or later timestamp (for max-wins, an equal or greater value): how long replication takes. Only
+// writes in calm windows are judged: no fault active from `settleMs` before the write to `lagBoundMs`
+// after it, and only streams open through that span without drops. A write that reaches a node later
+// than the bound, or never, is "lag-exceeded". The result gives the quantiles of every judged lag.
+import type { FinalState, History } from '../harness/history.ts';
+import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { AnomalyList, finalReads, nsToMs, pairing, quantiles, valueOf } from './util.ts';
+import { faultSpans, killWindows } from './windows.ts';
+
+/** [atNs, entity, component, value, ts, kind, deleted, droppedBefore], as recorded. */
+type Event = [number, string, string, string, string, string, boolean, number];
+
+interface Stream {
+  readonly name: string;
+  readonly node: string;
+  /** History position and time of the ok watch-open. */
+  readonly openPos: number;
+  readonly openTime: number;
+  closeTime: number;
+  closeReason: string | undefined;
+  readonly events: Event[];
+  dropped: number;
+}
+
+/** The streams of a history (only those that opened), in the order they opened. */
+function streams(history: History): Stream[] {
+  const byProcess = new Map<number | string, Stream>();
+  const out: Stream[] = [];
+  for (let i = 0; i < history.length; i++) {
+    const op = history[i];
+    if (op.type !== 'ok' || !op.f.startsWith('watch-') || op.node === undefined) continue;
+    const v = valueOf<{ stream: string; events: Event[]; reason: string }>(op);
+    if (op.f === 'watch-open') {
+      const s: Stream = { name: String(v.stream), node: op.node, openPos: i, openTime: op.time, closeTime: Infinity, closeReason: undefined, events: [], dropped: 0 };
+      byProcess.set(op.process, s);
+      out.push(s);
+    } else {
+      const s = byProcess.get(op.process);
+      if (!s) continue;
+      if (op.f === 'watch-events' && Array.isArray(v.events)) {
+        for (const e of v.events) {
+          if (!Array.isArray(e) || e.length < 8) continue;
+          s.events.push(e);
+          s.dropped += Number(e[7]) || 0;
+        }
+      } else if (op.f === 'watch-close') {
+        s.closeTime = op.time;
+        s.closeReason = typeof v.reason === 'string' ? v.reason : '';
+      }
+    }
+  }
+  return out;
+}
+
+const cache = new WeakMap<History, Stream[]>();
+function streamsOf(history: History): Stream[] {
+  let s = cache.get(history);
+  if (!s) cache.set(history, (s = streams(history)));
+  return s;
+}
+
+/** Each node's watcher drops from the end-of-run stats ops. */
+function watcherDrops(history: History): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const op of history) {
+    if (op.f !== 'stats' || op.type !== 'ok' || op.node === undefined) continue;
+    const d = (op.value as { watcherDrops?: unknown })?.watcherDrops;
+    if (typeof d === 'number') out.set(op.node, d);
+  }
+  return out;
+}
+
+/** Acknowledged writes by timestamp: when each was invoked (a final value's origin). */
+function writesByTs(history: History): Map<string, number> {
+  const { invocation } = pairing(history);
+  const out = new Map<string, number>();
+  for (let c = 0; c < history.length; c++) {
+    const op = history[c];
+    if (op.type !== 'ok' || typeof (op.value as { ts?: unknown })?.ts !== 'string') continue;
+    if (!['write', 'write-max', 'delete', 'add', 'remove'].includes(op.f)) continue;
+    const i = invocation[c];
+    const ts = (op.value as { ts: string }).ts;
+    if (!out.has(ts)) out.set(ts, i >= 0 ? history[i].time : op.time);
+  }
+  return out;
+}
+
+const PAUSES = new Set(['start-pause']);
+
+export interface WatchResult extends CheckResult {
+  readonly streams: number;
+  readonly events: number;
+  /** Streams judged for completeness (open to the end, no drops). */
+  readonly complete: number;
+  readonly dropped: number;
+}
+
+export const watchChecker: Checker = (history: History, ctx: CheckContext): WatchResult => {
+  const all = streamsOf(history);
+  const anomalies = new AnomalyList();
+  const kills = killWindows(history);
+  const drops = watcherDrops(history);
+  const origins = writesByTs(history);
+  const fr = finalReads(history, ctx);
+  let events = 0;
+  let complete = 0;
+  let dropped = 0;
+  const incrInvokes = new Map<string, number[]>();
+  for (const op of history) {
+    if (op.f !== 'incr' || op.type !== 'invoke') continue;
+    const v = valueOf<{ entity: string; counter: string }>(op);
+    const k = `${v.entity}\u0000${v.counter}`;
+    let list = incrInvokes.get(k);
+    if (!list) incrInvokes.set(k, (list = []));
+    list.push(op.time);
+  }
+  const paused = history.filter((op) => op.process === 'nemesis' && PAUSES.has(op.f));
+
+  for (const s of all) {
+    events += s.events.length;
+    dropped += s.dropped;
+    const first = history[s.openPos].index;
+    const last = new Map<string, Event>();
+    for (const e of s.events) {
+      const [, entity, component, value, ts, kind] = e;
+      const key = `${entity}\u0000${component}`;
+      const prev = last.get(key);
+      if (prev && kind !== 'counter') {
+        const same = prev[4] === ts && prev[3] === value && prev[6] === e[6];
+        const back = kind === 'max' ? Number(value) < Number(prev[3]) : ts < prev[4];
+        if (same || back) {
+          anomalies.add({
+            type: same ? 'watch-duplicate' : 'watch-out-of-order',
+            ops: [first],
+            node: s.node,
+            stream: s.name,
+            message: `Stream ${s.name} delivered ${entity}/${component} = ${JSON.stringify(value)} (ts ${ts}) ${same ? 'twice' : `after ${JSON.stringify(prev[3])} (ts ${prev[4]})`}.`,
+          });
+        }
+      }
+      last.set(key, e);
+    }
+    const view = fr.view.get(s.node);
+    const nodeDrops = drops.get(s.node);
+    if (nodeDrops !== undefined && s.closeReason === 'end of run' && s.dropped > nodeDrops) {
+      anomalies.add({
+        type: 'watch-drops-uncounted',
+        ops: [first],
+        node: s.node,
+        stream: s.name,
+        message: `Stream ${s.name} was told of ${s.dropped} dropped events, more than the ${nodeDrops} watcher drops ${s.node} counted.`,
+      });
+    }
+    if (s.closeReason !== undefined && s.closeReason !== 'end of run') {
+      const killed = kills.between(s.node, s.openTime, s.closeTime + 1);
+      const pausedMeanwhile = paused.some((p) => (p.value as { nodes?: string[] })?.nodes?.includes(s.node) && p.time >= s.openTime && p.time <= s.closeTime);
+      if (killed === undefined && !pausedMeanwhile) {
+        anomalies.add({ type: 'watch-ended', ops: [first], node: s.node, stream: s.name, message: `Stream ${s.name} ended (${s.closeReason}) while ${s.node} was neither killed nor paused.` });
+      }
+    }
+    // Completeness: a stream open to the end that lost nothing has seen every change of its node.
+    if (!view || s.closeReason !== 'end of run' || s.dropped > 0 || (nodeDrops ?? 0) > 0) continue;
+    complete++;
+    checkComplete(s, view.state, last, history[view.pos].index);
+  }
+
+  function checkComplete(s: Stream, state: FinalState, last: Map<string, Event>, finalIndex: number): void {
+    for (const [entity, fe] of Object.entries(state)) {
+      for (const [component, fc] of Object.entries(fe.components ?? {})) {
+        const e = last.get(`${entity}\u0000${component}`);
+        const what = `${entity}/${component}`;
+        if (e) {
+          if (e[4] === fc.ts && (fc.deleted === true ? e[6] : e[3] === fc.value)) continue;
+          anomalies.add({ type: 'watch-missed', ops: [finalIndex], node: s.node, stream: s.name, message: `Stream ${s.name} last delivered ${what} = ${JSON.stringify(e[3])} (ts ${e[4]}), but ${s.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}).` });
+        } else {
+          const invokedAt = origins.get(fc.ts);
+          if (invokedAt === undefined || invokedAt <= s.openTime) continue;
+          anomalies.add({ type: 'watch-missed', ops: [finalIndex], node: s.node, stream: s.name, message: `Stream ${s.name} never delivered ${what}, though ${s.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}) from a write made after the stream opened.` });
+        }
+      }
+      for (const [counter, value] of Object.entries(fe.counters ?? {})) {
+        const e = last.get(`${entity}\u0000${counter}`);
+        if (e ? Number(e[3]) === value : !(incrInvokes.get(`${entity}\u0000${counter}`) ?? []).some((t) => t > s.openTime)) continue;
+        anomalies.add({
+          type: 'watch-missed',
+          ops: [finalIndex],
+          node: s.node,
+          stream: s.name,
+          message: e
+            ? `Stream ${s.name} last delivered counter ${entity}/${counter} = ${e[3]}, but ${s.node} ends with ${value}.`
+            : `Stream ${s.name} never delivered counter ${entity}/${counter}, though it was incremented after the stream opened (${s.node} ends with ${value}).`,
+        });
+      }
+    }
+  }
+
+  const valid = anomalies.count > 0 ? false : all.length === 0 ? 'unknown' : true;
+  return {
+    valid,
+    ...(all.length === 0 ? { error: 'no watch stream opened in this history, so no watcher was judged' } : {}),
+    streams: all.length,
+    events,
+    complete,
+    dropped,
+    ...anomalies.summary(),
+  };
+};
+
+export interface LagResult extends CheckResult {
+  readonly boundMs: number;
+  readonly settleMs: number;
+  /** Writes judged (in calm windows, with a stream of another node open throughout). */
+  readonly writes: number;
+  /** (write, node) pairs judged. */
+  readonly samples: number;
+  readonly lagMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number } | null;
+}
+
+/** The default lag bound: a small multiple of the anti-entropy period, at least one second. */
+export function defaultLagBoundMs(antiEntropyMs: number | undefined): number {
+  return Math.max(1000, 3 * (antiEntropyMs ?? 500));
+}
+
+export const lagChecker: Checker = (history: History, ctx: CheckContext): LagResult => {
+  const boundMs = typeof ctx.lagBoundMs === 'number' ? ctx.lagBoundMs : defaultLagBoundMs(typeof ctx.antiEntropyMs === 'number' ? ctx.antiEntropyMs : undefined);
+  const settleMs = typeof ctx.settleMs === 'number' ? ctx.settleMs : 1000;
+  const boundNs = boundMs * 1e6;
+  const settleNs = settleMs * 1e6;
+  const all = streamsOf(history);
+  const anomalies = new AnomalyList();
+  // Fault spans, from each op's invocation (when known) to its stop.
+  let endTime = 0;
+  for (const op of history) endTime = Math.max(endTime, op.time);
+  const spans = faultSpans(history.filter((op) => op.process === 'nemesis')).map((s) => {
+    const inv = (s.start.value as { invokedAt?: unknown })?.invokedAt;
+    return { from: typeof inv === 'number' ? inv : s.start.time - 30e9, to: s.stop?.time ?? endTime };
+  });
+  // Heal and final reads end the judged part of the run: only writes before the heal are judged.
+  const heal = history.find((op) => op.process === 'nemesis' && op.f === 'heal');
+  const workloadEnd = heal ? heal.time : endTime;
+  const calm = (from: number, to: number) => to <= workloadEnd && !spans.some((s) => s.from < to && s.to > from);
+  // Per stream: key → event times and timestamps (or max values), in arrival order.
+  const index = all.map((s) => {
+    const byKey = new Map<string, { at: number[]; ts: string[]; value: number[] }>();
+    let firstDrop = Infinity;
+    for (const e of s.events) {
+      if (e[7] > 0 && e[0] < firstDrop) firstDrop = e[0];
+      if (e[5] === 'counter') continue;
+      const k = `${e[1]}\u0000${e[2]}`;
+      let x = byKey.get(k);
+      if (!x) byKey.set(k, (x = { at: [], ts: [], value: [] }));
+      x.at.push(e[0]);
+      x.ts.push(e[4]);
+      x.value.push(Number(e[3]));
+    }
+    return { s, byKey, firstDrop };
+  });
+  const lags: number[] = [];
+  let writes = 0;
+  for (let c = 0; c < history.length; c++) {
+    const op = history[c];
+    if (op.type !== 'ok' || op.node === undefined || (op.f !== 'write' && op.f !== 'write-max' && op.f !== 'delete')) continue;
+    const v = valueOf<{ entity: string; component: string; ts: string; value: number; duplicate?: boolean }>(op);
+    if (typeof v.ts !== 'string' || typeof v.entity !== 'string' || typeof v.component !== 'string' || v.duplicate === true) continue;
+    const acked = op.time;
+    if (!calm(acked - settleNs, acked + boundNs)) continue;
+    const key = `${v.entity}\u0000${v.component}`;
+    let judged = false;
+    for (const { s, byKey, firstDrop } of index) {
+      if (s.node === op.node || s.openTime > acked || s.closeTime < acked + boundNs || firstDrop < acked + boundNs) continue;
+      judged = true;
+      const x = byKey.get(key);
+      let at = Infinity;
+      if (x) {
+        for (let k = 0; k < x.at.length; k++) {
+          if (op.f === 'write-max' ? x.value[k] >= Number(v.value) : x.ts[k] >= v.ts) {
+            at = x.at[k];
+            break;
+          }
+        }
+      }
+      const lagNs = Math.max(0, at - acked);
+      lags.push(lagNs === Infinity ? Infinity : nsToMs(lagNs));
+      if (lagNs > boundNs) {
+        anomalies.add({
+          type: 'lag-exceeded',
+          ops: [op.index, history[s.openPos].index],
+          node: s.node,
+          lagMs: at === Infinity ? null : nsToMs(lagNs),
+          message: `${op.f} of ${v.entity}/${v.component} (ts ${v.ts}) acknowledged on ${op.node} in a calm window ${at === Infinity ? 'never reached' : `reached ${s.node} only after ${nsToMs(lagNs)} ms, above the bound`}${at === Infinity ? ` ${s.node}'s watch stream` : ''} (bound ${boundMs} ms).`,
+        });
+      }
+    }
+    if (judged) writes++;
+  }
+  const finite = Float64Array.from(lags.filter((l) => Number.isFinite(l)));
+  const q = quantiles(finite);
+  const never = lags.length - finite.length;
+  const lagMs = lags.length === 0 ? null : { p50: q.p50, p95: q.p95, p99: q.p99, max: never > 0 ? Infinity : q.max };
+  const valid = anomalies.count > 0 ? false : lags.length === 0 ? 'unknown' : true;
+  return {
+    valid,
+    ...(lags.length === 0 ? { error: 'no write was acknowledged in a calm window while another node had a watch stream open, so no lag was judged' } : {}),
+    boundMs,
+    settleMs,
+    writes,
+    samples: lags.length,
+    lagMs: lagMs && { ...lagMs, max: Number.isFinite(lagMs.max) ? lagMs.max : -1 },
+    ...anomalies.summary(),
+  };
+};
