@@ -27,7 +27,7 @@ export const DEFAULT_MIN_AVAILABILITY = 0.95;
 
 const DOWN: Record<string, string> = { 'start-kill': 'stop-kill', 'start-pause': 'stop-pause' };
 
-export const availability: Checker = (history: History, ctx: CheckContext): AvailabilityResult => {
+export const availability = (history: History, ctx: CheckContext): AvailabilityResult => {
   const min = typeof ctx.minAvailability === 'number' ? ctx.minAvailability : DEFAULT_MIN_AVAILABILITY;
   const graceMs = typeof ctx.graceMs === 'number' ? ctx.graceMs : 1000;
   const graceNs = graceMs * 1e6;
@@ -107,3 +107,4 @@ export const availability: Checker = (history: History, ctx: CheckContext): Avai
     anomalies,
   };
 };
+availability satisfies Checker;

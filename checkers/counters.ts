@@ -103,7 +103,7 @@ class ShareFloor {
 
 const keyOf = (entity: string, counter: string) => entity + '\u0000' + counter;
 
-export const counters: Checker = (history: History, _ctx: CheckContext): CountersResult => {
+export const counters = (history: History, _ctx: CheckContext): CountersResult => {
   const { completion, invocation } = pairing(history);
   const kills = killWindows(history);
   const anomalies = new AnomalyList();
@@ -266,3 +266,4 @@ export const counters: Checker = (history: History, _ctx: CheckContext): Counter
     ...anomalies.summary(),
   };
 };
+counters satisfies Checker;

@@ -108,7 +108,7 @@ export interface WatchResult extends CheckResult {
   readonly dropped: number;
 }
 
-export const watchChecker: Checker = (history: History, ctx: CheckContext): WatchResult => {
+export const watchChecker = (history: History, ctx: CheckContext): WatchResult => {
   const all = streamsOf(history);
   const anomalies = new AnomalyList();
   const kills = killWindows(history);
@@ -234,7 +234,7 @@ export function defaultLagBoundMs(antiEntropyMs: number | undefined): number {
   return Math.max(1000, 3 * (antiEntropyMs ?? 500));
 }
 
-export const lagChecker: Checker = (history: History, ctx: CheckContext): LagResult => {
+export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   const boundMs = typeof ctx.lagBoundMs === 'number' ? ctx.lagBoundMs : defaultLagBoundMs(typeof ctx.antiEntropyMs === 'number' ? ctx.antiEntropyMs : undefined);
   const settleMs = typeof ctx.settleMs === 'number' ? ctx.settleMs : 1000;
   const boundNs = boundMs * 1e6;
@@ -322,3 +322,5 @@ export const lagChecker: Checker = (history: History, ctx: CheckContext): LagRes
     ...anomalies.summary(),
   };
 };
+lagChecker satisfies Checker;
+watchChecker satisfies Checker;

@@ -55,7 +55,7 @@ export class HistoryBuilder {
   private readonly streams = new Map<number, string>();
 
   /** Every node's end-of-run Stats, as the runner records them (f "stats"); returns completion indexes by node. */
-  stats(perNode: Record<string, { writes: number; relaysSent: number }>): Record<string, number> {
+  stats(perNode: Record<string, { writes: number; relaysSent: number; watcherDrops?: number }>): Record<string, number> {
     const out: Record<string, number> = {};
     let p = 9000;
     for (const [node, s] of Object.entries(perNode)) {

@@ -1,0 +1,116 @@
+// The watch, lag and availability checkers on hand-built histories.
+import { describe, expect, it } from 'vitest';
+import { availability } from '../availability.ts';
+import { lagChecker, watchChecker } from '../watch.ts';
+import { HistoryBuilder, ctx, entity, hlc } from './builder.ts';
+
+const put = (b: HistoryBuilder, p: number, node: string, value: string, ts: string) =>
+  b.call(p, node, 'write', { entity: 'e', component: 'c', value, requestId: `r-${value}` }, 'ok', { entity: 'e', component: 'c', value, requestId: `r-${value}`, ts });
+
+describe('watch', () => {
+  it('passes streams that deliver every change in order, once', () => {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    put(b, 0, 'n2', 'a', hlc(10, 0, 'n2'));
+    put(b, 0, 'n2', 'b', hlc(11, 0, 'n2'));
+    b.watchEvents(s, 'n1', [['e', 'c', 'a', hlc(10, 0, 'n2')], ['e', 'c', 'b', hlc(11, 0, 'n2')]]);
+    b.nemesis('heal');
+    const final = { e: entity({ c: ['b', hlc(11, 0, 'n2')] }) };
+    b.finalRound(0, { n1: final, n2: final });
+    b.closeWatch(s, 'n1');
+    expect(watchChecker(b.ops, ctx())).toMatchObject({ valid: true, streams: 1, events: 2, complete: 1 });
+  });
+
+  it('catches events out of order or twice, and a final change never delivered', () => {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    put(b, 0, 'n2', 'a', hlc(10, 0, 'n2'));
+    put(b, 0, 'n2', 'b', hlc(11, 0, 'n2'));
+    b.watchEvents(s, 'n1', [['e', 'c', 'b', hlc(11, 0, 'n2')], ['e', 'c', 'b', hlc(11, 0, 'n2')], ['e', 'c', 'a', hlc(10, 0, 'n2')]]);
+    b.call(1, 'n2', 'write', { entity: 'f', component: 'c', value: 'z', requestId: 'rz' }, 'ok', { entity: 'f', component: 'c', value: 'z', requestId: 'rz', ts: hlc(12, 0, 'n2') });
+    b.nemesis('heal');
+    const final = { e: entity({ c: ['b', hlc(11, 0, 'n2')] }), f: entity({ c: ['z', hlc(12, 0, 'n2')] }) };
+    b.finalRound(0, { n1: final, n2: final });
+    b.closeWatch(s, 'n1');
+    expect(watchChecker(b.ops, ctx()).anomalies?.map((a) => a.type)).toEqual(['watch-duplicate', 'watch-out-of-order', 'watch-missed', 'watch-missed']);
+  });
+
+  it('does not hold a stream with drops to completeness, and catches drops the node never counted', () => {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    put(b, 0, 'n2', 'a', hlc(10, 0, 'n2'));
+    b.watchEvents(s, 'n1', [['f', 'c', 'x', hlc(9, 0, 'n2'), 'lww', false, 3]]);
+    b.nemesis('heal');
+    b.finalRound(0, { n1: { e: entity({ c: ['a', hlc(10, 0, 'n2')] }) } });
+    b.closeWatch(s, 'n1');
+    b.stats({ n1: { writes: 0, relaysSent: 0, watcherDrops: 1 } });
+    const r = watchChecker(b.ops, ctx(['n1']));
+    expect(r).toMatchObject({ complete: 0, dropped: 3 });
+    expect(r.anomalies?.map((a) => a.type)).toEqual(['watch-drops-uncounted']);
+  });
+
+  it('catches a stream its node ended while it was up, not one ended by a kill', () => {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    b.closeWatch(s, 'n1', '14: Connection dropped');
+    expect(watchChecker(b.ops, ctx()).anomalies?.[0]?.type).toBe('watch-ended');
+    const k = new HistoryBuilder();
+    const t = k.openWatch('n1');
+    k.nemesis('start-kill', { nodes: ['n1'], invokedAt: k.ops[k.ops.length - 1].time });
+    k.closeWatch(t, 'n1', '14: Connection dropped');
+    expect(watchChecker(k.ops, ctx()).valid).toBe(true);
+  });
+});
+
+describe('lag', () => {
+  function run(eventDelayMs: number | null, fault = false) {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    b.wait(2000);
+    if (fault) b.nemesis('start-partition', { nodes: ['n1', 'n2'] });
+    put(b, 0, 'n2', 'a', hlc(10, 0, 'n2'));
+    if (eventDelayMs !== null) {
+      b.wait(eventDelayMs);
+      b.watchEvents(s, 'n1', [['e', 'c', 'a', hlc(10, 0, 'n2')]]);
+    }
+    b.wait(3000);
+    b.nemesis('heal');
+    b.closeWatch(s, 'n1');
+    return lagChecker(b.ops, { ...ctx(), antiEntropyMs: 500 });
+  }
+
+  it('measures how long a calm-window write takes to reach the other nodes', () => {
+    const r = run(5);
+    expect(r).toMatchObject({ valid: true, boundMs: 1500, writes: 1, samples: 1 });
+    expect(r.lagMs?.p50).toBeGreaterThan(4);
+    expect(r.lagMs?.p50).toBeLessThan(8);
+  });
+
+  it('catches a write that arrives after the bound, or never', () => {
+    expect(run(2000).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', node: 'n1' });
+    expect(run(null).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', lagMs: null });
+  });
+
+  it('judges no write in a fault window, and says unknown when nothing was calm', () => {
+    expect(run(null, true)).toMatchObject({ valid: 'unknown', writes: 0 });
+  });
+});
+
+describe('availability', () => {
+  it('judges only ops whose node was up, and fails a node that stopped answering', () => {
+    const b = new HistoryBuilder();
+    for (let i = 0; i < 10; i++) b.call(0, 'n1', 'read', { entity: 'e', component: 'c' }, 'ok');
+    const killAt = b.ops[b.ops.length - 1].time;
+    b.nemesis('start-kill', { nodes: ['n2'], invokedAt: killAt });
+    for (let i = 0; i < 5; i++) b.call(1, 'n2', 'read', { entity: 'e', component: 'c' }, 'fail'); // down: not judged
+    b.nemesis('stop-kill', { nodes: ['n2'] });
+    b.wait(1500);
+    for (let i = 0; i < 10; i++) b.call(1, 'n2', 'read', { entity: 'e', component: 'c' }, 'ok');
+    expect(availability(b.ops, ctx())).toMatchObject({ valid: true, judged: 20, ok: 20 });
+    for (let i = 0; i < 3; i++) b.call(0, 'n1', 'write', { entity: 'e', component: 'c', value: 'v', requestId: `w${i}` }, 'fail');
+    const r = availability(b.ops, ctx());
+    expect(r.valid).toBe(false);
+    expect(r.anomalies?.[0]).toMatchObject({ type: 'unavailable', node: 'n1' });
+    expect(r.nodes.n1).toMatchObject({ judged: 13, ok: 10 });
+  });
+});
