@@ -168,6 +168,7 @@ export const convergence = (history: History, ctx: CheckContext): ConvergenceRes
     healOp: healPos >= 0 ? history[healPos].index : null,
     rounds: fr.rounds.size,
     entities: entities.size,
+    judged: reads.length,
     differingKeys: diffs.length,
     ...anomalies.summary(),
   };

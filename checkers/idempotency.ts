@@ -245,7 +245,9 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
     : anomalies.count > 0
       ? { valid: false as const }
       : { valid: 'unknown' as const, error: 'no increments, writes, adds or deletes with request ids in the history, so nothing was judged' };
-  return { ...verdict, counters: counterResults, effectsChecked, ...anomalies.summary() } as IdempotencyResult;
+  let requests = 0;
+  for (const [, , reqs] of counters.entries()) requests += reqs.size;
+  return { ...verdict, judged: effectsChecked + requests, counters: counterResults, effectsChecked, ...anomalies.summary() } as IdempotencyResult;
 };
 
 // Compile-time proof that the typed function is a Checker.

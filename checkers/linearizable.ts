@@ -220,6 +220,13 @@ function search(k: KeyOps, deadline: number): SearchOutcome {
 }
 
 /** Builds a linearizability checker for the given register model. */
+/** Ops judged: every op of every key. */
+function opsJudged(keys: ReadonlyMap<string, KeyOps>): number {
+  let n = 0;
+  for (const k of keys.values()) n += k.kind.length;
+  return n;
+}
+
 export function linearizable(options: LinearizableOptions): (history: History, ctx: CheckContext) => LinearizableResult {
   const { model } = options;
   if (model !== 'register' && model !== 'cas-register') {
@@ -246,11 +253,16 @@ export function linearizable(options: LinearizableOptions): (history: History, c
       return id;
     };
     const keys = new Map<string, KeyOps>();
+    // Client ops of other kinds (Porcupine's get/put/append, say) are left out and named in the result.
+    const skipped: Record<string, number> = {};
     for (let i = 0; i < history.length; i++) {
       const op: Op = history[i];
       if (op.type !== 'invoke' || op.process === 'nemesis') continue;
       const f = op.f;
-      if (f !== 'read' && f !== 'write' && f !== 'cas') continue;
+      if (f !== 'read' && f !== 'write' && f !== 'cas') {
+        if (!f.startsWith('watch-') && f !== 'final-read' && f !== 'stats') skipped[f] = (skipped[f] ?? 0) + 1;
+        continue;
+      }
       const c = completion[i];
       const type = c >= 0 ? history[c].type : 'info';
       if (type === 'fail') continue;
@@ -328,10 +340,16 @@ export function linearizable(options: LinearizableOptions): (history: History, c
       });
     }
 
-    const valid = anomalies.count > 0 ? false : unknownKeys.length > 0 ? 'unknown' : true;
+    const valid = anomalies.count > 0 ? false : unknownKeys.length > 0 || keys.size === 0 ? 'unknown' : true;
+    const skippedText = Object.entries(skipped).map(([f, n]) => `${n} ${f}`).join(', ');
     return {
       valid,
+      ...(keys.size === 0
+        ? { error: `no read, write or cas op to judge${skippedText ? `; skipped ops the ${model} model does not know: ${skippedText}` : ' (the history has no client ops)'}` }
+        : {}),
       model,
+      judged: opsJudged(keys),
+      skipped,
       keys: keys.size,
       linearizableKeys,
       failedKeys,

@@ -214,6 +214,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
 
   return {
     ...finalVerdict(anomalies, fr),
+    judged: acknowledged,
     acknowledged,
     survived,
     superseded,

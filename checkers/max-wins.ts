@@ -150,7 +150,7 @@ export const maxWins = (history: History, ctx: CheckContext): MaxWinsResult => {
     }
   }
 
-  return { ...finalVerdict(anomalies, fr), reads, keys: keys.size, decreases, ...anomalies.summary() };
+  return { ...finalVerdict(anomalies, fr), judged: reads + keys.size, reads, keys: keys.size, decreases, ...anomalies.summary() };
 };
 
 // Compile-time proof that the typed function is a Checker.

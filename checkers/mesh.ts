@@ -56,5 +56,5 @@ export function mesh(history: History, ctx: CheckContext): MeshResult {
   if (Object.keys(relays).length === 0) {
     return { valid: 'unknown', error: 'no node reported stats (no ok "stats" ops in the history)', bound, relaysPerWrite: relays, messagesPerWrite: messages };
   }
-  return { valid: anomalies.length === 0, anomalies, bound, relaysPerWrite: relays, messagesPerWrite: messages };
+  return { valid: anomalies.length === 0, judged: Object.keys(relays).length, anomalies, bound, relaysPerWrite: relays, messagesPerWrite: messages };
 }

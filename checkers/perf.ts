@@ -1,4 +1,4 @@
-// Performance data for the report, never a verdict (valid is always true): latency quantiles per f and
+// Performance data for the report, never a verdict (valid unless the history has no client op at all): latency quantiles per f and
 // per outcome, throughput and availability (ok fraction of completed ops) per time bucket, and the same
 // quantiles split into fault windows and calm windows.
 //
@@ -37,7 +37,7 @@ export interface WindowStats {
 }
 
 export interface PerfResult extends CheckResult {
-  readonly valid: true;
+  readonly valid: true | 'unknown';
   /** Latency in ms: f → outcome ("ok" | "fail" | "info" | "all") → quantiles. */
   readonly latencyMs: Readonly<Record<string, Readonly<Record<string, Quantiles>>>>;
   readonly bucketMs: number;
@@ -162,7 +162,10 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
       });
     }
     return {
-      valid: true,
+      // A report, not a check: valid whenever there was anything to measure.
+      valid: ops > 0 ? true : 'unknown',
+      ...(ops > 0 ? {} : { error: 'no client ops in the history, so nothing was measured' }),
+      judged: ops,
       latencyMs,
       bucketMs,
       buckets,

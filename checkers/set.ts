@@ -292,7 +292,9 @@ export const setChecker = (history: History, ctx: CheckContext): SetResult => {
     };
   }
 
-  return { ...finalVerdict(anomalies, fr), entities, reads: totalReads, lost: totalLost, stale: totalStale, ...anomalies.summary() };
+  let judged = 0;
+  for (const e of Object.values(entities)) judged += e.attempted;
+  return { ...finalVerdict(anomalies, fr), judged, entities, reads: totalReads, lost: totalLost, stale: totalStale, ...anomalies.summary() };
 };
 
 // Compile-time proof that the typed function is a Checker.

@@ -14,7 +14,10 @@
 // an equal or later timestamp (for max-wins, an equal or greater value): how long replication takes. Only
 // writes in calm windows are judged: no fault active from `settleMs` before the write to `lagBoundMs`
 // after it, and only streams open through that span without drops. A write that reaches a node later
-// than the bound, or never, is "lag-exceeded". The result gives the quantiles of every judged lag.
+// than the bound, or never, is "lag-exceeded". Relays deliver in milliseconds and anti-entropy only every
+// period, so when the 95th percentile of the judged lags (20 or more) exceeds `relayBoundMs` (a fifth of
+// the anti-entropy period, at least 50 ms) writes are arriving by anti-entropy: "slow-replication". The
+// result gives the quantiles of every judged lag.
 import type { FinalState, History } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { AnomalyList, finalReads, nsToMs, pairing, quantiles, valueOf } from './util.ts';
@@ -221,12 +224,22 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
 
 export interface LagResult extends CheckResult {
   readonly boundMs: number;
+  /** Bound on the 95th percentile of calm-window lag (at least MIN_RELAY_SAMPLES samples). */
+  readonly relayBoundMs: number;
   readonly settleMs: number;
   /** Writes judged (in calm windows, with a stream of another node open throughout). */
   readonly writes: number;
   /** (write, node) pairs judged. */
   readonly samples: number;
   readonly lagMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number } | null;
+}
+
+/** Calm-window lag samples needed before their 95th percentile is judged. */
+const MIN_RELAY_SAMPLES = 20;
+
+/** The default bound on the 95th percentile of calm-window lag: a fifth of the anti-entropy period, at least 50 ms. */
+export function defaultRelayBoundMs(antiEntropyMs: number | undefined): number {
+  return Math.max(50, (antiEntropyMs ?? 500) / 5);
 }
 
 /** The default lag bound: a small multiple of the anti-entropy period, at least one second. */
@@ -309,12 +322,25 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   const finite = Float64Array.from(lags.filter((l) => Number.isFinite(l)));
   const q = quantiles(finite);
   const never = lags.length - finite.length;
+  // Relays carry a write to its peers within milliseconds; anti-entropy only every period. When most
+  // calm-window writes take a good part of a period, they are arriving by anti-entropy: relays are lost.
+  const relayBoundMs = typeof ctx.relayBoundMs === 'number' ? ctx.relayBoundMs : defaultRelayBoundMs(typeof ctx.antiEntropyMs === 'number' ? ctx.antiEntropyMs : undefined);
+  const p95 = lags.length === 0 ? 0 : never > lags.length * 0.05 ? Infinity : quantiles(Float64Array.from(lags.map((l) => (Number.isFinite(l) ? l : Number.MAX_VALUE)))).p95;
+  if (lags.length >= MIN_RELAY_SAMPLES && p95 > relayBoundMs) {
+    anomalies.add({
+      type: 'slow-replication',
+      ops: [],
+      p95Ms: Number.isFinite(p95) && p95 !== Number.MAX_VALUE ? p95 : null,
+      message: `In calm windows, 95% of writes reached the other nodes only within ${Number.isFinite(p95) && p95 !== Number.MAX_VALUE ? `${p95} ms` : 'never'}, above ${relayBoundMs} ms (a fifth of the anti-entropy period): writes arrive by anti-entropy, so relays are being lost.`,
+    });
+  }
   const lagMs = lags.length === 0 ? null : { p50: q.p50, p95: q.p95, p99: q.p99, max: never > 0 ? Infinity : q.max };
   const valid = anomalies.count > 0 ? false : lags.length === 0 ? 'unknown' : true;
   return {
     valid,
     ...(lags.length === 0 ? { error: 'no write was acknowledged in a calm window while another node had a watch stream open, so no lag was judged' } : {}),
     boundMs,
+    relayBoundMs,
     settleMs,
     writes,
     samples: lags.length,

@@ -86,4 +86,21 @@ describe('npm run check', () => {
     expect(await main([path.join(dir, 'history.edn'), '--model', 'register'])).toBe(1);
     expect(out.join('\n')).toMatch(/linearizability: non-linearizable \[ops 3, 2\]/);
   });
+
+  it('says unknown (exit 2) for a history it could judge nothing of: empty, or ops the model does not know', async () => {
+    writeFileSync(path.join(dir, 'empty.edn'), '');
+    expect(await main([path.join(dir, 'empty.edn')])).toBe(2);
+    expect(out.join('\n')).toMatch(/linearizability\s+unknown.*no read, write or cas op to judge/);
+    out = [];
+    // Porcupine's key-value histories: get, put and append, which no register model has.
+    writeFileSync(path.join(dir, 'kv.edn'), [
+      '{:type :invoke, :f :put, :value [:x 1], :process 0, :time 1}',
+      '{:type :ok, :f :put, :value [:x 1], :process 0, :time 2}',
+      '{:type :invoke, :f :get, :value [:x nil], :process 1, :time 3}',
+      '{:type :ok, :f :get, :value [:x 2], :process 1, :time 4}',
+    ].join('\n'));
+    expect(await main([path.join(dir, 'kv.edn')])).toBe(2);
+    expect(out.join('\n')).toMatch(/skipped ops the cas-register model does not know: 1 put, 1 get/);
+    expect(out.join('\n')).toMatch(/verdict: unknown/);
+  });
 });

@@ -142,7 +142,7 @@ const opSpec = fc.record({
 describe('linearizability (properties)', () => {
   it('a correct sequential register is always linearizable', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant(-1)), { maxLength: 200 }), (steps) => {
+      fc.property(fc.array(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constant(-1)), { minLength: 1, maxLength: 200 }), (steps) => {
         const b = new HistoryBuilder();
         let value: number | null = null;
         for (const s of steps) {
@@ -159,7 +159,7 @@ describe('linearizability (properties)', () => {
 
   it('a concurrent history that is linearizable by construction is accepted', () => {
     fc.assert(
-      fc.property(fc.array(opSpec, { maxLength: 40 }), (ops) => register(linearizableHistory({ ops }), ctx()).valid === true),
+      fc.property(fc.array(opSpec, { minLength: 1, maxLength: 40 }), (ops) => register(linearizableHistory({ ops }), ctx()).valid === true),
       { numRuns: 300 },
     );
   });
