@@ -1,9 +1,10 @@
 // The nemesis contract. A Nemesis injects one family of faults into the real node containers; a
 // FaultPackage bundles it with the seeded schedule of fault ops, and is registered by name
-// (`--nemesis partition,clock`). The harness core owns time: every --nemesis-interval it draws a
-// package (seeded) and performs that package's next op, records the op once it has completed (one
-// op, process "nemesis", type "info", with any error), and at the end calls heal() on every nemesis,
-// which is the final generator of every package: one op that undoes all its faults.
+// (`--nemesis partition,clock`). The harness core owns time: it walks the packages in rounds (each
+// package's start, then its stop, in a seeded order; nemesis/schedule.ts), one op every
+// --nemesis-interval, records each op once it has completed (one op, process "nemesis", type "info",
+// with `invokedAt`, whether it was verified, and any error), and at the end calls heal() on every
+// nemesis, which is the final generator of every package: one op that undoes all its faults.
 import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 
@@ -59,8 +60,8 @@ export interface Nemesis {
 
 export interface FaultPackageOptions {
   readonly nodes: readonly string[];
-  /** Seconds between fault ops (--nemesis-interval). */
-  readonly intervalS: number;
+  /** Seconds between fault ops (--nemesis-interval); undefined for auto, which the runner resolves once it knows how many packages run. No package reads it today. */
+  readonly intervalS?: number;
   /** Target kinds faults draw their nodes from (--nemesis-targets). @default one, minority, majority, all, random */
   readonly targets?: readonly ('one' | 'minority' | 'majority' | 'all' | 'random')[];
   /** Partition shapes to draw from (--partition-shapes; see nemesis/grudge.ts). @default every shape */
@@ -74,7 +75,7 @@ export interface FaultPackage {
   readonly nemesis: Nemesis;
   /**
    * The seeded schedule: an endless sequence of fault ops (start, stop, start, ...). The same rng state
-   * gives the same sequence. The harness spaces them --nemesis-interval apart.
+   * gives the same sequence. The harness interleaves the packages' schedules in rounds.
    */
   ops(rng: Rng): Iterator<NemesisOp>;
 }
