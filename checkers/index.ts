@@ -2,6 +2,7 @@
 // is judged by. Linearizability of the lww workload is advisory (reported, not merged into the verdict):
 // the store is AP, so under partitions it is expected to fail, and the report says so.
 import { convergence } from './convergence.ts';
+import { faults } from './faults.ts';
 import { idempotency } from './idempotency.ts';
 import { linearizable } from './linearizable.ts';
 import { lostWrites } from './lost-writes.ts';
@@ -37,14 +38,15 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         linearizability: linearizable({ model: 'register', advisory: options.strictLinearizability !== true }),
         mesh,
         perf: perfChecker,
+        faults,
       };
     case 'counter':
-      return { convergence, idempotency, mesh, perf: perfChecker };
+      return { convergence, idempotency, mesh, perf: perfChecker, faults };
     case 'set':
-      return { convergence, set: setChecker, idempotency, mesh, perf: perfChecker };
+      return { convergence, set: setChecker, idempotency, mesh, perf: perfChecker, faults };
     case 'register':
     case 'cas-register':
-      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker };
+      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker, faults };
     default:
       throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
   }
@@ -66,3 +68,4 @@ export { idempotency, type IdempotencyResult, type CounterResult } from './idemp
 export { linearizable, type LinearizableOptions, type LinearizableResult, type RegisterModel, type KeyResult } from './linearizable.ts';
 export { perf, faultWindows, type PerfOptions, type PerfResult, type Bucket, type WindowStats } from './perf.ts';
 export { parseEdnHistory, EdnHistoryError } from './edn.ts';
+export { faults, faultOp, type FaultsResult, type PackageCoverage } from './faults.ts';

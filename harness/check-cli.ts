@@ -86,7 +86,9 @@ function parseArgs(argv: readonly string[]): CheckCliOptions | 'help' {
 
 interface Loaded {
   history: Op[];
-  test: { workload?: string; nodes?: string[]; options?: { recoveryMs?: number } } | undefined;
+  test: { workload?: string; nodes?: string[]; nemesis?: string[]; options?: { recoveryMs?: number } } | undefined;
+  /** results.json's test.nemesis (the packages after `all` was expanded), when the run folder has one. */
+  nemesis?: string[];
   kind: 'jsonl' | 'edn';
   warnings: string[];
 }
@@ -158,7 +160,18 @@ async function load(input: string): Promise<Loaded> {
     }
   }
   if (!file.endsWith('.jsonl')) throw new BadArguments(`Expected a .jsonl or .edn history, got ${file}.`);
-  return { history: await readJsonl(file, warnings), test, kind: 'jsonl', warnings };
+  // The packages a run was meant to exercise: results.json has them with `all` expanded, test.json as given.
+  let nemesis: string[] | undefined;
+  const resultsFile = path.join(path.dirname(file), 'results.json');
+  if (existsSync(resultsFile)) {
+    try {
+      const named = (JSON.parse(readFileSync(resultsFile, 'utf8')) as { test?: { nemesis?: unknown } }).test?.nemesis;
+      if (Array.isArray(named)) nemesis = named.map(String);
+    } catch {
+      warnings.push(`could not read ${resultsFile}; taking the fault packages from test.json`);
+    }
+  }
+  return { history: await readJsonl(file, warnings), test, kind: 'jsonl', warnings, nemesis: nemesis ?? test?.nemesis };
 }
 
 function resolveWorkload(opts: CheckCliOptions, loaded: Loaded): WorkloadName {
@@ -216,6 +229,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     nodes: loaded.test?.nodes ?? [],
     workload,
     ...(loaded.test?.options?.recoveryMs !== undefined ? { recoveryMs: loaded.test.options.recoveryMs } : {}),
+    nemesis: loaded.nemesis ?? [],
     ...(opts.linearizableBudgetMs !== undefined ? { linearizableBudgetMs: opts.linearizableBudgetMs } : {}),
   };
   const history: History = loaded.history;

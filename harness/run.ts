@@ -181,7 +181,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   }
 
   if (runner) runner.progress.phase = 'check';
-  const ctx = { nodes: test.nodes, workload: test.workload, recoveryMs: options.recoveryMs };
+  const ctx = { nodes: test.nodes, workload: test.workload, recoveryMs: options.recoveryMs, nemesis: nemesisNamed };
   const checked = checkerFor(test.workload as WorkloadName)(history.ops, ctx);
   const checkers: Record<string, CheckResult> = { ...checked.results };
   if (healErrors.length) checkers.heal = { valid: 'unknown', error: `heal failed: ${healErrors.join('; ')}` };

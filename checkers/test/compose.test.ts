@@ -35,16 +35,16 @@ describe('composition', () => {
     const r = checkerFor('lww')(b.ops, ctx());
     expect(r.results.linearizability).toMatchObject({ valid: false, advisory: true, expected: 'AP store: not linearizable under partitions' });
     expect(Object.fromEntries(Object.entries(r.results).map(([k, v]) => [k, v.valid]))).toEqual({
-      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, linearizability: false, mesh: true, perf: true,
+      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, linearizability: false, mesh: true, perf: true, faults: true,
     });
     expect(r.valid).toBe(true);
     expect(checkerFor('lww', { strictLinearizability: true })(b.ops, ctx()).valid).toBe(false);
   });
 
   it('lists the checkers of every workload and rejects an unknown one', () => {
-    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'mesh', 'perf']);
-    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'mesh', 'perf']);
-    expect(Object.keys(checkersFor('cas-register'))).toEqual(['linearizability', 'perf']);
+    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'mesh', 'perf', 'faults']);
+    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'mesh', 'perf', 'faults']);
+    expect(Object.keys(checkersFor('cas-register'))).toEqual(['linearizability', 'perf', 'faults']);
     expect(() => checkersFor('nope' as 'lww')).toThrow(/Unknown workload "nope"/);
   });
 });
