@@ -11,6 +11,7 @@ import { checkersFor, WORKLOADS, type WorkloadName } from '../checkers/index.ts'
 import { parseEdnHistory, EdnHistoryError } from '../checkers/edn.ts';
 import { compose, mergeResults, type CheckContext, type ComposedResult } from '../checkers/types.ts';
 import { writeRunOutputs } from './report/index.ts';
+import { faultsLine, packagesRan } from './report/faults.ts';
 import { countOps, existingRunFolder, readResults, type RunResults } from './results.ts';
 import type { History, Op } from './history.ts';
 
@@ -257,6 +258,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       checkers,
       valid: mergeResults(Object.values(checkers)),
       opCounts: countOps(history),
+      ...(before ? { test: { ...before.test, nemesisRan: packagesRan(result.results.faults, ctx.nemesis ?? []) } } : {}),
       rechecked: new Date().toISOString(),
     } as RunResults;
     await writeRunOutputs(folder, { test: test ?? {}, history, results });
@@ -271,6 +273,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     for (const a of (r.anomalies ?? []).slice(0, 3)) console.log(`  ${name}: ${a.type} [ops ${a.ops.join(', ')}] ${a.message}`);
   }
   for (const line of kept) console.log(line);
+  const faults = faultsLine(result.results.faults, ctx.nemesis ?? []);
+  if (faults) console.log(faults);
   console.log(`verdict: ${cell(verdict)}`);
   if (opts.json) console.log(JSON.stringify(result, null, 2));
   return verdict === true ? EXIT.valid : verdict === false ? EXIT.invalid : EXIT.unknown;

@@ -17,6 +17,7 @@ import { HistoryWriter } from './history-writer.ts';
 import { storeMesh } from './system.ts';
 import { reproduceCommand, type Options } from './options.ts';
 import { writeRunOutputs } from './report/index.ts';
+import { packagesRan } from './report/faults.ts';
 import { countOps, createRunFolder, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
 import { nemesisPlan, Runner, type Progress, type RunPlan } from './runner.ts';
 
@@ -195,6 +196,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       seed: test.seed,
       workload: test.workload,
       nemesis: nemesisNamed,
+      nemesisRan: packagesRan(checkers.faults, nemesisNamed),
       nodes: test.nodes,
       startTime: test.startTime,
       command: test.command,

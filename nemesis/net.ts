@@ -206,9 +206,21 @@ export function lossRules(cluster: ClusterControl, links: Grudge, probability: n
 // tc: bandwidth limits and netem
 // ---------------------------------------------------------------------------
 
+/** Interface names already looked up, per cluster, by node and IP (a restart may change the IP, never the name for a given IP). */
+const interfaces = new WeakMap<ClusterControl, Map<string, string>>();
+
 /** The interface a node uses to reach its peers (the one holding its cluster IP). */
 export async function clusterInterface(cluster: ClusterControl, node: string): Promise<string> {
   const ip = ipOf(cluster, node);
+  const known = interfaces.get(cluster)?.get(`${node}@${ip}`);
+  if (known) return known;
+  const dev = await lookUpInterface(cluster, node, ip);
+  if (!interfaces.has(cluster)) interfaces.set(cluster, new Map());
+  interfaces.get(cluster)!.set(`${node}@${ip}`, dev);
+  return dev;
+}
+
+async function lookUpInterface(cluster: ClusterControl, node: string, ip: string): Promise<string> {
   const result = await run(cluster, node, ['ip', '-o', '-4', 'addr', 'show']);
   for (const line of result.stdout.split('\n')) {
     const match = /^\d+:\s+(\S+)\s+inet\s+([\d.]+)\//.exec(line);

@@ -15,7 +15,6 @@ import {
   flushChain,
   ipOf,
   limitBandwidth,
-  listChain,
   LOSS_CHAIN,
   lossRules,
   netemUnsupported,
@@ -230,10 +229,12 @@ export class PacketNemesis implements Nemesis {
   }
 
   async #readNode(cluster: ClusterControl, node: string): Promise<PacketReadBack> {
-    const lossRules = this.#behaviours.includes('loss') ? await listChain(cluster, node, LOSS_CHAIN) : [];
     const dev = await clusterInterface(cluster, node);
-    const shown = await run(cluster, node, ['sh', '-c', `tc qdisc show dev ${dev}; echo ---; tc filter show dev ${dev}`]);
-    const [qdiscs, filters = ''] = shown.stdout.split('---\n');
+    // One exec for everything (execs are what a check costs on a loaded machine).
+    const chain = this.#behaviours.includes('loss') ? `iptables -w -S ${LOSS_CHAIN} 2>/dev/null || true` : 'true';
+    const shown = await run(cluster, node, ['sh', '-c', `${chain}; echo ---; tc qdisc show dev ${dev}; echo ---; tc filter show dev ${dev}`]);
+    const [rules, qdiscs = '', filters = ''] = shown.stdout.split('---\n');
+    const lossRules = rules.split('\n').filter((line) => line.startsWith(`-A ${LOSS_CHAIN} `));
     const root = qdiscs.split('\n').find((line) => / root /.test(line))?.trim() ?? '';
     return { lossRules, root, qdiscs, filters };
   }
