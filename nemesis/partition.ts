@@ -146,6 +146,8 @@ export interface PartitionCheck {
   readonly unverified?: string;
   /** How long the probe took, in ms. */
   readonly probeMs?: number;
+  /** How many probes it took, when more than one (a pair heard nothing and was probed again). */
+  readonly probeAttempts?: number;
 }
 
 export class PartitionNemesis implements Nemesis {
@@ -311,16 +313,37 @@ export async function checkPartition(cluster: ClusterControl, grudge: Grudge, op
     return { ...ex, verified: false, unverified: `fewer than two nodes are running (${running.join(', ') || 'none'}; ${notRunningText(states)}), so nothing could be probed; the rules are re-applied and probed when they come back` };
   }
   const started = performance.now();
-  let probe: Connectivity;
+  // A packet that arrived proves its pair is not cut; a pair that heard nothing may only have missed
+  // the window (a probe that started late on a loaded machine). So a probe that finds a pair cut that
+  // the grudge lets through is repeated, up to PROBE_ATTEMPTS in all, and a pair counts as through when
+  // any attempt heard it; a pair that got through against the grudge is conclusive at once.
+  let probe: Connectivity | undefined;
+  let attempts = 0;
   try {
-    probe = (await probeConnectivity(cluster, { ...options, only: running })).oneWay;
+    while (attempts < PROBE_ATTEMPTS) {
+      attempts++;
+      const next = (await probeConnectivity(cluster, { ...options, only: running })).oneWay;
+      probe = probe ? orMatrices(probe, next) : next;
+      const mismatches = grudgeMismatches(probe, grudge);
+      if (mismatches.length === 0 || mismatches.some((m) => m.includes('got through'))) break;
+    }
   } catch (error) {
     return { ...ex, verified: false, unverified: `the probe failed: ${errorText(error)}` };
   }
+  if (!probe) return { ...ex, verified: false, unverified: 'the probe did not run' };
   const probeMs = Math.round(performance.now() - started);
   const mismatches = grudgeMismatches(probe, grudge);
   const note = Object.keys(excluded).length > 0 ? ` (${notRunningText(states)} could not run the probe)` : '';
+  const tries = attempts > 1 ? { probeAttempts: attempts } : {};
   return mismatches.length === 0
-    ? { probe, ...ex, verified: true, probeMs }
-    : { probe, ...ex, verified: false, unverified: `the probe does not match the grudge: ${mismatches.join('; ')}${note}`, probeMs };
+    ? { probe, ...ex, verified: true, probeMs, ...tries }
+    : { probe, ...ex, verified: false, unverified: `the probe does not match the grudge: ${mismatches.join('; ')}${note}`, probeMs, ...tries };
+}
+
+/** How many probes a partition check may take before it calls a pair cut. */
+export const PROBE_ATTEMPTS = 3;
+
+/** Pairs that got through in either matrix. */
+function orMatrices(a: Connectivity, b: Connectivity): Connectivity {
+  return Object.fromEntries(Object.keys(a).map((from) => [from, Object.fromEntries(Object.keys(a[from]).map((to) => [to, a[from][to] || b[from]?.[to] === true]))]));
 }

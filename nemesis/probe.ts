@@ -13,9 +13,9 @@ export interface ProbeOptions {
   /** TCP port to connect to on every peer. @default 7000 */
   readonly tcpPort?: number;
   /**
-   * How long each container listens; it sends every 50 ms during all but the last 150 ms, so the
-   * probes of two containers that started up to ~windowMs - 200 ms apart still hear each other.
-   * @default PROBE_WINDOW_MS
+   * How long each container listens from the common start; it sends every 50 ms during all but the
+   * last 150 ms. A container whose probe started late (a loaded machine) still hears and is heard as
+   * long as it is up within windowMs - 150 ms of the common start. @default PROBE_WINDOW_MS
    */
   readonly windowMs?: number;
   /** How long one TCP connect may take before the peer counts as unreachable. @default windowMs - 100 */
@@ -37,38 +37,49 @@ export interface ProbeResult {
   readonly tcp: Connectivity;
 }
 
-// Runs inside the container as `node -e PROBE selfName nodesJson udpPort tcpPort windowMs connectTimeoutMs`.
-// It prints one JSON line: the names it heard over UDP and its TCP result per peer.
+// Runs inside the container as `node -e PROBE selfName nodesJson udpPort tcpPort windowMs connectTimeoutMs startAtMs`.
+// It binds at once, then sends from startAtMs (the same wall-clock instant in every container: they
+// share the host's kernel clock, and libfaketime is loaded only into the service, not into exec'd
+// commands) until windowMs - 150 ms later, and listens until startAtMs + windowMs, so containers whose
+// docker exec started at different times still overlap. It prints one JSON line: the names it heard
+// over UDP and its TCP result per peer.
 const PROBE = `
 const dgram = require('node:dgram'), net = require('node:net');
-const [self, nodesJson, udpPort, tcpPort, windowMs, connectTimeoutMs] = process.argv.slice(1);
+const [self, nodesJson, udpPort, tcpPort, windowMs, connectTimeoutMs, startAtMs] = process.argv.slice(1);
 const nodes = JSON.parse(nodesJson);
 const peers = nodes.filter((n) => n.name !== self);
 const byIp = new Map(nodes.map((n) => [n.ip, n.name]));
 const heard = new Set([self]);
 const tcp = { [self]: true };
+const startAt = Number(startAtMs), window = Number(windowMs);
 const sock = dgram.createSocket('udp4');
 sock.on('message', (_msg, rinfo) => { if (byIp.has(rinfo.address)) heard.add(byIp.get(rinfo.address)); });
+let connects = [];
 sock.bind(Number(udpPort), () => {
-  const send = () => { for (const p of peers) sock.send(self, Number(udpPort), p.ip); };
-  send();
-  const timer = setInterval(send, 50);
-  setTimeout(() => clearInterval(timer), Math.max(50, Number(windowMs) - 150));
+  setTimeout(() => {
+    const send = () => { for (const p of peers) sock.send(self, Number(udpPort), p.ip); };
+    send();
+    const timer = setInterval(send, 50);
+    setTimeout(() => clearInterval(timer), Math.max(50, startAt + window - 150 - Date.now()));
+    connects = peers.map((p) => new Promise((resolve) => {
+      const s = net.connect({ host: p.ip, port: Number(tcpPort) });
+      const done = (ok) => { s.destroy(); tcp[p.name] = ok; resolve(); };
+      s.setTimeout(Number(connectTimeoutMs), () => done(false));
+      s.once('connect', () => done(true));
+      s.once('error', () => done(false));
+    }));
+    setTimeout(async () => {
+      await Promise.all(connects);
+      sock.close();
+      console.log(JSON.stringify({ heard: [...heard], tcp }));
+      process.exit(0);
+    }, Math.max(100, startAt + window - Date.now()));
+  }, Math.max(0, startAt - Date.now()));
 });
-const connects = peers.map((p) => new Promise((resolve) => {
-  const s = net.connect({ host: p.ip, port: Number(tcpPort) });
-  const done = (ok) => { s.destroy(); tcp[p.name] = ok; resolve(); };
-  s.setTimeout(Number(connectTimeoutMs), () => done(false));
-  s.once('connect', () => done(true));
-  s.once('error', () => done(false));
-}));
-setTimeout(async () => {
-  await Promise.all(connects);
-  sock.close();
-  console.log(JSON.stringify({ heard: [...heard], tcp }));
-  process.exit(0);
-}, Number(windowMs));
 `;
+
+/** How long before the common start the probes are launched: docker exec and Node start-up take about this long. */
+const PROBE_LEAD_MS = 400;
 
 /** Probes every pair of nodes at once and returns the measured one-way (UDP) and TCP matrices. */
 export async function probeConnectivity(cluster: ClusterControl, options: ProbeOptions = {}): Promise<ProbeResult> {
@@ -81,10 +92,11 @@ export async function probeConnectivity(cluster: ClusterControl, options: ProbeO
     String(options.tcpPort ?? 7000),
     String(windowMs),
     String(options.connectTimeoutMs ?? Math.max(100, windowMs - 100)),
+    String(Date.now() + PROBE_LEAD_MS),
   ];
   const outputs = await Promise.all(
     nodes.map(async ({ name }) => {
-      const result = await run(cluster, name, ['node', '-e', PROBE, name, ...args], windowMs + 10_000);
+      const result = await run(cluster, name, ['node', '-e', PROBE, name, ...args], PROBE_LEAD_MS + windowMs + 10_000);
       const line = result.stdout.trim().split('\n').pop() ?? '';
       try {
         return { name, ...(JSON.parse(line) as { heard: string[]; tcp: Record<string, boolean> }) };
