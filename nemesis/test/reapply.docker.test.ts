@@ -8,11 +8,11 @@ import { ensureImage } from '../../harness/image.ts';
 import { connectivity } from '../grudge.ts';
 import { killPackage } from '../kill.ts';
 import { listChain, PARTITION_CHAIN } from '../net.ts';
-import { partitionPackage } from '../partition.ts';
+import { checkPartition, partitionPackage } from '../partition.ts';
 import { pausePackage } from '../pause.ts';
 import { clockPackage } from '../clock.ts';
 import { packetPackage } from '../packet.ts';
-import { matrixText, probeConnectivity, PROBE_WINDOW_MS } from '../probe.ts';
+import { matrixText, PROBE_WINDOW_MS } from '../probe.ts';
 
 let cluster: Cluster;
 const nodes = ['n1', 'n2', 'n3'];
@@ -23,6 +23,7 @@ const pause = pausePackage(options);
 const clock = clockPackage(options);
 const packet = packetPackage(options);
 const probeMs: number[] = [];
+const retried: number[] = [];
 
 beforeAll(async () => {
   const image = await ensureImage();
@@ -32,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // The measured probe durations, for the README's figure.
-  if (probeMs.length) console.log(`probe (window ${PROBE_WINDOW_MS} ms) took ${probeMs.join(', ')} ms`);
+  if (probeMs.length) console.log(`probe (window ${PROBE_WINDOW_MS} ms) took ${probeMs.join(', ')} ms; checks that needed more than one probe: ${retried.length ? retried.join(', ') + ' probes' : 'none'}`);
   for (const p of [kill, pause, partition, clock, packet]) await p.nemesis.teardown().catch(() => undefined);
   await cluster?.teardown();
 });
@@ -51,14 +52,17 @@ describe('verified faults on Docker', () => {
     probeMs.push(stopped.value.probeMs as number);
   });
 
-  it('the probe is reliable at its window: ten probes in a row match the matrix', async () => {
+  it('the partition check is reliable at its window: ten checks in a row match the grudge', async () => {
     const grudge = { n2: ['n3'] };
     await partition.nemesis.invoke({ f: 'start-partition', value: { nodes, grudge } });
     for (let i = 0; i < 10; i++) {
-      const t0 = performance.now();
-      const probed = await probeConnectivity(cluster);
-      probeMs.push(Math.round(performance.now() - t0));
-      expect(matrixText(probed.oneWay), `probe ${i}`).toBe(matrixText(connectivity(nodes, grudge)));
+      // A single probe can miss a pair on a loaded machine (a container whose probe started too late);
+      // the check probes a silent pair again, so it is what the ops rely on.
+      const check = await checkPartition(cluster, grudge);
+      probeMs.push(check.probeMs ?? -1);
+      if (check.probeAttempts) retried.push(check.probeAttempts);
+      expect(check.unverified, `check ${i}`).toBeUndefined();
+      expect(matrixText(check.probe!), `check ${i}`).toBe(matrixText(connectivity(nodes, grudge)));
     }
     expect((await partition.nemesis.heal()).ok).toBe(true);
   });
@@ -75,8 +79,8 @@ describe('verified faults on Docker', () => {
     const reapplied = (restarted.value.reapplied as Record<string, Record<string, Record<string, unknown>>>).n3.partition;
     expect(reapplied).toMatchObject({ node: 'n3', grudge, verified: true, probe: connectivity(nodes, grudge) });
     expect(await listChain(cluster, 'n3', PARTITION_CHAIN)).toHaveLength(1);
-    const probed = await probeConnectivity(cluster);
-    expect(matrixText(probed.oneWay)).toBe(matrixText(connectivity(nodes, grudge)));
+    const probed = await checkPartition(cluster, grudge);
+    expect(matrixText(probed.probe!)).toBe(matrixText(connectivity(nodes, grudge)));
     expect((await partition.nemesis.invoke({ f: 'stop-partition', value: { nodes } })).value.verified).toBe(true);
   });
 
