@@ -2,6 +2,7 @@
 // is judged by. Linearizability of the lww workload is advisory (reported, not merged into the verdict):
 // the store is AP, so under partitions it is expected to fail, and the report says so.
 import { convergence } from './convergence.ts';
+import { faults } from './faults.ts';
 import { idempotency } from './idempotency.ts';
 import { linearizable } from './linearizable.ts';
 import { lostWrites } from './lost-writes.ts';
@@ -48,9 +49,10 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         linearizability: lin(),
         mesh,
         perf: perfChecker,
+        faults,
       };
     case 'counter':
-      return { convergence, idempotency, counters, watch: watchChecker, availability, mesh, perf: perfChecker };
+      return { convergence, idempotency, counters, watch: watchChecker, availability, mesh, perf: perfChecker, faults };
     case 'set':
       return {
         convergence,
@@ -64,6 +66,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         availability,
         mesh,
         perf: perfChecker,
+        faults,
       };
     case 'all':
       return {
@@ -82,10 +85,11 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         linearizability: lin(),
         mesh,
         perf: perfChecker,
+        faults,
       };
     case 'register':
     case 'cas-register':
-      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker };
+      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker, faults };
     default:
       throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
   }
@@ -111,3 +115,4 @@ export { idempotency, type IdempotencyResult, type CounterResult } from './idemp
 export { linearizable, type LinearizableOptions, type LinearizableResult, type RegisterModel, type KeyResult } from './linearizable.ts';
 export { perf, faultWindows, type PerfOptions, type PerfResult, type Bucket, type WindowStats } from './perf.ts';
 export { parseEdnHistory, EdnHistoryError } from './edn.ts';
+export { faults, faultOp, type FaultsResult, type PackageCoverage } from './faults.ts';

@@ -37,6 +37,11 @@ export interface CheckContext {
   readonly recoveryMs?: number;
   /** Per-key time budget for the linearizability search. */
   readonly linearizableBudgetMs?: number;
+  /**
+   * The fault packages the run was meant to exercise (after `all` was expanded to what the machine
+   * supports); the faults checker requires each of them to have run. Absent or [] for a run without faults.
+   */
+  readonly nemesis?: readonly string[];
   readonly [option: string]: unknown;
 }
 

@@ -11,6 +11,7 @@ import { checkersFor, WORKLOADS, type WorkloadName } from '../checkers/index.ts'
 import { parseEdnHistory, EdnHistoryError } from '../checkers/edn.ts';
 import { compose, mergeResults, type CheckContext, type ComposedResult } from '../checkers/types.ts';
 import { writeRunOutputs } from './report/index.ts';
+import { faultsLine, packagesRan } from './report/faults.ts';
 import { countOps, existingRunFolder, readResults, type RunResults } from './results.ts';
 import type { History, Op } from './history.ts';
 import { checkContext, type Options } from './options.ts';
@@ -87,7 +88,9 @@ function parseArgs(argv: readonly string[]): CheckCliOptions | 'help' {
 
 interface Loaded {
   history: Op[];
-  test: { workload?: string; nodes?: string[]; options?: Partial<Options> } | undefined;
+  test: { workload?: string; nodes?: string[]; nemesis?: string[]; options?: Partial<Options> } | undefined;
+  /** results.json's test.nemesis (the packages after `all` was expanded), when the run folder has one. */
+  nemesis?: string[];
   kind: 'jsonl' | 'edn';
   warnings: string[];
 }
@@ -159,7 +162,18 @@ async function load(input: string): Promise<Loaded> {
     }
   }
   if (!file.endsWith('.jsonl')) throw new BadArguments(`Expected a .jsonl or .edn history, got ${file}.`);
-  return { history: await readJsonl(file, warnings), test, kind: 'jsonl', warnings };
+  // The packages a run was meant to exercise: results.json has them with `all` expanded, test.json as given.
+  let nemesis: string[] | undefined;
+  const resultsFile = path.join(path.dirname(file), 'results.json');
+  if (existsSync(resultsFile)) {
+    try {
+      const named = (JSON.parse(readFileSync(resultsFile, 'utf8')) as { test?: { nemesis?: unknown } }).test?.nemesis;
+      if (Array.isArray(named)) nemesis = named.map(String);
+    } catch {
+      warnings.push(`could not read ${resultsFile}; taking the fault packages from test.json`);
+    }
+  }
+  return { history: await readJsonl(file, warnings), test, kind: 'jsonl', warnings, nemesis: nemesis ?? test?.nemesis };
 }
 
 function resolveWorkload(opts: CheckCliOptions, loaded: Loaded): WorkloadName {
@@ -215,6 +229,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const w of loaded.warnings) console.error(`check: warning: ${w}`);
   const ctx: CheckContext = {
     ...checkContext(loaded.test?.nodes ?? [], workload, loaded.test?.options ?? {}),
+    nemesis: loaded.nemesis ?? [],
     ...(opts.linearizableBudgetMs !== undefined ? { linearizableBudgetMs: opts.linearizableBudgetMs } : {}),
   };
   const history: History = loaded.history;
@@ -242,6 +257,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       checkers,
       valid: mergeResults(Object.values(checkers)),
       opCounts: countOps(history),
+      ...(before ? { test: { ...before.test, nemesisRan: packagesRan(result.results.faults, ctx.nemesis ?? []) } } : {}),
       rechecked: new Date().toISOString(),
     } as RunResults;
     await writeRunOutputs(folder, { test: test ?? {}, history, results });
@@ -256,6 +272,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     for (const a of (r.anomalies ?? []).slice(0, 3)) console.log(`  ${name}: ${a.type} [ops ${a.ops.join(', ')}] ${a.message}`);
   }
   for (const line of kept) console.log(line);
+  const faults = faultsLine(result.results.faults, ctx.nemesis ?? []);
+  if (faults) console.log(faults);
   console.log(`verdict: ${cell(verdict)}`);
   if (opts.json) console.log(JSON.stringify(result, null, 2));
   return verdict === true ? EXIT.valid : verdict === false ? EXIT.invalid : EXIT.unknown;

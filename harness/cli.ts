@@ -7,6 +7,7 @@ import { mergeValid, type Validity } from '../checkers/types.ts';
 import { forceRemoveOwn } from './cluster.ts';
 import { helpText, parseOptions, UsageError, type Options } from './options.ts';
 import { runTest, type RunReport } from './run.ts';
+import { faultsLine } from './report/faults.ts';
 import type { Progress } from './runner.ts';
 
 const EXIT: Record<string, number> = { true: 0, false: 1, unknown: 2 };
@@ -101,7 +102,12 @@ function printVerdict(report: RunReport): void {
     console.log(`  ${name.padEnd(width)}  ${String(r.valid).padEnd(7)}${anomalies}${r.error ? `  ${r.error}` : ''}${advisory}`);
   }
   const c = results.opCounts;
-  console.log(`\n${results.valid === true ? 'VALID' : results.valid === false ? 'INVALID' : 'UNKNOWN'}: ${results.test.name}, ${c.ok} ok / ${c.fail} fail / ${c.info} info ops, ${(results.durationMs / 1000).toFixed(1)}s`);
+  // The verdict line names the fault packages that did not run: their guarantees went untested.
+  const notRan = results.test.nemesis.filter((p) => !(results.test.nemesisRan ?? []).includes(p));
+  const faults = results.test.nemesis.length === 0 ? '' : notRan.length === 0 ? `, faults ran: ${results.test.nemesis.join(',')}` : `, faults NOT RUN: ${notRan.join(',')}`;
+  console.log(`\n${results.valid === true ? 'VALID' : results.valid === false ? 'INVALID' : 'UNKNOWN'}: ${results.test.name}, ${c.ok} ok / ${c.fail} fail / ${c.info} info ops, ${(results.durationMs / 1000).toFixed(1)}s${faults}`);
+  const line = faultsLine(results.checkers.faults, results.test.nemesis);
+  if (line && notRan.length > 0) console.log(line);
   console.log(`report: ${folder.report}`);
 }
 

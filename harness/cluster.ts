@@ -14,7 +14,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import pRetry, { AbortError } from 'p-retry';
-import type { ClusterControl, ExecResult } from '../nemesis/types.ts';
+import type { ClusterControl, ExecResult, NodeBackEvent, NodeBackListener, NodeBackReport, NodeState } from '../nemesis/types.ts';
 import type { HealthReply } from '../proto/gen/faultline.ts';
 import { callStoreOnce } from './client.ts';
 import { connectDocker, errorText } from './image.ts';
@@ -89,6 +89,8 @@ export class Cluster implements ClusterControl {
   readonly #docker: Docker;
   readonly #healthTimeoutMs: number;
   readonly #progress: (line: string) => void;
+  /** Node-back listeners by nemesis name, called in registration order. */
+  readonly #listeners = new Map<string, NodeBackListener>();
   #tornDown = false;
 
   private constructor(init: {
@@ -240,25 +242,56 @@ export class Cluster implements ClusterControl {
     if (!stopped) throw new Error(`${node}: still running ${stopTimeoutMs} ms after ${signal}; last log lines:\n${await this.#logTail(node)}`);
   }
 
-  readonly #restartListeners: ((node: string) => void)[] = [];
-
-  /** Calls `listener` with the node's name each time restart() has brought a node back. */
-  onRestart(listener: (node: string) => void): void {
-    this.#restartListeners.push(listener);
-  }
-
-  /** Starts a stopped node's container again and waits until its service answers Health. */
-  async restart(node: string): Promise<void> {
+  /**
+   * Starts a stopped node's container again and waits until its service answers Health. The node-back
+   * listeners run as soon as the container runs (`restarted`: a fresh network namespace, so network
+   * faults are re-applied before the service can reach its peers) and once it is healthy (`healthy`);
+   * what they did is returned. A node that was already running is left alone (no listener runs).
+   */
+  async restart(node: string): Promise<NodeBackReport> {
     const container = this.#container(node);
+    let started = true;
     try {
       await container.start();
     } catch (error) {
       // 304: already running, which is what restart asks for.
       if (statusCode(error) !== 304) throw new Error(`${node}: docker start failed: ${dockerMessage(error)}`, { cause: error });
+      started = false;
     }
     await this.#refreshIp(node);
+    const report = started ? await this.#nodeBack(node, 'restarted') : emptyReport();
     await this.#waitHealthy(node);
-    for (const listener of this.#restartListeners) listener(node);
+    return started ? mergeReports(report, await this.#nodeBack(node, 'healthy')) : report;
+  }
+
+  /** The node's container state: running, paused or stopped. */
+  async state(node: string): Promise<NodeState> {
+    const state = await this.#state(node);
+    return state.Running ? (state.Paused ? 'paused' : 'running') : 'stopped';
+  }
+
+  onNodeBack(name: string, listener: NodeBackListener): () => void {
+    this.#listeners.set(name, listener);
+    return () => {
+      if (this.#listeners.get(name) === listener) this.#listeners.delete(name);
+    };
+  }
+
+  /** Runs every node-back listener in turn; a listener that throws is reported, never fatal. */
+  async #nodeBack(node: string, event: NodeBackEvent): Promise<NodeBackReport> {
+    const reapplied: Record<string, NodeBackReport['reapplied'][string]> = {};
+    const errors: string[] = [];
+    for (const [name, listener] of [...this.#listeners]) {
+      try {
+        const value = await listener(node, event);
+        if (value === undefined) continue;
+        reapplied[name] = value;
+        if (typeof value.error === 'string') errors.push(`${name}: ${value.error}`);
+      } catch (error) {
+        errors.push(`${name}: re-applying its faults on ${node} (${event}) threw: ${errorText(error)}`);
+      }
+    }
+    return { reapplied, errors };
   }
 
   /** Freezes every process of the node (cgroup freezer): it keeps its connections but answers nothing. */
@@ -274,14 +307,15 @@ export class Cluster implements ClusterControl {
    * Resumes a paused node. A node that is not paused (or not running: a kill heal may have restarted
    * it, or it is stopped) is already what unpause asks for, as restart treats 304.
    */
-  async unpause(node: string): Promise<void> {
+  async unpause(node: string): Promise<NodeBackReport> {
     try {
       await this.#container(node).unpause();
     } catch (error) {
       // Docker answers "is not paused" with 409 or (older engines, e.g. 20.10) 500: trust the state.
-      if (!(await this.#state(node).catch(() => ({ Paused: true }))).Paused) return;
+      if (!(await this.#state(node).catch(() => ({ Paused: true }))).Paused) return emptyReport();
       throw new Error(`${node}: docker unpause failed: ${dockerMessage(error)}`, { cause: error });
     }
+    return this.#nodeBack(node, 'unpaused');
   }
 
   /** One Health call to the node. */
@@ -574,6 +608,17 @@ function containerSpec(
     },
     NetworkingConfig: { EndpointsConfig: { [networkName]: { Aliases: [name], IPAMConfig: { IPv4Address: ip } } } },
   };
+}
+
+function emptyReport(): NodeBackReport {
+  return { reapplied: {}, errors: [] };
+}
+
+/** Two reports of one node coming back (restarted, then healthy): each listener's values merged. */
+function mergeReports(a: NodeBackReport, b: NodeBackReport): NodeBackReport {
+  const reapplied: Record<string, NodeBackReport['reapplied'][string]> = { ...a.reapplied };
+  for (const [name, value] of Object.entries(b.reapplied)) reapplied[name] = { ...reapplied[name], ...value };
+  return { reapplied, errors: [...a.errors, ...b.errors] };
 }
 
 function healthCall(node: ClusterNode, timeoutMs: number): Promise<HealthReply> {

@@ -187,6 +187,11 @@ export interface FinalReadValue {
  * fault or heal step failed.
  */
 export interface NemesisValue {
+  /**
+   * ns on the history's clock (as `time`) at which the runner invoked the op; the op is recorded only
+   * at completion (`time`), so the fault took effect somewhere in [invokedAt, time]: its uncertain edge.
+   */
+  invokedAt?: number;
   /** Nodes the fault acts on. */
   nodes?: string[];
   /** partition: node → nodes whose packets it drops. */

@@ -41,7 +41,8 @@ export interface Options {
   readonly nodes: number;
   readonly workload: string;
   readonly nemesis: readonly string[];
-  readonly nemesisIntervalS: number;
+  /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 1) for the k packages that run (harness/run.ts resolves it). */
+  readonly nemesisIntervalS: number | undefined;
   readonly nemesisTargets: readonly TargetKind[];
   readonly partitionShapes: readonly PartitionShape[];
   readonly timeLimitS: number;
@@ -132,11 +133,27 @@ function nemesisList(raw: string): string[] {
   return names[0] === 'none' ? [] : names;
 }
 
+/** "auto" (undefined: resolved once the packages are known) or seconds in (0, 3600]. */
+function nemesisInterval(raw: string): number | undefined {
+  if (raw.trim() === 'auto') return undefined;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 3600) expected('nemesis-interval', 'auto or a number of seconds above 0 and at most 3600', raw);
+  return n;
+}
+
 export const OPTION_TABLE: readonly Spec[] = [
   { flag: 'nodes', key: 'nodes', kind: 'int', unit: 'count', default: '5', description: 'node containers in the cluster (n1..nN)', parse: intIn('nodes', 1, 9) },
   { flag: 'workload', key: 'workload', kind: 'string', default: 'lww', description: `what the clients do: ${workloadNames().join(', ')}`, parse: (raw) => oneOf('workload', workloadNames())(raw) },
   { flag: 'nemesis', key: 'nemesis', kind: 'string', default: 'none', description: `faults to inject: comma list of ${NEMESIS_NAMES.join(', ')}; or all, none`, parse: nemesisList },
-  { flag: 'nemesis-interval', key: 'nemesisIntervalS', kind: 'number', unit: 's', default: '10', description: 'time between fault ops; each op starts or stops the fault of one package drawn from the seed', parse: numberIn('nemesis-interval', 0, 3600, true) },
+  {
+    flag: 'nemesis-interval',
+    key: 'nemesisIntervalS',
+    kind: 'number',
+    unit: 's',
+    default: 'auto',
+    description: 'time between fault ops, which go in rounds: every package starts and then stops once per round, in a seeded order; auto = time limit / (2 × packages + 1), so one round fits and clients run one interval past the last stop',
+    parse: nemesisInterval,
+  },
   {
     flag: 'nemesis-targets',
     key: 'nemesisTargets',

@@ -18,8 +18,10 @@ export interface ResultsTest {
   readonly name: string;
   readonly seed: number;
   readonly workload: string;
-  /** Fault package names; empty when no nemesis ran. */
+  /** The fault packages the run was meant to exercise (`all` expanded to what the machine supports); empty without faults. */
   readonly nemesis: readonly string[];
+  /** Those of `nemesis` that really ran (a verified start, then a stop), per the faults checker; absent in older results. */
+  readonly nemesisRan?: readonly string[];
   readonly nodes: readonly string[];
   /** When the run started, ISO 8601 UTC (Date.toISOString()). */
   readonly startTime: string;

@@ -10,14 +10,16 @@ import path from 'node:path';
 import { checkerFor, type WorkloadName } from '../checkers/index.ts';
 import { mergeResults, type CheckResult, type Validity } from '../checkers/types.ts';
 import { resolveNemeses } from '../nemesis/index.ts';
+import { autoIntervalS } from '../nemesis/schedule.ts';
 import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
 import { HistoryWriter } from './history-writer.ts';
 import { storeMesh } from './system.ts';
 import { checkContext, reproduceCommand, type Options } from './options.ts';
 import { writeRunOutputs } from './report/index.ts';
+import { packagesRan } from './report/faults.ts';
 import { countOps, createRunFolder, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
-import { Runner, type Progress } from './runner.ts';
+import { nemesisPlan, Runner, type Progress, type RunPlan } from './runner.ts';
 
 export const HARNESS_VERSION = '0.1.0';
 
@@ -50,6 +52,20 @@ export interface RunHooks {
   readonly onProgress?: (progress: Progress, startedAt: number) => void;
   /** Called once the cluster is healthy (soak samples node memory through it); not awaited. */
   readonly onCluster?: (cluster: Cluster, signal: AbortSignal) => void;
+}
+
+/** Logs the fault schedule: its interval, the first round's order, and the packages that will miss a turn. */
+function logNemesisPlan(plan: RunPlan, packages: readonly FaultPackage[], auto: boolean, log: (line: string) => void): void {
+  const p = nemesisPlan(plan, packages);
+  const interval = `${Number(plan.nemesisIntervalS.toFixed(3))} s${auto ? ' (auto)' : ''}`;
+  log(`nemesis: one op every ${interval}, ${p.opsDue} before the time limit; first round: ${p.firstRound.join(', ')}`);
+  if (p.noStart.length || p.noStop.length) {
+    const misses = [...p.noStart.map((n) => `${n} (no start)`), ...p.noStop.map((n) => `${n} (no stop)`)];
+    log(
+      `nemesis: warning: --nemesis-interval ${plan.nemesisIntervalS} is too long for a whole round of ${2 * packages.length} ops in ${plan.timeLimitS} s; ` +
+        `these packages will miss a turn and the verdict will be unknown at best: ${misses.join(', ')}`,
+    );
+  }
 }
 
 export function makeTest(options: Options, startTime = new Date()): Test {
@@ -92,8 +108,8 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   let stats: Record<string, NodeStats> | undefined;
   let image = '';
   let stopSampling = () => {};
-  /** The fault packages that really ran (`all` expands to what this machine supports). */
-  let nemesisRan: string[] = [...options.nemesis];
+  /** The fault packages the run is meant to exercise (`all` expands to what this machine supports). */
+  let nemesisNamed: string[] = [...options.nemesis];
   try {
     const removed = await removeLeftovers();
     if (removed.length) log(`removed leftovers of crashed runs: ${removed.join(', ')}`);
@@ -119,28 +135,30 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets, shapes: options.partitionShapes }, (skipped) =>
       log(`nemesis: skipping ${skipped.name}: ${skipped.reason}`),
     );
-    nemesisRan = packages.map((p) => p.name);
+    nemesisNamed = packages.map((p) => p.name);
     for (const p of packages) await p.nemesis.setup(cluster);
-    runner = new Runner(
-      {
-        seed: test.seed,
-        nodes: cluster.nodes,
-        workload: options.workload,
-        concurrency: options.concurrency,
-        rate: options.rate,
-        timeLimitS: options.timeLimitS,
-        nemesisIntervalS: options.nemesisIntervalS,
-        recoveryMs: options.recoveryMs,
-        opTimeoutMs: options.opTimeoutMs,
-        keys: options.keys,
-        runTag: test.runId,
-      },
-      history,
-      packages,
-      system,
-    );
+    const plan: RunPlan = {
+      seed: test.seed,
+      nodes: cluster.nodes,
+      workload: options.workload,
+      concurrency: options.concurrency,
+      rate: options.rate,
+      timeLimitS: options.timeLimitS,
+      // auto: one whole round (every start and stop) fits, and clients run one interval past the last stop.
+      nemesisIntervalS: options.nemesisIntervalS ?? autoIntervalS(options.timeLimitS, packages.length),
+      recoveryMs: options.recoveryMs,
+      opTimeoutMs: options.opTimeoutMs,
+      keys: options.keys,
+      runTag: test.runId,
+    };
+    if (packages.length > 0) logNemesisPlan(plan, packages, options.nemesisIntervalS === undefined, log);
+    runner = new Runner(plan, history, packages, system);
     const live = runner;
-    cluster.onRestart((node) => live.reconnect(node));
+    // A restarted node gets fresh client connections once it answers Health (see Runner.reconnect).
+    cluster.onNodeBack('clients', async (node, event) => {
+      if (event === 'healthy') live.reconnect(node);
+      return undefined;
+    });
     hooks.onProgress?.(runner.progress, started);
     log(`running ${options.workload} for ${options.timeLimitS}s with nemesis ${options.nemesis.join(',') || 'none'}`);
     const outcome = await runner.run(signal);
@@ -170,7 +188,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   }
 
   if (runner) runner.progress.phase = 'check';
-  const ctx = checkContext(test.nodes, test.workload, options);
+  const ctx = { ...checkContext(test.nodes, test.workload, options), nemesis: nemesisNamed };
   const checked = checkerFor(test.workload as WorkloadName)(history.ops, ctx);
   const checkers: Record<string, CheckResult> = { ...checked.results };
   if (healErrors.length) checkers.heal = { valid: 'unknown', error: `heal failed: ${healErrors.join('; ')}` };
@@ -183,7 +201,8 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       name: test.name,
       seed: test.seed,
       workload: test.workload,
-      nemesis: nemesisRan,
+      nemesis: nemesisNamed,
+      nemesisRan: packagesRan(checkers.faults, nemesisNamed),
       nodes: test.nodes,
       startTime: test.startTime,
       command: test.command,

@@ -14,6 +14,7 @@ import { createRng, type Rng } from './rng.ts';
 import { retryOf, workloads } from './workloads/index.ts';
 import { WatchRecorder } from './watch-recorder.ts';
 import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
+import { opDueNs, opsBefore, roundShortfall, rounds } from '../nemesis/schedule.ts';
 
 export interface RunPlan {
   readonly seed: number;
@@ -22,7 +23,9 @@ export interface RunPlan {
   readonly concurrency: number;
   /** Ops per second over all workers; 0 means as fast as possible. */
   readonly rate: number;
+  /** How long the clients run, from the start of the workload (not of the run: setup is not counted). */
   readonly timeLimitS: number;
+  /** Seconds between fault ops, already resolved (run.ts turns `auto` into timeLimit / (2k + 1)). */
   readonly nemesisIntervalS: number;
   readonly recoveryMs: number;
   readonly opTimeoutMs: number;
@@ -57,7 +60,11 @@ export function workerRngs(seed: number, workers: number): { workers: Rng[]; nem
   return { nemesis, workers: Array.from({ length: workers }, () => root.fork()) };
 }
 
-/** Worker `worker`'s generator; `startNs` is when the workload starts on the history's clock. */
+/**
+ * A worker's generator. `startNs` is when the workload started on the history's clock: the time limit
+ * counts from there, as the nemesis schedule does, so the setup before it (image, cluster start) never
+ * eats into the clients' time or into the time the faults get.
+ */
 export function workerGenerator(plan: RunPlan, worker: number, startNs = 0): Gen {
   const workload = workloads[plan.workload];
   if (!workload) throw new Error(`Unknown workload "${plan.workload}"`);
@@ -66,6 +73,43 @@ export function workerGenerator(plan: RunPlan, worker: number, startNs = 0): Gen
   // Each worker staggers its ops so that all workers together approach --rate.
   const meanDelayS = plan.rate > 0 ? plan.concurrency / plan.rate : 0;
   return timeLimit(plan.timeLimitS, stagger(meanDelayS, base), startNs);
+}
+
+/**
+ * The nemesis's streams, derived from its rng in a fixed way: each package's own start/stop schedule
+ * (a fork each) and the round-robin order of packages. The runner walks them; nemesisPlan() derives the
+ * same streams again to say beforehand what the first round will do.
+ */
+function nemesisStreams(packages: readonly FaultPackage[], rng: Rng): { iterators: Iterator<NemesisOp>[]; order: Iterator<number> } {
+  const iterators = packages.map((p) => p.ops(rng.fork()));
+  return { iterators, order: rounds(packages.length, rng.fork()) };
+}
+
+/** What the nemesis schedule will do: one line to log, plus a warning when a round does not fit. */
+export interface NemesisPlan {
+  /** The first round's order of ops, e.g. ["start kill", "start clock", "stop kill", ...]. */
+  readonly firstRound: readonly string[];
+  /** Ops due before the time limit. */
+  readonly opsDue: number;
+  /** Packages that get no start, or a start but no stop, before the time limit; empty when a round fits. */
+  readonly noStart: readonly string[];
+  readonly noStop: readonly string[];
+}
+
+/** The plan of a run's nemesis schedule, from the seed alone (the same streams the runner walks). */
+export function nemesisPlan(plan: RunPlan, packages: readonly FaultPackage[]): NemesisPlan {
+  if (packages.length === 0) return { firstRound: [], opsDue: 0, noStart: [], noStop: [] };
+  const { order } = nemesisStreams(packages, workerRngs(plan.seed, plan.concurrency).nemesis);
+  const first = Array.from({ length: 2 * packages.length }, () => order.next().value as number);
+  const seen = new Set<number>();
+  const firstRound = first.map((i) => {
+    const verb = seen.has(i) ? 'stop' : 'start';
+    seen.add(i);
+    return `${verb} ${packages[i].name}`;
+  });
+  const opsDue = opsBefore(plan.timeLimitS, plan.nemesisIntervalS);
+  const short = roundShortfall(first, opsDue);
+  return { firstRound, opsDue, noStart: short.noStart.map((i) => packages[i].name), noStop: short.noStop.map((i) => packages[i].name) };
 }
 
 async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -82,6 +126,8 @@ export class Runner {
   #watchers: WatchRecorder[] = [];
 
   readonly #system: System;
+  /** When the workload started, on the history's clock; the time limit and the fault schedule count from here. */
+  #startNs = 0;
 
   constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[], system: System = storeMesh) {
     this.#plan = plan;
@@ -125,11 +171,11 @@ export class Runner {
     this.#watchers = watchers;
     await Promise.all(watchers.map((w) => w.start()));
     // The time limit counts from here, not from the start of the run (image build, cluster start).
-    const startNs = this.#history.now();
+    this.#startNs = this.#history.now();
     this.progress.workloadStartedMs = Date.now();
-    const nemesis = this.#nemesisLoop(rngs.nemesis, stopNemesis.signal, startNs);
+    const nemesis = this.#nemesisLoop(rngs.nemesis, stopNemesis.signal);
     try {
-      await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal, startNs)));
+      await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal)));
     } finally {
       // Whatever happened to the workers, no fault may be injected after this point.
       stopNemesis.abort();
@@ -184,10 +230,10 @@ export class Runner {
     return out;
   }
 
-  async #workerLoop(worker: number, rng: Rng, signal: AbortSignal, startNs: number): Promise<void> {
+  async #workerLoop(worker: number, rng: Rng, signal: AbortSignal): Promise<void> {
     const plan = this.#plan;
     const node = plan.nodes[worker % plan.nodes.length].name;
-    let gen: Gen | null = workerGenerator(plan, worker, startNs);
+    let gen: Gen | null = workerGenerator(plan, worker, this.#startNs);
     let process = worker;
     let last: Op | undefined;
     while (gen && !signal.aborted) {
@@ -208,34 +254,40 @@ export class Runner {
   }
 
   /**
-   * Every --nemesis-interval, picks a fault package (seeded) and performs its next op: a start when
-   * that package's fault is inactive, a stop when it is active. Faults of different packages may
-   * overlap, which is how partitions meet clock skew.
+   * Walks the fault schedule in rounds (nemesis/schedule.ts): each round takes a seeded permutation of
+   * the packages and advances their own start/stop schedules in the order P0, P1, P0, P2, P1, …, so
+   * every package starts and stops once per round and consecutive faults overlap. Op i is due at
+   * (i + 1) × interval after the workload started, whatever earlier ops took, and no op starts at or
+   * after the time limit.
    */
-  async #nemesisLoop(rng: Rng, signal: AbortSignal, startNs: number): Promise<void> {
+  async #nemesisLoop(rng: Rng, signal: AbortSignal): Promise<void> {
     if (this.#packages.length === 0) return;
-    const iterators = this.#packages.map((p) => p.ops(rng.fork()));
-    const deadlineNs = startNs + this.#plan.timeLimitS * 1e9;
-    for (;;) {
-      await abortableSleep(this.#plan.nemesisIntervalS * 1000, signal);
+    const { iterators, order } = nemesisStreams(this.#packages, rng);
+    const deadlineNs = this.#startNs + Math.round(this.#plan.timeLimitS * 1e9);
+    for (let i = 0; ; i++) {
+      const dueNs = this.#startNs + opDueNs(i, this.#plan.nemesisIntervalS);
+      if (dueNs >= deadlineNs) return;
+      await abortableSleep((dueNs - this.#history.now()) / 1e6, signal);
       if (signal.aborted || this.#history.now() >= deadlineNs) return;
-      const i = rng.int(this.#packages.length);
-      const next = iterators[i].next();
+      const k = order.next().value as number;
+      const next = iterators[k].next();
       if (next.done) continue;
-      await this.#nemesisOp(this.#packages[i], next.value);
+      await this.#nemesisOp(this.#packages[k], next.value);
     }
   }
 
   async #nemesisOp(pkg: FaultPackage, op: NemesisOp): Promise<void> {
+    // The fault took effect somewhere in [invokedAt, time]: checkers use it as the fault's uncertain edge.
+    const invokedAt = this.#history.now();
     let completion;
     try {
       completion = await pkg.nemesis.invoke(op);
     } catch (error) {
       completion = { f: op.f, value: op.value, error: `${pkg.name}: ${(error as Error).message}` };
     }
-    this.#history.append({ process: 'nemesis', type: 'info', f: completion.f, value: completion.value, error: completion.error });
+    this.#history.append({ process: 'nemesis', type: 'info', f: completion.f, value: { ...completion.value, invokedAt }, error: completion.error });
     const active = new Set(this.progress.faultsActive);
-    if (!completion.error && op.f.startsWith('start-')) active.add(pkg.name);
+    if (!completion.error && !op.f.startsWith('stop-')) active.add(pkg.name);
     if (op.f.startsWith('stop-')) active.delete(pkg.name);
     this.progress.faultsActive = [...active];
   }
@@ -243,6 +295,7 @@ export class Runner {
   /** Heals every fault package; records one "heal" op. Returns the errors (empty when all healed). */
   async heal(): Promise<string[]> {
     if (this.#packages.length === 0) return [];
+    const invokedAt = this.#history.now();
     const errors: string[] = [];
     const healed: string[] = [];
     for (const pkg of this.#packages) {
@@ -259,7 +312,7 @@ export class Runner {
       process: 'nemesis',
       type: 'info',
       f: 'heal',
-      value: { packages: this.#packages.map((p) => p.name), healed },
+      value: { packages: this.#packages.map((p) => p.name), healed, invokedAt },
       error: errors.length ? errors.join('; ') : undefined,
     });
     return errors;

@@ -63,8 +63,10 @@ export const MATRIX: readonly MatrixRow[] = [
   { args: ['--nemesis', 'kill', '--nemesis-interval', '4'], ci: true },
   { args: ['--nemesis', 'pause', '--nemesis-interval', '4'], ci: false },
   { args: ['--nemesis', 'packet', '--nemesis-interval', '4'], ci: false },
-  { args: ['--workload', 'counter', '--nemesis', 'all', '--nemesis-interval', '3'], ci: false },
-  { args: ['--workload', 'set', '--nemesis', 'all', '--nemesis-interval', '3'], ci: false },
+  // `all` takes the auto interval: a fixed 3 s fits no whole round of five packages in a 20 s run, and a
+  // package that never ran makes the verdict unknown (the faults checker).
+  { args: ['--workload', 'counter', '--nemesis', 'all'], ci: false },
+  { args: ['--workload', 'set', '--nemesis', 'all'], ci: false },
   { args: ['--workload', 'all', '--nemesis', 'all'], ci: true },
 ];
 

@@ -7,9 +7,10 @@ import { clockFile, servicePort } from '../harness/cluster.ts';
 import { callStoreOnce } from '../harness/client.ts';
 import type { HealthReply, StatsReply } from '../proto/gen/faultline.ts';
 import type { Rng } from '../harness/rng.ts';
-import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp } from './types.ts';
-import { allNodes, collectErrors, errorText, ipOf, run } from './net.ts';
-import { completion, healReport, HEAL_LATER, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import type { NemesisValue } from '../harness/history.ts';
+import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
+import { allNodes, collectErrors, errorText, ipOf, onEveryNode, run } from './net.ts';
+import { completion, healReport, HEAL_LATER, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes } from './schedule.ts';
 
 /**
@@ -166,11 +167,55 @@ export async function clockUnsupported(cluster: ClusterControl): Promise<string 
   }
 }
 
+/** A measured skew is taken as the offset set when it is within RTT/2 + this of it. */
+export const SKEW_TOLERANCE_MS = 100;
+
+/**
+ * Reads back the wall clock of every running node of `wanted` (node → offset set, ms) and compares:
+ * verified when each measured skew is within RTT/2 + SKEW_TOLERANCE_MS of its offset. Stopped and
+ * paused nodes cannot answer; they are excluded and named (their offset is checked when they are back).
+ */
+export async function checkClocks(cluster: ClusterControl, wanted: Readonly<Record<string, number>>): Promise<NemesisValue> {
+  const nodes = sortNodes(Object.keys(wanted));
+  const states = await nodeStates(cluster, nodes);
+  const measuredSkewMs: Record<string, number> = {};
+  const problems: string[] = [];
+  const excluded: Record<string, string> = {};
+  await Promise.all(
+    nodes.map(async (node) => {
+      if (states[node] !== 'running') {
+        excluded[node] = states[node];
+        return;
+      }
+      try {
+        const reading = await readWallClock(cluster, node, 3000);
+        measuredSkewMs[node] = Math.round(reading.skewMs);
+        const off = Math.abs(reading.skewMs - wanted[node]);
+        if (off > reading.rttMs / 2 + SKEW_TOLERANCE_MS) problems.push(`${node}'s clock is ${Math.round(reading.skewMs)} ms off, ${wanted[node]} ms was set (RTT ${reading.rttMs} ms)`);
+      } catch (error) {
+        problems.push(`${node}: could not read its wall clock: ${errorText(error)}`);
+      }
+    }),
+  );
+  const checked = Object.keys(measuredSkewMs).length;
+  if (checked === 0 && problems.length === 0) problems.push(`no target is running (${Object.entries(excluded).map(([n, st]) => `${n} ${st}`).join(', ')}): their clocks are checked when they come back`);
+  const ex = Object.keys(excluded).length > 0 ? { excluded: Object.fromEntries(sortNodes(Object.keys(excluded)).map((n) => [n, excluded[n]])) } : {};
+  return {
+    measuredSkewMs: Object.fromEntries(sortNodes(Object.keys(measuredSkewMs)).map((n) => [n, measuredSkewMs[n]])),
+    ...ex,
+    verified: problems.length === 0,
+    ...(problems.length > 0 ? { unverified: problems.sort().join('; ') } : {}),
+  };
+}
+
 export class ClockNemesis implements Nemesis {
   readonly name = 'clock';
   #cluster: ClusterControl | undefined;
-  /** The offset this nemesis last set on each node, in ms. */
+  /** The offset this nemesis wants on each node, in ms (in force, or pending until the node is back). */
   readonly #offsets = new Map<string, number>();
+  /** Nodes whose last offset could not be written (stopped or paused): written when they come back. */
+  readonly #pending = new Set<string>();
+  #unlisten: (() => void) | undefined;
 
   async setup(cluster: ClusterControl): Promise<void> {
     this.#cluster = cluster;
@@ -178,6 +223,31 @@ export class ClockNemesis implements Nemesis {
     await allNodes(cluster.nodes.map((n) => n.name), async (node) => {
       this.#offsets.set(node, await getClockOffset(cluster, node));
     });
+    this.#unlisten?.();
+    this.#unlisten = cluster.onNodeBack(this.name, (node, event) => this.#nodeBack(cluster, node, event));
+  }
+
+  /**
+   * A node came back. The clock file survives a restart, so only an offset that could not be written
+   * (the node was stopped or paused) is written now; a node with an offset other than 0 gets its clock
+   * read back once it answers (after a restart, when healthy; after a resume, at once).
+   */
+  async #nodeBack(cluster: ClusterControl, node: string, event: NodeBackEvent): Promise<NemesisValue | undefined> {
+    const offset = this.#offsets.get(node) ?? 0;
+    const pending = this.#pending.has(node);
+    if (!pending && offset === 0) return undefined;
+    if (event === 'restarted' || event === 'unpaused') {
+      if (pending) {
+        try {
+          await setClockOffset(cluster, node, offset);
+          this.#pending.delete(node);
+        } catch (error) {
+          return { node, offset, verified: false, unverified: errorText(error), error: errorText(error) };
+        }
+      }
+      if (event === 'restarted') return { node, offset, ...(pending ? { written: true } : {}) };
+    }
+    return { node, offset, ...(pending ? { written: true } : {}), ...(await checkClocks(cluster, { [node]: offset })) };
   }
 
   /** The offsets this nemesis believes are in force, node → ms. */
@@ -208,19 +278,31 @@ export class ClockNemesis implements Nemesis {
           return unknownOp(this.name, op, Object.values(CLOCK_F));
       }
     } catch (error) {
-      return completion(op, {}, error);
+      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
     }
   }
 
-  /** Sets the given offsets; the completion records those that took effect, and names the failures. */
-  async #set(cluster: ClusterControl, op: NemesisOp, wanted: Record<string, number>): Promise<NemesisCompletion> {
+  /**
+   * Sets the given offsets and reads every running target's clock back (`measuredSkewMs`, `verified`).
+   * The completion records the offsets that took effect or are pending on a stopped or paused node
+   * (`deferred`: written when it comes back), and names the failures.
+   */
+  async #set(cluster: ClusterControl, op: NemesisOp, wanted: Record<string, number>, check = true): Promise<NemesisCompletion> {
     const nodes = sortNodes(Object.keys(wanted));
-    const errors = await collectErrors(nodes, async (node) => {
+    const { deferred, errors } = await onEveryNode(nodes, async (node) => {
       await setClockOffset(cluster, node, wanted[node]);
       this.#offsets.set(node, wanted[node]);
+      this.#pending.delete(node);
     });
+    for (const node of Object.keys(deferred)) {
+      this.#offsets.set(node, wanted[node]);
+      this.#pending.add(node);
+    }
     const offsets = Object.fromEntries(nodes.filter((n) => this.#offsets.get(n) === wanted[n]).map((n) => [n, wanted[n]]));
-    return completion(op, { nodes, offsets }, errors.length > 0 ? new AggregateError(errors) : undefined);
+    const verification = check ? await checkClocks(cluster, offsets) : {};
+    const failed = errors.length > 0 ? { verified: false, unverified: `not set on every node: ${errors.map((e) => errorText(e)).join('; ')}` } : {};
+    const value = { nodes, offsets, ...(Object.keys(deferred).length > 0 ? { deferred } : {}), ...verification, ...failed };
+    return completion(op, value, errors.length > 0 ? new AggregateError(errors) : undefined);
   }
 
   /**
@@ -244,7 +326,8 @@ export class ClockNemesis implements Nemesis {
     for (let high = true; performance.now() - started < durationMs; high = !high) {
       const stepStart = performance.now();
       const offsets = Object.fromEntries(nodes.map((node) => [node, base[node] + (high ? deltaMs : 0)]));
-      errors.push(...(await collectErrors(nodes, (node) => setClockOffset(cluster, node, offsets[node]))));
+      // A stopped or paused target simply does not strobe; the final settle below is deferred for it.
+      errors.push(...(await onEveryNode(nodes, (node) => setClockOffset(cluster, node, offsets[node]))).errors);
       steps.push({ atMs: Math.round(performance.now() - started), offsets });
       flips++;
       if (errors.length > 0) break;
@@ -261,6 +344,7 @@ export class ClockNemesis implements Nemesis {
       const cluster = requireCluster(this.name, this.#cluster);
       // Every node, not only those this nemesis touched: an offset survives restarts and failed ops.
       const nodes = sortNodes(cluster.nodes.map((n) => n.name));
+      this.#pending.clear();
       const errors = await collectErrors(nodes, async (node) => {
         await setClockOffset(cluster, node, 0);
         this.#offsets.set(node, 0);
@@ -271,7 +355,10 @@ export class ClockNemesis implements Nemesis {
     }
   }
 
-  async teardown(): Promise<void> {}
+  async teardown(): Promise<void> {
+    this.#unlisten?.();
+    this.#unlisten = undefined;
+  }
 }
 
 function numberField(op: NemesisOp, key: string): number {

@@ -8,6 +8,8 @@ const KILL: ProcessFault = {
   apply: (cluster, node) => cluster.kill(node, 'SIGKILL'),
   // restart() waits until the node answers Health again.
   undo: (cluster, node) => cluster.restart(node),
+  appliedState: 'stopped',
+  deferWhenStopped: false,
   undoVerb: 'restart',
 };
 

@@ -98,6 +98,43 @@ export function containerStopped(error: unknown): boolean {
   return error instanceof NodeCommandError && error.result === undefined && /is not running/i.test(errorText(error.cause));
 }
 
+/**
+ * Why a command could not run in a node's container, when that is because the container is stopped
+ * (killed) or paused (`docker exec` into a frozen container fails); undefined for any other error.
+ * Such a node is not an error for a nemesis: what it should have is re-applied when it comes back.
+ */
+export function containerUnavailable(error: unknown): 'stopped' | 'paused' | undefined {
+  if (!(error instanceof NodeCommandError) || error.result !== undefined) return undefined;
+  const text = errorText(error.cause);
+  if (/is paused/i.test(text)) return 'paused';
+  if (/is not running/i.test(text)) return 'stopped';
+  return undefined;
+}
+
+/** What a step on every node did: nodes it was deferred on (stopped or paused), and real failures. */
+export interface EveryNode {
+  readonly deferred: Record<string, 'stopped' | 'paused'>;
+  readonly errors: Error[];
+}
+
+/**
+ * Runs a step on every node in parallel, like collectErrors, but a node whose container is stopped or
+ * paused is deferred (the caller re-applies it when the node comes back), not failed.
+ */
+export async function onEveryNode(nodes: readonly string[], step: (node: string) => Promise<void>): Promise<EveryNode> {
+  const deferred: Record<string, 'stopped' | 'paused'> = {};
+  const errors = await collectErrors(nodes, async (node) => {
+    try {
+      await step(node);
+    } catch (error) {
+      const why = containerUnavailable(error) ?? containerUnavailable(error instanceof AggregateError ? error.errors[0] : undefined);
+      if (why === undefined) throw error;
+      deferred[node] = why;
+    }
+  });
+  return { deferred, errors };
+}
+
 async function removal(step: () => Promise<unknown>): Promise<void> {
   try {
     await step();
@@ -169,9 +206,21 @@ export function lossRules(cluster: ClusterControl, links: Grudge, probability: n
 // tc: bandwidth limits and netem
 // ---------------------------------------------------------------------------
 
+/** Interface names already looked up, per cluster, by node and IP (a restart may change the IP, never the name for a given IP). */
+const interfaces = new WeakMap<ClusterControl, Map<string, string>>();
+
 /** The interface a node uses to reach its peers (the one holding its cluster IP). */
 export async function clusterInterface(cluster: ClusterControl, node: string): Promise<string> {
   const ip = ipOf(cluster, node);
+  const known = interfaces.get(cluster)?.get(`${node}@${ip}`);
+  if (known) return known;
+  const dev = await lookUpInterface(cluster, node, ip);
+  if (!interfaces.has(cluster)) interfaces.set(cluster, new Map());
+  interfaces.get(cluster)!.set(`${node}@${ip}`, dev);
+  return dev;
+}
+
+async function lookUpInterface(cluster: ClusterControl, node: string, ip: string): Promise<string> {
   const result = await run(cluster, node, ['ip', '-o', '-4', 'addr', 'show']);
   for (const line of result.stdout.split('\n')) {
     const match = /^\d+:\s+(\S+)\s+inet\s+([\d.]+)\//.exec(line);

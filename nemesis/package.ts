@@ -2,7 +2,7 @@
 // needs (which ops a package handles, so a combined package can dispatch them, and when it heals
 // relative to the others), and small helpers that build completions and heal reports with errors that
 // name the node, the command and its output.
-import type { ClusterControl, FaultPackage, HealReport, NemesisCompletion, NemesisOp } from './types.ts';
+import type { ClusterControl, FaultPackage, HealReport, NemesisCompletion, NemesisOp, NodeState } from './types.ts';
 import type { NemesisValue } from '../harness/history.ts';
 import { errorText } from './net.ts';
 
@@ -55,4 +55,18 @@ export function opNodes(cluster: ClusterControl, op: NemesisOp): string[] {
     }
   }
   return nodes;
+}
+
+/** Every node's container state (a node whose state cannot be read counts as stopped, with why). */
+export async function nodeStates(cluster: ClusterControl, nodes: readonly string[]): Promise<Record<string, NodeState>> {
+  const states = await Promise.all(nodes.map((node) => cluster.state(node).catch((): NodeState => 'stopped')));
+  return Object.fromEntries(nodes.map((node, i) => [node, states[i]]));
+}
+
+/** "n2 (stopped), n3 (paused)" for the nodes of a state map that are not running; "" when all are. */
+export function notRunningText(states: Readonly<Record<string, string>>): string {
+  return Object.entries(states)
+    .filter(([, state]) => state !== 'running')
+    .map(([node, state]) => `${node} (${state})`)
+    .join(', ');
 }

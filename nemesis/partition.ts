@@ -1,9 +1,13 @@
 // The partition fault package: network partitions as iptables DROP rules inside the node containers.
 // Each start op carries a grudge of a seeded shape (halves, isolate, majority/minority, bridge,
 // majorities ring, asymmetric, complete), sometimes flapping (switched on and off every few hundred
-// ms until the stop op); the stop op and heal() empty faultline's own chain on every node.
+// ms until the stop op); the stop op and heal() empty faultline's own chain on every node. Every
+// non-flapping start and every stop is proven with a connectivity probe from inside the running nodes
+// (recorded in the op: `probe`, `verified`), and a node that comes back from a kill or a pause gets
+// the grudge in force again (Docker gives a restarted container a fresh network namespace).
 import type { Rng } from '../harness/rng.ts';
-import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp } from './types.ts';
+import type { NemesisValue } from '../harness/history.ts';
+import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
 import {
   flapSchedule,
   grudgeNodes,
@@ -12,11 +16,13 @@ import {
   normalizeGrudge,
   shapeNames,
   validateGrudge,
+  type Connectivity,
   type Grudge,
   type ShapeName,
 } from './grudge.ts';
-import { applyGrudge, collectErrors, errorText, flushChain, PARTITION_CHAIN, removeChain, run, setChainRules, allNodes } from './net.ts';
-import { completion, healReport, HEAL_LATER, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { allNodes, collectErrors, errorText, flushChain, onEveryNode, PARTITION_CHAIN, partitionRules, removeChain, run, setChainRules } from './net.ts';
+import { completion, healReport, HEAL_LATER, nodeStates, notRunningText, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { grudgeMismatches, probeConnectivity, type ProbeOptions } from './probe.ts';
 import { alternate, sortNodes } from './schedule.ts';
 
 export interface PartitionOptions extends FaultPackageOptions {
@@ -76,19 +82,23 @@ export async function iptablesUnsupported(cluster: ClusterControl): Promise<stri
 
 /** Walks a flapping schedule with timers until stopped, applying each step's grudge. */
 class Flapper {
-  readonly #cluster: ClusterControl;
+  readonly #apply: (grudge: Grudge) => Promise<Error[]>;
   readonly #grudge: Grudge;
   readonly #periodMs: number;
   #stopped = false;
   #wake: (() => void) | undefined;
   readonly #done: Promise<void>;
+  /** Settles once the first step (the grudge on) was applied, with that step's errors. */
+  readonly first: Promise<Error[]>;
+  #firstDone!: (errors: Error[]) => void;
   flips = 0;
   readonly errors: string[] = [];
 
-  constructor(cluster: ClusterControl, grudge: Grudge, periodMs: number) {
-    this.#cluster = cluster;
+  constructor(apply: (grudge: Grudge) => Promise<Error[]>, grudge: Grudge, periodMs: number) {
+    this.#apply = apply;
     this.#grudge = grudge;
     this.#periodMs = periodMs;
+    this.first = new Promise((resolve) => (this.#firstDone = resolve));
     this.#done = this.#loop();
   }
 
@@ -105,16 +115,16 @@ class Flapper {
           };
         });
       }
-      if (this.#stopped) return;
-      try {
-        await applyGrudge(this.#cluster, step.grudge);
-        this.flips++;
-      } catch (error) {
-        // Keep flapping: one failed flip (a node briefly busy) should not end the fault early, but the
-        // stop op reports every failure.
-        if (this.errors.length < 10) this.errors.push(errorText(error));
-      }
+      if (this.#stopped) break;
+      // Keep flapping: one failed flip (a node briefly busy) should not end the fault early, but the
+      // stop op reports every failure. A stopped or paused node is no failure (it gets the step in
+      // force when it comes back).
+      const errors = await this.#apply(step.grudge).catch((error: unknown) => [error instanceof Error ? error : new Error(String(error))]);
+      if (errors.length === 0) this.flips++;
+      for (const error of errors) if (this.errors.length < 10) this.errors.push(errorText(error));
+      if (step.atMs === 0) this.#firstDone(errors);
     }
+    this.#firstDone([]);
   }
 
   /** Stops flapping and waits for a flip in progress to finish, so nothing is applied after it. */
@@ -125,15 +135,40 @@ class Flapper {
   }
 }
 
+/** What a probe after a partition op measured, and whether it matched the grudge in force. */
+export interface PartitionCheck {
+  /** The measured one-way (UDP) matrix among the nodes that could run the probe. */
+  readonly probe?: Connectivity;
+  /** Nodes that could not run the probe (stopped or paused), with their state. */
+  readonly excluded?: Record<string, string>;
+  readonly verified: boolean;
+  /** Why not verified, naming nodes and pairs. */
+  readonly unverified?: string;
+  /** How long the probe took, in ms. */
+  readonly probeMs?: number;
+  /** How many probes it took, when more than one (a pair heard nothing and was probed again). */
+  readonly probeAttempts?: number;
+}
+
 export class PartitionNemesis implements Nemesis {
   readonly name = 'partition';
   #cluster: ClusterControl | undefined;
   #flapper: Flapper | undefined;
+  /** The grudge in force (while flapping, the step in force), which a node that comes back gets again. */
+  #grudge: Grudge = {};
+  /** Nodes whose last change was deferred (stopped or paused): they need it when they come back. */
+  readonly #pending = new Set<string>();
+  #unlisten: (() => void) | undefined;
+  /** Probes run one at a time (they share a UDP port); a probe asked for while one is queued joins it. */
+  #queued: Promise<PartitionCheck> | undefined;
+  #probing: Promise<unknown> = Promise.resolve();
 
   async setup(cluster: ClusterControl): Promise<void> {
     this.#cluster = cluster;
     // Creates the (empty) chain and its jump on every node now, so the first fault is one transaction.
     await allNodes(cluster.nodes.map((n) => n.name), (node) => setChainRules(cluster, node, PARTITION_CHAIN, []));
+    this.#unlisten?.();
+    this.#unlisten = cluster.onNodeBack(this.name, (node, event) => this.#nodeBack(cluster, node, event));
   }
 
   async invoke(op: NemesisOp): Promise<NemesisCompletion> {
@@ -143,8 +178,23 @@ export class PartitionNemesis implements Nemesis {
       if (op.f === F.stop) return await this.#stop(cluster, op);
       return unknownOp(this.name, op, [F.start, F.stop]);
     } catch (error) {
-      return completion(op, {}, error);
+      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
     }
+  }
+
+  /**
+   * Puts a grudge in force on every node; a stopped or paused node is deferred (it gets the grudge in
+   * force when it comes back). Returns the real failures.
+   */
+  async #apply(cluster: ClusterControl, grudge: Grudge): Promise<{ deferred: Record<string, string>; errors: Error[] }> {
+    this.#grudge = grudge;
+    const rules = partitionRules(cluster, grudge);
+    const result = await onEveryNode(cluster.nodes.map((n) => n.name), (node) => setChainRules(cluster, node, PARTITION_CHAIN, rules[node]));
+    for (const node of cluster.nodes.map((n) => n.name)) {
+      if (node in result.deferred) this.#pending.add(node);
+      else if (!result.errors.some((e) => e.message.includes(node))) this.#pending.delete(node);
+    }
+    return result;
   }
 
   async #start(cluster: ClusterControl, op: NemesisOp): Promise<NemesisCompletion> {
@@ -153,23 +203,62 @@ export class PartitionNemesis implements Nemesis {
     // A start while a flapping partition is still on replaces it (the alternation never does this).
     await this.#stopFlapping();
     const periodMs = op.value.flapPeriodMs;
+    const done = { grudge, nodes: grudgeNodes(grudge) };
     if (periodMs !== undefined) {
       if (typeof periodMs !== 'number' || !(periodMs > 0)) {
         throw new Error(`start-partition: expected value.flapPeriodMs to be a positive number of ms, got ${String(periodMs)}`);
       }
-      this.#flapper = new Flapper(cluster, grudge, periodMs);
-      return completion(op, { grudge, nodes: grudgeNodes(grudge) });
+      // A flapping partition is verified by its flips: the first one (the grudge on) here, every one
+      // in the stop op (flips and errors). It switches faster than a probe can measure.
+      const flapper = new Flapper(async (g) => (await this.#apply(cluster, g)).errors, grudge, periodMs);
+      this.#flapper = flapper;
+      const errors = await flapper.first;
+      const verified = errors.length === 0;
+      return completion(op, { ...done, verified, ...(verified ? {} : { unverified: `the first flip failed: ${errors.map((e) => errorText(e)).join('; ')}` }) });
     }
-    await applyGrudge(cluster, grudge);
-    return completion(op, { grudge, nodes: grudgeNodes(grudge) });
+    const applied = await this.#apply(cluster, grudge);
+    if (applied.errors.length > 0) {
+      return completion(op, { ...done, ...deferredValue(applied.deferred), verified: false, unverified: `not applied on every node: ${applied.errors.map((e) => errorText(e)).join('; ')}` }, new AggregateError(applied.errors));
+    }
+    const check = await this.#check(cluster);
+    return completion(op, { ...done, ...deferredValue(applied.deferred), ...check });
   }
 
   async #stop(cluster: ClusterControl, op: NemesisOp): Promise<NemesisCompletion> {
     const flapped = await this.#stopFlapping();
-    await applyGrudge(cluster, {});
-    const value = { grudge: {}, ...(flapped.flips > 0 ? { flips: flapped.flips } : {}) };
-    const error = flapped.errors.length > 0 ? new Error(`while flapping: ${flapped.errors.join('; ')}`) : undefined;
-    return completion(op, value, error);
+    const applied = await this.#apply(cluster, {});
+    const check = applied.errors.length === 0 ? await this.#check(cluster) : { verified: false, unverified: `not removed on every node: ${applied.errors.map((e) => errorText(e)).join('; ')}` };
+    const value = { grudge: {}, ...(flapped.flips > 0 ? { flips: flapped.flips } : {}), ...deferredValue(applied.deferred), ...check };
+    const errors = [...(flapped.errors.length > 0 ? [new Error(`while flapping: ${flapped.errors.join('; ')}`)] : []), ...applied.errors];
+    return completion(op, value, errors.length > 0 ? new AggregateError(errors) : undefined);
+  }
+
+  /** Probes the running nodes (queued behind any probe in progress) and compares with the grudge in force. */
+  #check(cluster: ClusterControl): Promise<PartitionCheck> {
+    if (this.#queued) return this.#queued;
+    const queued = this.#probing.then(() => {
+      this.#queued = undefined;
+      return checkPartition(cluster, this.#grudge);
+    });
+    this.#queued = queued;
+    this.#probing = queued.catch(() => undefined);
+    return queued;
+  }
+
+  /** A node came back: it gets the grudge in force again (all nodes do: its IP may have changed), then a probe. */
+  async #nodeBack(cluster: ClusterControl, node: string, event: NodeBackEvent): Promise<NemesisValue | undefined> {
+    if (event === 'healthy') return undefined;
+    const active = this.#flapper !== undefined || Object.keys(this.#grudge).length > 0;
+    if (!active && !this.#pending.has(node)) return undefined;
+    const grudge = this.#grudge;
+    const applied = await this.#apply(cluster, grudge);
+    const value = { node, grudge, ...deferredValue(applied.deferred) };
+    if (applied.errors.length > 0) {
+      const error = applied.errors.map((e) => errorText(e)).join('; ');
+      return { ...value, verified: false, unverified: `re-applying failed: ${error}`, error };
+    }
+    if (this.#flapper) return { ...value, verified: true, flapping: true };
+    return { ...value, ...(await this.#check(cluster)) };
   }
 
   async #stopFlapping(): Promise<{ flips: number; errors: string[] }> {
@@ -184,6 +273,8 @@ export class PartitionNemesis implements Nemesis {
     const errors: unknown[] = [];
     try {
       await this.#stopFlapping();
+      this.#grudge = {};
+      this.#pending.clear();
       const cluster = requireCluster(this.name, this.#cluster);
       const nodes = sortNodes(cluster.nodes.map((n) => n.name));
       errors.push(...(await collectErrors(nodes, (node) => flushChain(cluster, node, PARTITION_CHAIN))));
@@ -195,8 +286,64 @@ export class PartitionNemesis implements Nemesis {
 
   async teardown(): Promise<void> {
     await this.#stopFlapping();
+    this.#unlisten?.();
+    this.#unlisten = undefined;
     const cluster = this.#cluster;
     if (!cluster) return;
     await allNodes(cluster.nodes.map((n) => n.name), (node) => removeChain(cluster, node, PARTITION_CHAIN));
   }
+}
+
+/** `deferred: { n2: "stopped" }` when some nodes got the change only when they come back; {} otherwise. */
+function deferredValue(deferred: Record<string, string>): { deferred?: Record<string, string> } {
+  return Object.keys(deferred).length > 0 ? { deferred } : {};
+}
+
+/**
+ * Probes every running node (stopped and paused ones cannot run the probe: they are excluded and named)
+ * and compares the one-way matrix with the grudge: verified when every probed pair matches it.
+ */
+export async function checkPartition(cluster: ClusterControl, grudge: Grudge, options: ProbeOptions = {}): Promise<PartitionCheck> {
+  const nodes = sortNodes(cluster.nodes.map((n) => n.name));
+  const states = await nodeStates(cluster, nodes);
+  const running = nodes.filter((n) => states[n] === 'running');
+  const excluded = Object.fromEntries(nodes.filter((n) => states[n] !== 'running').map((n) => [n, states[n]]));
+  const ex = Object.keys(excluded).length > 0 ? { excluded } : {};
+  if (running.length < 2) {
+    return { ...ex, verified: false, unverified: `fewer than two nodes are running (${running.join(', ') || 'none'}; ${notRunningText(states)}), so nothing could be probed; the rules are re-applied and probed when they come back` };
+  }
+  const started = performance.now();
+  // A packet that arrived proves its pair is not cut; a pair that heard nothing may only have missed
+  // the window (a probe that started late on a loaded machine). So a probe that finds a pair cut that
+  // the grudge lets through is repeated, up to PROBE_ATTEMPTS in all, and a pair counts as through when
+  // any attempt heard it; a pair that got through against the grudge is conclusive at once.
+  let probe: Connectivity | undefined;
+  let attempts = 0;
+  try {
+    while (attempts < PROBE_ATTEMPTS) {
+      attempts++;
+      const next = (await probeConnectivity(cluster, { ...options, only: running })).oneWay;
+      probe = probe ? orMatrices(probe, next) : next;
+      const mismatches = grudgeMismatches(probe, grudge);
+      if (mismatches.length === 0 || mismatches.some((m) => m.includes('got through'))) break;
+    }
+  } catch (error) {
+    return { ...ex, verified: false, unverified: `the probe failed: ${errorText(error)}` };
+  }
+  if (!probe) return { ...ex, verified: false, unverified: 'the probe did not run' };
+  const probeMs = Math.round(performance.now() - started);
+  const mismatches = grudgeMismatches(probe, grudge);
+  const note = Object.keys(excluded).length > 0 ? ` (${notRunningText(states)} could not run the probe)` : '';
+  const tries = attempts > 1 ? { probeAttempts: attempts } : {};
+  return mismatches.length === 0
+    ? { probe, ...ex, verified: true, probeMs, ...tries }
+    : { probe, ...ex, verified: false, unverified: `the probe does not match the grudge: ${mismatches.join('; ')}${note}`, probeMs, ...tries };
+}
+
+/** How many probes a partition check may take before it calls a pair cut. */
+export const PROBE_ATTEMPTS = 3;
+
+/** Pairs that got through in either matrix. */
+function orMatrices(a: Connectivity, b: Connectivity): Connectivity {
+  return Object.fromEntries(Object.keys(a).map((from) => [from, Object.fromEntries(Object.keys(a[from]).map((to) => [to, a[from][to] || b[from]?.[to] === true]))]));
 }

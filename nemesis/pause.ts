@@ -7,6 +7,8 @@ const PAUSE: ProcessFault = {
   name: 'pause',
   apply: (cluster, node) => cluster.pause(node),
   undo: (cluster, node) => cluster.unpause(node),
+  appliedState: 'paused',
+  deferWhenStopped: true,
   undoVerb: 'unpause',
 };
 

@@ -69,3 +69,68 @@ export function* alternate(
 export function sortNodes(nodes: Iterable<string>): string[] {
   return [...nodes].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 }
+
+// ---------------------------------------------------------------------------
+// The round-robin schedule of a run's fault packages (harness/runner.ts walks it).
+// ---------------------------------------------------------------------------
+
+/**
+ * The order in which one round advances k packages, given a permutation of their indexes:
+ * P0, P1, P0, P2, P1, P3, P2, …, P(k-1), P(k-1). Each package gets two turns, its start and then its
+ * stop, and its stop comes after the next package has started, so consecutive faults overlap while
+ * every fault is stopped within the round. For k = 1 it is P0, P0.
+ */
+export function roundOrder(permutation: readonly number[]): number[] {
+  const k = permutation.length;
+  if (k === 0) return [];
+  const order = [permutation[0]];
+  for (let j = 1; j < k; j++) order.push(permutation[j], permutation[j - 1]);
+  order.push(permutation[k - 1]);
+  return order;
+}
+
+/** The endless sequence of package indexes: round after round, each with a fresh seeded permutation. */
+export function* rounds(k: number, rng: Rng): Generator<number> {
+  if (k <= 0) return;
+  const indexes = Array.from({ length: k }, (_, i) => i);
+  for (;;) yield* roundOrder(rng.shuffle(indexes));
+}
+
+/**
+ * The default --nemesis-interval for k packages: timeLimit / (2k + 1), so one whole round (every start
+ * and every stop) fits before the time limit, and the clients still run for one interval after the
+ * last stop (a killed node is restarted while they still run).
+ */
+export function autoIntervalS(timeLimitS: number, k: number): number {
+  return timeLimitS / (2 * Math.max(1, k) + 1);
+}
+
+/**
+ * When op i of the schedule is due, in ns after the workload started: (i + 1) × interval. Times are
+ * absolute, so an op that overran (a restart waits for Health, a probe takes a while) does not push
+ * the later ones back; the next op then runs at once.
+ */
+export function opDueNs(i: number, intervalS: number): number {
+  return Math.round((i + 1) * intervalS * 1e9);
+}
+
+/** How many ops are due before the time limit (no op starts at or after it). */
+export function opsBefore(timeLimitS: number, intervalS: number): number {
+  const limitNs = Math.round(timeLimitS * 1e9);
+  // Start near the answer and correct for rounding, so a tiny interval costs no long loop.
+  let n = Math.max(0, Math.ceil(limitNs / (intervalS * 1e9)) - 2);
+  while (n > 0 && opDueNs(n - 1, intervalS) >= limitNs) n--;
+  while (opDueNs(n, intervalS) < limitNs) n++;
+  return n;
+}
+
+/** Which packages of the first round get no start, or a start but no stop, when only `fit` ops run. */
+export function roundShortfall(order: readonly number[], fit: number): { noStart: number[]; noStop: number[] } {
+  const turns = new Map<number, number>();
+  for (const i of order.slice(0, Math.max(0, fit))) turns.set(i, (turns.get(i) ?? 0) + 1);
+  const all = [...new Set(order)];
+  return {
+    noStart: all.filter((i) => (turns.get(i) ?? 0) === 0),
+    noStop: all.filter((i) => turns.get(i) === 1),
+  };
+}

@@ -1,9 +1,10 @@
 // The nemesis contract. A Nemesis injects one family of faults into the real node containers; a
 // FaultPackage bundles it with the seeded schedule of fault ops, and is registered by name
-// (`--nemesis partition,clock`). The harness core owns time: every --nemesis-interval it draws a
-// package (seeded) and performs that package's next op, records the op once it has completed (one
-// op, process "nemesis", type "info", with any error), and at the end calls heal() on every nemesis,
-// which is the final generator of every package: one op that undoes all its faults.
+// (`--nemesis partition,clock`). The harness core owns time: it walks the packages in rounds (each
+// package's start, then its stop, in a seeded order; nemesis/schedule.ts), one op every
+// --nemesis-interval, records each op once it has completed (one op, process "nemesis", type "info",
+// with `invokedAt`, whether it was verified, and any error), and at the end calls heal() on every
+// nemesis, which is the final generator of every package: one op that undoes all its faults.
 import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 
@@ -11,6 +12,32 @@ export interface ExecResult {
   readonly stdout: string;
   readonly stderr: string;
   readonly exitCode: number;
+}
+
+/** A node's container as Docker reports it: running, paused (cgroup freezer), or stopped (killed, exited). */
+export type NodeState = 'running' | 'paused' | 'stopped';
+
+/**
+ * A node came back: `restarted` as soon as a stopped container runs again (before its service answers,
+ * so network rules are back before the service can talk to its peers), `healthy` once it answers
+ * Health after a restart, `unpaused` right after a paused container was resumed.
+ */
+export type NodeBackEvent = 'restarted' | 'healthy' | 'unpaused';
+
+/**
+ * Re-applies what a nemesis has in force on a node that came back (Docker gives a restarted container
+ * a fresh network namespace, and `docker exec` into a paused container fails, so rules and offsets
+ * meant for it may be missing). Returns what it re-applied and whether that was verified, recorded in
+ * the op that brought the node back; undefined when it had nothing to do. A failure is reported in the
+ * value's `error` (node, command, output), not thrown.
+ */
+export type NodeBackListener = (node: string, event: NodeBackEvent) => Promise<NemesisValue | undefined>;
+
+/** What the listeners did when a node came back, by listener (nemesis) name, and their errors. */
+export interface NodeBackReport {
+  readonly reapplied: Readonly<Record<string, NemesisValue>>;
+  /** "partition: n3: sh -c ... exited 1: ..." */
+  readonly errors: readonly string[];
 }
 
 /** What a nemesis may do to the cluster. The harness's Cluster implements it with dockerode. */
@@ -21,10 +48,21 @@ export interface ClusterControl {
   exec(node: string, cmd: readonly string[], options?: { readonly timeoutMs?: number }): Promise<ExecResult>;
   /** Sends a signal to the node's service process (SIGKILL stops the container; it stays on disk). */
   kill(node: string, signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
-  /** Starts a stopped node's container again and waits until its service answers Health. */
-  restart(node: string): Promise<void>;
+  /**
+   * Starts a stopped node's container again and waits until its service answers Health. The node-back
+   * listeners run at `restarted` and at `healthy` (before it resolves); their report is returned.
+   */
+  restart(node: string): Promise<NodeBackReport>;
   pause(node: string): Promise<void>;
-  unpause(node: string): Promise<void>;
+  /** Resumes a paused node; the node-back listeners run (`unpaused`) before it resolves. */
+  unpause(node: string): Promise<NodeBackReport>;
+  /** The node's container state now. */
+  state(node: string): Promise<NodeState>;
+  /**
+   * Registers the listener a nemesis uses to re-apply its faults on a node that comes back, under the
+   * nemesis's name (a second registration under a name replaces the first). Returns its removal.
+   */
+  onNodeBack(name: string, listener: NodeBackListener): () => void;
 }
 
 export interface NemesisOp {
@@ -59,8 +97,8 @@ export interface Nemesis {
 
 export interface FaultPackageOptions {
   readonly nodes: readonly string[];
-  /** Seconds between fault ops (--nemesis-interval). */
-  readonly intervalS: number;
+  /** Seconds between fault ops (--nemesis-interval); undefined for auto, which the runner resolves once it knows how many packages run. No package reads it today. */
+  readonly intervalS?: number;
   /** Target kinds faults draw their nodes from (--nemesis-targets). @default one, minority, majority, all, random */
   readonly targets?: readonly ('one' | 'minority' | 'majority' | 'all' | 'random')[];
   /** Partition shapes to draw from (--partition-shapes; see nemesis/grudge.ts). @default every shape */
@@ -74,7 +112,7 @@ export interface FaultPackage {
   readonly nemesis: Nemesis;
   /**
    * The seeded schedule: an endless sequence of fault ops (start, stop, start, ...). The same rng state
-   * gives the same sequence. The harness spaces them --nemesis-interval apart.
+   * gives the same sequence. The harness interleaves the packages' schedules in rounds.
    */
   ops(rng: Rng): Iterator<NemesisOp>;
 }

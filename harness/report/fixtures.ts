@@ -92,8 +92,10 @@ export function syntheticRun(options: SyntheticOptions = {}): SyntheticRun {
   if (faults) {
     const grudge: Record<string, string[]> = {};
     for (const n of nodes) grudge[n] = nodes.filter((m) => minority.has(n) !== minority.has(m));
-    nemesis(partition.start, 'start-partition', { grudge });
-    nemesis(partition.stop, 'stop-partition', { grudge: {} });
+    // What the partition nemesis records: the probe's one-way matrix and whether it matched the grudge.
+    const probe = (g: Record<string, string[]>) => Object.fromEntries(nodes.map((from) => [from, Object.fromEntries(nodes.map((to) => [to, from === to || !(g[to] ?? []).includes(from)]))]));
+    nemesis(partition.start, 'start-partition', { grudge, probe: probe(grudge), verified: true });
+    nemesis(partition.stop, 'stop-partition', { grudge: {}, probe: probe({}), verified: true });
     nemesis(clock.start, 'start-clock', { nodes: ['n3', 'n4'], offsets: { n3: 5000, n4: -3000 } });
     nemesis(clock.bump, 'bump-clock', { nodes: ['n3'], offsets: { n3: 12000 } });
     nemesis(clock.stop, 'stop-clock', { nodes: ['n3', 'n4'], offsets: { n3: 0, n4: 0 } });
@@ -138,6 +140,15 @@ export function syntheticRun(options: SyntheticOptions = {}): SyntheticRun {
         },
         linearizability: { valid: 'unknown', error: 'Budget exceeded: key e4/pos needed more than 2000 ms of search' },
         perf: { valid: true, 'latency-p99-ms': 9.4 },
+        faults: {
+          valid: true,
+          packages: {
+            partition: { named: true, starts: { total: 1, errors: 0, verified: 1 }, stops: { total: 1, errors: 0, verified: 1 }, firstStartMs: partition.start + 2, firstStopMs: partition.stop + 2, ran: true },
+            clock: { named: true, starts: { total: 2, errors: 0, verified: 2 }, stops: { total: 1, errors: 0, verified: 1 }, firstStartMs: clock.start + 2, firstStopMs: clock.stop + 2, ran: true },
+          },
+          notRan: [],
+          unverifiedStarts: [],
+        },
       }
     : { convergence: { valid: true, 'converged-after-ms': 12 }, 'lost-writes': { valid: true }, perf: { valid: true } };
 
@@ -148,7 +159,7 @@ export function syntheticRun(options: SyntheticOptions = {}): SyntheticRun {
   const results: RunResults = {
     formatVersion: 1,
     valid: mergeValid(Object.values(checkers).map((c) => c.valid)),
-    test: { name: 'lww-synthetic', seed, workload: 'lww', nemesis: nemesisNames, nodes, startTime, command },
+    test: { name: 'lww-synthetic', seed, workload: 'lww', nemesis: nemesisNames, nemesisRan: nemesisNames, nodes, startTime, command },
     checkers,
     durationMs,
     recoveryMs: 24,

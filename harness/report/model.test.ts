@@ -93,6 +93,28 @@ describe('nemesis events and fault windows', () => {
   });
 });
 
+describe('faults and probes', () => {
+  it('lists each package from the faults checker, and every partition probe, also those of a node that came back', () => {
+    const probe = { n1: { n1: true, n2: false }, n2: { n1: true, n2: true } };
+    const h = history(() => [
+      op(100, 'nemesis', 'info', 'start-partition', { grudge: { n2: ['n1'] }, probe, verified: true, excluded: { n3: 'paused' } }),
+      op(200, 'nemesis', 'info', 'stop-pause', { nodes: ['n3'], reapplied: { n3: { partition: { grudge: { n2: ['n1'] }, probe, verified: false, unverified: 'n3→n2 is cut' } } } }),
+      op(300, 'nemesis', 'info', 'stop-partition', { grudge: {} }),
+    ]);
+    const packages = {
+      partition: { named: true, starts: { total: 1, errors: 0, verified: 1 }, stops: { total: 1, errors: 0, verified: 0 }, firstStartMs: 100, firstStopMs: 300, ran: true },
+      kill: { named: true, starts: { total: 0, errors: 0, verified: 0 }, stops: { total: 0, errors: 0, verified: 0 }, firstStartMs: null, firstStopMs: null, ran: false, why: 'never drawn' },
+    };
+    const m = buildModel(h, results({ faults: { valid: 'unknown', packages } }), undefined);
+    expect(m.faults.map((f) => [f.name, f.ran, f.why])).toEqual([['partition', true, undefined], ['kill', false, 'never drawn']]);
+    expect(m.probes).toEqual([
+      { index: 0, f: 'start-partition', timeMs: 100, probe, grudge: { n2: ['n1'] }, verified: true, excluded: { n3: 'paused' } },
+      { index: 1, f: 'stop-pause: n3 came back', timeMs: 200, probe, grudge: { n2: ['n1'] }, verified: false, unverified: 'n3→n2 is cut', node: 'n3' },
+    ]);
+    expect(buildModel(h, results(), undefined).faults).toEqual([]);
+  });
+});
+
 describe('timeline', () => {
   it('puts a process that ended in info and its successor in one lane, and marks ops without completion', () => {
     const h = history(() => [

@@ -6,6 +6,7 @@ import { faultSpans } from '../../checkers/windows.ts';
 import type { Anomaly } from '../../checkers/types.ts';
 import type { History, NemesisValue, Op } from '../history.ts';
 import type { NodeStats, RunResults } from '../results.ts';
+import { faultRows, probeViews, type FaultRow, type ProbeView } from './faults.ts';
 
 /** A fault in force: from the completion of start-X (or the first bump) to the completion of stop-X or heal. */
 export interface FaultWindow {
@@ -127,7 +128,13 @@ export interface ReportModel {
   /** History indexes named by any anomaly, for highlighting. */
   readonly anomalyOps: number[];
   readonly history: HistoryColumns;
+  /** Per fault package: ran or not, and why (from the faults checker). */
+  readonly faults: FaultRow[];
+  /** Every partition probe (start, stop, re-apply on a node that came back). */
+  readonly probes: ProbeView[];
 }
+
+export type { FaultRow, ProbeView };
 
 export interface ModelOptions {
   /** Values longer than this are cut in the history table (the full op is in history.jsonl). @default 400 */
@@ -479,5 +486,7 @@ export function buildModel(history: History, results: RunResults, nodeStats: Rec
     nodeValues: nodeValues(results, nodes),
     anomalyOps: [...anomalyOps].sort((a, b) => a - b),
     history: historyCols,
+    faults: faultRows(results.checkers.faults),
+    probes: probeViews(history),
   };
 }

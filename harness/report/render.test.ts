@@ -65,6 +65,23 @@ describe('renderReport', () => {
     for (const s of fails) expect(s).toBeGreaterThanOrEqual(partition.startMs - 10);
   });
 
+  it('has a fault section: which packages ran, and each partition probe as a matrix marking cells that differ from the grudge', () => {
+    const faults = html.slice(html.indexOf('<section id="faults">'), html.indexOf('<section id="clocks">'));
+    expect(html).toContain('<a href="#faults">Faults</a>');
+    expect(faults).toMatch(/<tr class="ran"><td><b>partition<\/b><\/td><td><span class="badge valid">RAN<\/span>/);
+    expect(faults.match(/<figure class="probe"/g)).toHaveLength(2);
+    expect(faults).not.toContain('class="differs"');
+    expect(html).toContain('faults ran <b>2 of 2</b>');
+    const wrong = { ...run, history: run.history.map((op) => (op.f === 'start-partition' ? { ...op, value: { ...(op.value as object), probe: { n1: { n1: true, n3: true }, n3: { n1: true, n3: true } }, verified: false, unverified: 'n3→n1 got through' } } : op)) };
+    const page = renderReport({ ...wrong, results: { ...run.results, test: { ...run.results.test, nemesisRan: ['clock'] }, checkers: { ...run.results.checkers, faults: { valid: 'unknown', packages: { partition: { named: true, starts: { total: 1, errors: 0, verified: 0 }, stops: { total: 1, errors: 0, verified: 1 }, firstStartMs: 1, firstStopMs: 2, ran: false, why: 'not verified' } } } } } });
+    const section = page.slice(page.indexOf('<section id="faults">'), page.indexOf('<section id="clocks">'));
+    expect(section).toContain('<tr class="not-ran"><td><b>partition</b></td><td><span class="badge unknown">NOT RUN</span>');
+    expect(section).toContain('<td>not verified</td>');
+    expect(section).toContain('<span class="badge unknown">UNVERIFIED</span>');
+    expect(section.match(/class="differs"/g)).toHaveLength(2);
+    expect(page).toContain('faults ran <b>1 of 2 (not run: partition)</b>');
+  });
+
   it('shows mesh stats per node and non-converged values side by side', () => {
     const mesh = html.slice(html.indexOf('<section id="mesh">'), html.indexOf('<section id="values">'));
     expect(mesh).toContain('<th>messages per write</th>');
@@ -108,6 +125,7 @@ describe('renderReport', () => {
     expect(out).not.toContain('id="clock-chart"');
     expect(out).not.toContain('<section id="mesh">');
     expect(out).not.toContain('<section id="values">');
+    expect(out).not.toContain('<section id="faults">');
     expect(reportDataFromHtml(out).model.windows).toEqual([]);
   });
 });

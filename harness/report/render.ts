@@ -8,7 +8,7 @@ import type { Anomaly, CheckResult, Validity } from '../../checkers/types.ts';
 import type { History, Op } from '../history.ts';
 import type { NodeStats, RunResults } from '../results.ts';
 import { buildModel } from './model.ts';
-import type { ModelOptions, NodeValues, ReportModel } from './model.ts';
+import type { FaultRow, ModelOptions, NodeValues, ProbeView, ReportModel } from './model.ts';
 
 /** What the runner hands the report. */
 export interface ReportInput {
@@ -183,6 +183,38 @@ function renderNodeValues(rows: readonly NodeValues[], nodes: readonly string[])
   return `<table class="grid values"><thead><tr><th>key</th>${cols.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>ops</th></tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
+function renderFaults(rows: readonly FaultRow[], probes: readonly ProbeView[], named: readonly string[]): string {
+  const counts = (c: FaultRow['starts']) => `${c.total}${c.errors ? ` <span class="count">(${c.errors} with error)</span>` : ''} · ${c.verified} verified`;
+  const at = (ms: number | null) => (ms === null ? '—' : `${(ms / 1000).toFixed(2)} s`);
+  const body = rows
+    .map(
+      (r) =>
+        `<tr class="${r.ran ? 'ran' : 'not-ran'}"><td><b>${escapeHtml(r.name)}</b>${r.named ? '' : ' <span class="count">(not named)</span>'}</td>` +
+        `<td>${r.ran ? badge(true).replace('VALID', 'RAN') : '<span class="badge unknown">NOT RUN</span>'}</td>` +
+        `<td>${counts(r.starts)}</td><td>${counts(r.stops)}</td><td>${at(r.firstStartMs)}</td><td>${at(r.firstStopMs)}</td><td>${escapeHtml(r.why ?? '')}</td></tr>`,
+    )
+    .join('\n');
+  const table = rows.length
+    ? `<table class="grid faults"><thead><tr><th>package</th><th>ran</th><th>starts</th><th>stops</th><th>first start</th><th>first stop</th><th>why not</th></tr></thead><tbody>${body}</tbody></table>`
+    : `<p class="empty">${named.length ? 'The faults checker did not run.' : 'No fault package was named.'}</p>`;
+  const matrices = probes.slice(0, 200).map(renderProbe).join('\n');
+  return `${table}${probes.length ? `<h3>Partition probes <span class="sub">one-way UDP from every running node to every other, after each start and stop and when a node came back; ✓ got through, ✗ cut; highlighted cells differ from the grudge</span></h3><div class="probes">${matrices}</div>` : ''}`;
+}
+
+function renderProbe(p: ProbeView): string {
+  const nodes = Object.keys(p.probe).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const cell = (from: string, to: string) => {
+    if (from === to) return '<td class="self">·</td>';
+    const through = p.probe[from]?.[to] === true;
+    const cut = (p.grudge[to] ?? []).includes(from);
+    return `<td class="${through === !cut ? 'match' : 'differs'}" title="${escapeHtml(`${from}→${to}: ${through ? 'got through' : 'cut'}; the grudge ${cut ? 'cuts' : 'lets through'} it`)}">${through ? '✓' : '✗'}</td>`;
+  };
+  const rows = nodes.map((from) => `<tr><th>${escapeHtml(from)}</th>${nodes.map((to) => cell(from, to)).join('')}</tr>`).join('');
+  const excluded = p.excluded ? ` · not probed: ${Object.entries(p.excluded).map(([n, s]) => `${n} (${s})`).join(', ')}` : '';
+  return `<figure class="probe" id="probe-${p.index}${p.node ? `-${escapeHtml(p.node)}` : ''}"><figcaption><a class="op" href="#op-${p.index}">${p.index}</a> ${escapeHtml(p.f)} at ${(p.timeMs / 1000).toFixed(2)} s ${p.verified ? '<span class="badge valid">VERIFIED</span>' : '<span class="badge unknown">UNVERIFIED</span>'}${escapeHtml(excluded)}${p.unverified ? `<br><span class="count">${escapeHtml(p.unverified)}</span>` : ''}</figcaption>
+<table class="grid matrix"><thead><tr><th>from → to</th>${nodes.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table></figure>`;
+}
+
 function renderHeader(results: RunResults, model: ReportModel): string {
   const t = results.test;
   const c = results.opCounts;
@@ -190,6 +222,7 @@ function renderHeader(results: RunResults, model: ReportModel): string {
     ['seed', String(t.seed)],
     ['workload', t.workload],
     ['nemesis', t.nemesis.join(', ') || 'none'],
+    ...(t.nemesis.length && t.nemesisRan ? ([['faults ran', `${t.nemesisRan.length} of ${t.nemesis.length}${t.nemesisRan.length < t.nemesis.length ? ` (not run: ${t.nemesis.filter((p) => !t.nemesisRan!.includes(p)).join(', ')})` : ''}`]] as [string, string][]) : []),
     ['nodes', t.nodes.join(' ')],
     ['started', t.startTime.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')],
     ['duration', fmtMs(results.durationMs)],
@@ -221,6 +254,8 @@ export function renderReport(input: ReportInput): string {
     ['latency', 'Latency'],
     ['throughput', 'Throughput'],
   ];
+  const hasFaults = model.faults.length > 0 || model.probes.length > 0 || results.test.nemesis.length > 0;
+  if (hasFaults) sections.push(['faults', 'Faults']);
   if (model.clock) sections.push(['clocks', 'Clocks']);
   if (model.stats) sections.push(['mesh', 'Mesh']);
   if (model.nodeValues.length) sections.push(['values', 'Values per node']);
@@ -262,6 +297,7 @@ ${legend}
 <h2>Throughput and availability <span class="sub">completions per second by outcome and ok / all completions, per ${fmtMs(model.buckets.widthMs)}</span></h2>
 <div class="chart" id="thr-chart"></div>
 </section>
+${hasFaults ? `<section id="faults"><h2>Faults <span class="sub">which fault packages ran (a verified start, then a stop) and what the partition probes measured</span></h2>${renderFaults(model.faults, model.probes, results.test.nemesis)}</section>` : ''}
 ${model.clock ? `<section id="clocks"><h2>Clock offsets <span class="sub">wall-clock offset per node as the clock nemesis set it</span></h2><div class="chart" id="clock-chart"></div></section>` : ''}
 ${model.stats ? `<section id="mesh"><h2>Mesh stats <span class="sub">per node, at the end of the run</span></h2>${renderStats(model.stats)}</section>` : ''}
 ${model.nodeValues.length ? `<section id="values"><h2>Values per node <span class="sub">keys on which nodes disagree; highlighted cells differ from the value most nodes hold</span></h2>${renderNodeValues(model.nodeValues, model.nodes)}</section>` : ''}

@@ -66,7 +66,15 @@ describe('report.html in Chromium', () => {
       'INVALID lost-writes 1 anomaly',
       'UNKNOWN linearizability ',
       'VALID perf ',
+      'VALID faults ',
     ]);
+  });
+
+  it('shows which fault packages ran and the partition probes as matrices', async () => {
+    expect(await page.locator('table.faults tbody tr td:first-child b').allTextContents()).toEqual(['partition', 'clock']);
+    expect(await page.locator('table.faults tbody tr.ran').count()).toBe(2);
+    expect(await page.locator('figure.probe').count()).toBe(2);
+    expect(await page.locator('figure.probe table.matrix td.differs').count()).toBe(0);
   });
 
   it('draws the timeline: ok bars in green and the partition window shaded', async () => {

@@ -72,6 +72,26 @@ describe('npm run jepsen end to end', () => {
     for (const r of [correct, buggy]) expect(await labelled(r.runId)).toEqual({ containers: 0, networks: 0 });
   });
 
+  it('--nemesis all --time-limit 20: every supported package runs (a verified start, then a stop) and results.json says so', async () => {
+    const results = mkdtempSync(join(tmpdir(), 'fl-e2e-all-'));
+    const run = await execa('node', ['harness/cli.ts', '--nodes', '3', '--nemesis', 'all', '--time-limit', '20', '--seed', '11', '--results-dir', results], { cwd: root, reject: false, all: true });
+    const dir = latestRun(results);
+    const verdict = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+    // netem is skipped where the kernel has no sch_netem; every other package must have run.
+    expect(verdict.test.nemesis.filter((p: string) => p !== 'netem')).toEqual(['kill', 'pause', 'partition', 'clock', 'packet']);
+    expect(verdict.test.nemesisRan, run.all).toEqual(verdict.test.nemesis);
+    for (const name of verdict.test.nemesis) expect(verdict.checkers.faults.packages[name], name).toMatchObject({ ran: true });
+    expect(verdict.checkers.faults.valid, JSON.stringify(verdict.checkers.faults)).toBe(true);
+    expect(run.all).toMatch(/nemesis: one op every 1\.818 s \(auto\), 10 before the time limit; first round: /);
+    expect(run.stdout).toContain(`faults ran: ${verdict.test.nemesis.join(',')}`);
+    // Every nemesis op says when it was invoked and whether it was verified.
+    const nemesis = readHistory(dir).filter((o) => o.process === 'nemesis');
+    for (const op of nemesis) expect(op.value.invokedAt, op.f).toBeLessThanOrEqual(op.time);
+    for (const op of nemesis.filter((o) => o.f !== 'heal')) expect(typeof op.value.verified, op.f).toBe('boolean');
+    expect(run.exitCode, run.all).toBe(0);
+    expect(await labelled(JSON.parse(readFileSync(join(dir, 'test.json'), 'utf8')).runId)).toEqual({ containers: 0, networks: 0 });
+  });
+
   it('SIGINT mid-run stops early, still writes a readable history and results, and removes the cluster', async () => {
     const results = mkdtempSync(join(tmpdir(), 'fl-e2e-int-'));
     const child = execa('node', ['harness/cli.ts', '--nodes', '3', '--time-limit', '120', '--rate', '200', '--results-dir', results], { cwd: root, reject: false, all: true });

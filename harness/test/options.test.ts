@@ -6,9 +6,18 @@ const parse = (...args: string[]) => parseOptions(args) as Options;
 describe('options', () => {
   it('has working defaults: --nemesis partition alone is enough', () => {
     const o = parse('--nemesis', 'partition');
-    expect(o).toMatchObject({ nodes: 5, workload: 'lww', nemesis: ['partition'], nemesisIntervalS: 10, timeLimitS: 30, concurrency: 10, leaveRunning: false, testCount: 1 });
+    expect(o).toMatchObject({ nodes: 5, workload: 'lww', nemesis: ['partition'], nemesisIntervalS: undefined, timeLimitS: 30, concurrency: 10, leaveRunning: false, testCount: 1 });
     expect(Number.isSafeInteger(o.seed)).toBe(true);
     expect(parse().nemesis).toEqual([]);
+  });
+
+  it('takes --nemesis-interval auto (the default) or seconds, and reproduces only an explicit one', () => {
+    expect(parse('--nemesis-interval', 'auto').nemesisIntervalS).toBeUndefined();
+    expect(parse('--nemesis-interval', '2.5').nemesisIntervalS).toBe(2.5);
+    expect(reproduceCommand(parse('--nemesis', 'all', '--seed', '3'))).toBe('npm run jepsen -- --nemesis all --seed 3');
+    expect(reproduceCommand(parse('--nemesis', 'all', '--nemesis-interval', '4', '--seed', '3'))).toBe('npm run jepsen -- --nemesis all --nemesis-interval 4 --seed 3');
+    expect(() => parseOptions(['--nemesis-interval', '0'])).toThrow('Expected `--nemesis-interval` to be auto or a number of seconds above 0 and at most 3600, got "0"');
+    expect(() => parseOptions(['--nemesis-interval', 'soon'])).toThrow(UsageError);
   });
 
   it('parses fault target kinds and partition shapes as lists', () => {

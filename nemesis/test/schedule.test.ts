@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createRng } from '../../harness/rng.ts';
 import type { ClusterControl, NemesisOp } from '../types.ts';
 import { majority, validateGrudge } from '../grudge.ts';
-import { targetKinds, targetNodes } from '../schedule.ts';
+import { autoIntervalS, opDueNs, opsBefore, roundOrder, roundShortfall, rounds, targetKinds, targetNodes } from '../schedule.ts';
 import { formatOffset, parseOffset } from '../clock.ts';
 import { combine, faultPackageNames, faultPackages, resolveNemeses } from '../index.ts';
 import { netemArgs } from '../net.ts';
@@ -43,6 +43,73 @@ describe('targets', () => {
         }
       }
     }
+  });
+});
+
+describe('the round-robin schedule', () => {
+  it('orders one round as P0, P1, P0, P2, P1, …, P(k-1), P(k-1)', () => {
+    expect(roundOrder([])).toEqual([]);
+    expect(roundOrder([4])).toEqual([4, 4]);
+    expect(roundOrder([1, 0])).toEqual([1, 0, 1, 0]);
+    expect(roundOrder([2, 0, 1])).toEqual([2, 0, 2, 1, 0, 1]);
+    expect(roundOrder([3, 1, 4, 0, 2])).toEqual([3, 1, 3, 4, 1, 0, 4, 2, 0, 2]);
+  });
+
+  it('gives every package its start then its stop each round, stops a fault only after the next one started, and keeps at most two faults on', () => {
+    for (let seed = 0; seed < 30; seed++) {
+      for (const k of [1, 2, 3, 5, 6]) {
+        const it = rounds(k, createRng(seed));
+        for (let round = 0; round < 4; round++) {
+          const order = Array.from({ length: 2 * k }, () => it.next().value as number);
+          const active = new Set<number>();
+          const turns = new Map<number, number>();
+          order.forEach((p, i) => {
+            turns.set(p, (turns.get(p) ?? 0) + 1);
+            if (turns.get(p) === 1) active.add(p);
+            else {
+              // A stop: unless it is the last package, another package has started in between.
+              if (k > 1) expect(order.slice(order.indexOf(p) + 1, i).length).toBeGreaterThan(0);
+              active.delete(p);
+            }
+            expect(active.size).toBeLessThanOrEqual(2);
+          });
+          expect([...turns.values()].every((n) => n === 2)).toBe(true);
+          expect(turns.size).toBe(k);
+          expect(active.size).toBe(0);
+        }
+      }
+    }
+  });
+
+  it('is seeded: the same rng gives the same rounds, another seed another permutation', () => {
+    const take = (seed: number) => { const it = rounds(5, createRng(seed)); return Array.from({ length: 30 }, () => it.next().value); };
+    expect(take(1)).toEqual(take(1));
+    expect(new Set(Array.from({ length: 20 }, (_, s) => JSON.stringify(take(s).slice(0, 10)))).size).toBeGreaterThan(10);
+  });
+
+  it('auto interval fits one whole round, then one calm interval, before the time limit', () => {
+    for (const [limit, k] of [[30, 5], [30, 1], [20, 5], [7, 3], [30, 6]]) {
+      const interval = autoIntervalS(limit, k);
+      expect(opsBefore(limit, interval)).toBe(2 * k);
+      expect(opDueNs(2 * k - 1, interval)).toBeLessThanOrEqual(limit * 1e9 - interval * 1e9 + 1);
+    }
+    expect(autoIntervalS(30, 5)).toBeCloseTo(30 / 11);
+  });
+
+  it('schedules op i at (i + 1) × interval, and none at or after the limit', () => {
+    expect([0, 1, 2].map((i) => opDueNs(i, 2.5))).toEqual([2.5e9, 5e9, 7.5e9]);
+    expect(opsBefore(10, 2.5)).toBe(3);
+    expect(opsBefore(10, 3)).toBe(3);
+    expect(opsBefore(30, 10)).toBe(2);
+    expect(opsBefore(1, 5)).toBe(0);
+    expect(opsBefore(86_400, 0.001)).toBe(86_399_999);
+  });
+
+  it('names the packages that miss a start or a stop when a round does not fit', () => {
+    const order = roundOrder([3, 1, 4, 0, 2]);
+    expect(roundShortfall(order, 10)).toEqual({ noStart: [], noStop: [] });
+    expect(roundShortfall(order, 2)).toEqual({ noStart: [4, 0, 2], noStop: [3, 1] });
+    expect(roundShortfall(order, 5)).toEqual({ noStart: [0, 2], noStop: [4] });
   });
 });
 
