@@ -3,6 +3,7 @@
 // the store is AP, so under partitions it is expected to fail, and the report says so.
 import { convergence } from './convergence.ts';
 import { faults } from './faults.ts';
+import { api } from './api.ts';
 import { idempotency } from './idempotency.ts';
 import { linearizable } from './linearizable.ts';
 import { lostWrites } from './lost-writes.ts';
@@ -50,9 +51,10 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         mesh,
         perf: perfChecker,
         faults,
+        api,
       };
     case 'counter':
-      return { convergence, idempotency, counters, watch: watchChecker, availability, mesh, perf: perfChecker, faults };
+      return { convergence, idempotency, counters, watch: watchChecker, availability, mesh, perf: perfChecker, faults, api };
     case 'set':
       return {
         convergence,
@@ -67,6 +69,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         mesh,
         perf: perfChecker,
         faults,
+        api,
       };
     case 'all':
       return {
@@ -86,6 +89,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
         mesh,
         perf: perfChecker,
         faults,
+        api,
       };
     case 'register':
     case 'cas-register':
@@ -115,4 +119,5 @@ export { idempotency, type IdempotencyResult, type CounterResult } from './idemp
 export { linearizable, type LinearizableOptions, type LinearizableResult, type RegisterModel, type KeyResult } from './linearizable.ts';
 export { perf, faultWindows, type PerfOptions, type PerfResult, type Bucket, type WindowStats } from './perf.ts';
 export { parseEdnHistory, EdnHistoryError } from './edn.ts';
+export { api, type ApiResult } from './api.ts';
 export { faults, faultOp, type FaultsResult, type PackageCoverage } from './faults.ts';

@@ -2,7 +2,7 @@
 // description, unit and default; parsing, validation and `--help` are all generated from the table.
 // parseOptions never exits: it throws UsageError, which the CLI turns into exit code 254.
 import { parseArgs } from 'node:util';
-import { workloadNames } from './workloads/index.ts';
+import { workloadNames, workloads } from './workloads/index.ts';
 import type { CheckContext } from '../checkers/types.ts';
 
 export class UsageError extends Error {
@@ -283,9 +283,11 @@ export function reproduceCommand(options: Options): string {
 
 /** What the checkers know of a run besides its history (also rebuilt by `npm run check` from test.json). */
 export function checkContext(nodes: readonly string[], workload: string, options: Partial<Options>): CheckContext {
+  const calls = workloads[workload]?.calls;
   return {
     nodes,
     workload,
+    ...(calls ? { calls } : {}),
     ...(options.recoveryMs !== undefined ? { recoveryMs: options.recoveryMs } : {}),
     ...(options.antiEntropyMs !== undefined ? { antiEntropyMs: options.antiEntropyMs } : {}),
     ...(options.lagBoundMs !== undefined ? { lagBoundMs: options.lagBoundMs } : {}),

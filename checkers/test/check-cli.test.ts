@@ -25,13 +25,18 @@ function lwwRun(lose: boolean): string {
   const w = { entity: 'e1', component: 'pos', value: 'a', requestId: 'r1' };
   b.call(0, 'n1', 'write', w, 'ok', { ...w, ts: hlc(10) });
   const d = { entity: 'e2', component: 'pos', requestId: 'r2' };
+  b.call(1, 'n2', 'read', { entity: 'e2', component: 'pos' }, 'ok', { entity: 'e2', component: 'pos', value: null, ts: null });
   b.call(1, 'n2', 'delete', d, 'ok', { ...d, ts: hlc(11, 0, 'n2') });
-  for (const [node, p] of Object.entries(streams)) b.watchEvents(p, node, [['e1', 'pos', 'a', hlc(10)], ['e2', 'pos', '', hlc(11, 0, 'n2'), 'lww', true]]);
+  // The workload's other calls (the api checker wants each acknowledged once).
+  const t = { entity: 'e3', component: 'threat' };
+  b.call(2, 'n1', 'read-max', t, 'ok', { ...t, value: null, ts: null });
+  b.call(2, 'n1', 'write-max', { ...t, value: 1, requestId: 'r3' }, 'ok', { ...t, value: 1, requestId: 'r3', ts: hlc(12), result: 1 });
+  for (const [node, p] of Object.entries(streams)) b.watchEvents(p, node, [['e1', 'pos', 'a', hlc(10)], ['e2', 'pos', '', hlc(11, 0, 'n2'), 'lww', true], ['e3', 'threat', '1', hlc(12), 'max']]);
   // The writes replicated at once; the run goes on past the lag bound (so they are judged), then heals.
   b.wait(2000);
   b.nemesis('heal');
   const tombstone = { components: { pos: { value: '', ts: hlc(11, 0, 'n2'), kind: 'lww' as const, deleted: true } }, counters: {} };
-  const final = { e1: entity({ pos: lose ? ['', hlc(1)] : ['a', hlc(10)] }), e2: tombstone };
+  const final = { e1: entity({ pos: lose ? ['', hlc(1)] : ['a', hlc(10)] }), e2: tombstone, e3: entity({ threat: ['1', hlc(12)] }, {}, 'max') };
   b.finalRound(0, { n1: final, n2: final });
   for (const [node, p] of Object.entries(streams)) b.closeWatch(p, node);
   b.stats({ n1: { writes: 1, relaysSent: 1 }, n2: { writes: 0, relaysSent: 0 } });

@@ -41,7 +41,7 @@ describe('composition', () => {
     const r = checkerFor('lww')(b.ops, ctx());
     expect(r.results.linearizability).toMatchObject({ valid: false, advisory: true, expected: 'AP store: not linearizable under partitions' });
     expect(Object.fromEntries(Object.entries(r.results).map(([k, v]) => [k, v.valid]))).toEqual({
-      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, session: true, 'durable-reads': true, deletes: true, watch: true, lag: 'unknown', availability: true, linearizability: false, mesh: true, perf: true, faults: true,
+      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, session: true, 'durable-reads': true, deletes: true, watch: true, lag: 'unknown', availability: true, linearizability: false, mesh: true, perf: true, faults: true, api: true,
     });
     // The one write fell in a fault window, so no lag could be judged: the run is unknown, not valid.
     expect(r.valid).toBe('unknown');
@@ -49,8 +49,8 @@ describe('composition', () => {
   });
 
   it('lists the checkers of every workload and rejects an unknown one', () => {
-    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'counters', 'watch', 'availability', 'mesh', 'perf', 'faults']);
-    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'session', 'durable-reads', 'deletes', 'watch', 'lag', 'availability', 'mesh', 'perf', 'faults']);
+    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'counters', 'watch', 'availability', 'mesh', 'perf', 'faults', 'api']);
+    expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'session', 'durable-reads', 'deletes', 'watch', 'lag', 'availability', 'mesh', 'perf', 'faults', 'api']);
     expect(Object.keys(checkersFor('all'))).toEqual(
       expect.arrayContaining([...Object.keys(checkersFor('lww')), ...Object.keys(checkersFor('counter')), ...Object.keys(checkersFor('set'))]),
     );

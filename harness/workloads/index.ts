@@ -16,6 +16,8 @@ export interface WorkloadOptions {
 export interface Workload {
   readonly name: string;
   readonly description: string;
+  /** Every client call (op f) the workload makes; the api checker requires each to be acknowledged at least once. */
+  readonly calls: readonly string[];
   /** The generator of one worker (the runner gives every worker its own, with its own Rng). */
   generator(worker: number, options: WorkloadOptions): Gen;
 }
@@ -41,6 +43,7 @@ function lastOk(last: Op | undefined, f: string): Record<string, any> | undefine
 const lww: Workload = {
   name: 'lww',
   description: 'read-then-write (or delete) sessions on LWW components plus a max-wins "threat" component',
+  calls: ['read', 'write', 'delete', 'read-max', 'write-max'],
   generator(worker, { keys, runTag }) {
     interface S { readonly n: number; readonly then?: OpSpec; readonly threat: number }
     return repeatedly<S>({ n: 0, threat: 0 }, (ctx, rng, s) => {
@@ -84,6 +87,7 @@ const DELTAS = [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5];
 const counter: Workload = {
   name: 'counter',
   description: 'PN-counter increments (positive and negative) with retries and re-deliveries of the same request id',
+  calls: ['incr', 'read-counter'],
   generator(worker, { keys, runTag }) {
     const counters = Math.max(1, Math.min(keys, 3));
     return repeatedly<{ n: number }>({ n: 0 }, (ctx, rng, s) => {
@@ -118,6 +122,7 @@ interface Owned {
 const set: Workload = {
   name: 'set',
   description: 'adds and removes of unique elements of set-like entities, with reads of the whole set',
+  calls: ['add', 'remove', 'read-set'],
   generator(worker, { keys, runTag }) {
     const sets = Math.max(1, Math.min(keys, 2));
     interface S { readonly n: number; readonly owned: readonly Owned[] }
@@ -148,6 +153,9 @@ const set: Workload = {
 const all: Workload = {
   name: 'all',
   description: 'lww, counter and set sessions interleaved on every worker: every call of the API in one run',
+  get calls() {
+    return [...lww.calls, ...counter.calls, ...set.calls];
+  },
   generator(worker, options) {
     return mix([lww.generator(worker, options), counter.generator(worker, options), set.generator(worker, options)], [2, 1, 1]);
   },
