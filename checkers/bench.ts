@@ -5,7 +5,8 @@
 // generated first and only the checking is timed.
 //
 // Generated histories are realistic in shape: 10 concurrent processes on 5 nodes interleave invokes and
-// completions, 2% of ops end info and 1% fail, faults start and stop, and a final heal is followed by one
+// completions, 2% of ops end info and 1% fail, 5% are deletes, faults start and stop every few seconds, every
+// node has a watch stream that receives every change, and a final heal is followed by one
 // round of final reads in which every node holds the winning write of every key. Values are decided at
 // completion, so the histories are valid and linearizable apart from info ops (which take effect half
 // the time), and the checkers do all their work instead of stopping early.
@@ -15,7 +16,7 @@ import type { FinalState, Op, OpType } from '../harness/history.ts';
 import { createRng } from '../harness/rng.ts';
 import { checkersFor } from './index.ts';
 import { linearizable } from './linearizable.ts';
-import { compose } from './types.ts';
+import { compose, type Checker } from './types.ts';
 
 const NODES = ['n1', 'n2', 'n3', 'n4', 'n5'];
 const PROCESSES = 10;
@@ -38,16 +39,56 @@ export function generate(size: number, kind: 'lww' | 'register', keys: number): 
     time += 100_000 + rng.int(400_000);
     ops.push({ index: ops.length, time, process, type, f, value, ...(node ? { node } : {}) });
   };
-  const lww = new Map<string, { value: string; ts: string }>();
+  // One global hybrid clock: every applied write gets a timestamp above every earlier one, so the
+  // history satisfies the per-node session checks (a read returns the newest state, as if replication
+  // were instant).
+  let wall = 0;
+  let logical = 0;
+  const nextTs = (node: string): string => {
+    const ms = Math.floor(time / 1e6);
+    if (ms > wall) [wall, logical] = [ms, 0];
+    else logical++;
+    return hlc(wall, logical, node);
+  };
+  const lww = new Map<string, { value: string; ts: string; deleted: boolean }>();
   const max = new Map<string, number>();
   const procs: (number)[] = Array.from({ length: PROCESSES }, (_, i) => i);
   const pending: (Pending | undefined)[] = new Array(PROCESSES).fill(undefined);
   let seq = 0;
   let faultOpen = false;
+  // lww: one watch stream per node, as the runner records them; every applied change reaches each,
+  // in batches every 100 ms of history time.
+  const watching = kind === 'lww';
+  const streamProcess = (i: number) => 2_000_000 + i;
+  const batches: unknown[][][] = NODES.map(() => []);
+  let lastFlush = 0;
+  const flushEvents = () => {
+    NODES.forEach((node, i) => {
+      if (batches[i].length === 0) return;
+      push(streamProcess(i), 'invoke', 'watch-events', { stream: `${node}#0` }, node);
+      push(streamProcess(i), 'ok', 'watch-events', { stream: `${node}#0`, events: batches[i] }, node);
+      batches[i] = [];
+    });
+    lastFlush = time;
+  };
+  const publish = (entity: string, component: string, value: string, ts: string, kindName: string, deleted: boolean) => {
+    if (!watching) return;
+    for (const b of batches) b.push([time + 200_000, entity, component, value, ts, kindName, deleted, 0]);
+  };
+  if (watching) {
+    NODES.forEach((node, i) => {
+      push(streamProcess(i), 'invoke', 'watch-open', { stream: `${node}#0` }, node);
+      push(streamProcess(i), 'ok', 'watch-open', { stream: `${node}#0` }, node);
+    });
+  }
   const finalReadOps = 2 * NODES.length + 2;
-  while (ops.length < size - finalReadOps) {
-    if (rng.int(2000) === 0) {
-      push('nemesis', 'info', faultOpen ? 'stop-partition' : 'start-partition', { grudge: { n1: ['n2'] } });
+  while (ops.length < size - finalReadOps - (watching ? 4 * NODES.length : 0)) {
+    if (watching && time - lastFlush > 100e6) {
+      flushEvents();
+      continue;
+    }
+    if (rng.int(20_000) === 0) {
+      push('nemesis', 'info', faultOpen ? 'stop-partition' : 'start-partition', { nodes: ['n1', 'n2'], grudge: { n1: ['n2'] }, invokedAt: time, verified: true });
       faultOpen = !faultOpen;
       continue;
     }
@@ -61,7 +102,8 @@ export function generate(size: number, kind: 'lww' | 'register', keys: number): 
       seq++;
       if (kind === 'register') next = r < 50 ? { f: 'read', value: { key: entity } } : { f: 'write', value: { key: entity, value: seq } };
       else if (r < 40) next = { f: 'read', value: { entity, component: 'pos' } };
-      else if (r < 80) next = { f: 'write', value: { entity, component: 'pos', value: `w${seq}`, requestId: `r${seq}` } };
+      else if (r < 75) next = { f: 'write', value: { entity, component: 'pos', value: `w${seq}`, requestId: `r${seq}` } };
+      else if (r < 80) next = { f: 'delete', value: { entity, component: 'pos', requestId: `r${seq}` } };
       else if (r < 90) next = { f: 'read-max', value: { entity, component: 'threat' } };
       else next = { f: 'write-max', value: { entity, component: 'threat', value: seq, requestId: `r${seq}` } };
       pending[w] = next;
@@ -70,20 +112,31 @@ export function generate(size: number, kind: 'lww' | 'register', keys: number): 
     }
     pending[w] = undefined;
     const roll = rng.int(100);
-    const type: OpType = roll < 2 ? 'info' : roll < 3 && (p.f === 'write' || p.f === 'write-max') ? 'fail' : 'ok';
+    const mutating = p.f === 'write' || p.f === 'write-max' || p.f === 'delete';
+    const type: OpType = roll < 2 ? 'info' : roll < 3 && mutating ? 'fail' : 'ok';
     const applied = type === 'ok' || (type === 'info' && rng.int(2) === 0);
     const v = p.value;
     const key = kind === 'register' ? String(v.key) : `${String(v.entity)}/${String(v.component)}`;
     let done: Record<string, unknown> = v;
-    if (p.f === 'write' && applied) {
-      const ts = hlc(Math.floor(time / 1e6), seq % 100_000, node);
-      lww.set(key, { value: String(v.value), ts });
+    if ((p.f === 'write' || p.f === 'delete') && applied) {
+      const ts = kind === 'register' ? '' : nextTs(node);
+      const deleted = p.f === 'delete';
+      lww.set(key, { value: deleted ? '' : String(v.value), ts, deleted });
+      publish(String(v.entity), String(v.component), deleted ? '' : String(v.value), ts, 'lww', deleted);
       if (type === 'ok') done = kind === 'register' ? v : { ...v, ts };
     } else if (p.f === 'read' && type === 'ok') {
       const cur = lww.get(key);
-      done = kind === 'register' ? { ...v, value: cur ? Number(cur.value) : null } : { ...v, value: cur?.value ?? null, ts: cur?.ts ?? null };
+      done = kind === 'register'
+        ? { ...v, value: cur ? Number(cur.value) : null }
+        : cur?.deleted
+          ? { ...v, value: null, ts: cur.ts, deleted: true }
+          : { ...v, value: cur?.value ?? null, ts: cur?.ts ?? null };
     } else if (p.f === 'write-max' && applied) {
-      max.set(key, Math.max(max.get(key) ?? -Infinity, Number(v.value)));
+      const ts = nextTs(node);
+      const before = max.get(key) ?? -Infinity;
+      max.set(key, Math.max(before, Number(v.value)));
+      if (Number(v.value) > before) publish(String(v.entity), String(v.component), String(v.value), hlc(0, 0, 'n1'), 'max', false);
+      if (type === 'ok') done = { ...v, ts, result: max.get(key) };
     } else if (p.f === 'read-max' && type === 'ok') {
       done = { ...v, value: max.get(key) ?? null };
     }
@@ -92,13 +145,14 @@ export function generate(size: number, kind: 'lww' | 'register', keys: number): 
   }
   // Finish in-flight ops as info, heal, then one agreeing round of final reads.
   for (let w = 0; w < PROCESSES; w++) if (pending[w]) push(procs[w], 'info', pending[w]!.f, pending[w]!.value, NODES[w % NODES.length]);
-  push('nemesis', 'info', 'heal', {});
+  if (watching) flushEvents();
+  push('nemesis', 'info', 'heal', { invokedAt: time });
   if (kind === 'lww') {
     const state: FinalState = {};
     const ts0 = hlc(0, 0, 'n1');
     for (const [key, c] of lww) {
       const [entity, component] = key.split('/');
-      (state[entity] ??= { components: {}, counters: {} }).components[component] = { value: c.value, ts: c.ts, kind: 'lww' };
+      (state[entity] ??= { components: {}, counters: {} }).components[component] = c.deleted ? { value: '', ts: c.ts, kind: 'lww', deleted: true } : { value: c.value, ts: c.ts, kind: 'lww' };
     }
     for (const [key, m] of max) {
       const [entity, component] = key.split('/');
@@ -108,11 +162,15 @@ export function generate(size: number, kind: 'lww' | 'register', keys: number): 
       push(1_000_000 + i, 'invoke', 'final-read', { round: 0 }, node);
       push(1_000_000 + i, 'ok', 'final-read', { round: 0, state }, node);
     });
+    NODES.forEach((node, i) => {
+      push(streamProcess(i), 'invoke', 'watch-close', { stream: `${node}#0` }, node);
+      push(streamProcess(i), 'ok', 'watch-close', { stream: `${node}#0`, reason: 'end of run' }, node);
+    });
     // The runner records every node's stats after the final reads; the mesh checker judges them.
     const writes = Math.ceil(size / 4 / NODES.length);
     NODES.forEach((node, i) => {
       push(1_000_000 + i, 'invoke', 'stats', null, node);
-      push(1_000_000 + i, 'ok', 'stats', { node, writes, relaysSent: writes * (NODES.length - 1), meshMessages: writes * (NODES.length - 1), messagesPerWrite: NODES.length - 1 }, node);
+      push(1_000_000 + i, 'ok', 'stats', { node, writes, relaysSent: writes * (NODES.length - 1), meshMessages: writes * (NODES.length - 1), messagesPerWrite: NODES.length - 1, watcherDrops: 0 }, node);
     });
   }
   return ops;
@@ -128,9 +186,27 @@ function child(kind: 'lww' | 'register', size: number): void {
   const history = generate(size, kind, keys);
   gc();
   const rssBefore = process.memoryUsage().rss;
-  const checker = kind === 'lww'
-    ? compose(Object.fromEntries(Object.entries(checkersFor('lww')).filter(([name]) => name !== 'linearizability')))
-    : compose({ linearizability: linearizable({ model: 'register' }) });
+  const named: Record<string, Checker> = kind === 'lww'
+    ? Object.fromEntries(Object.entries(checkersFor('lww')).filter(([name]) => name !== 'linearizability'))
+    : { linearizability: linearizable({ model: 'register' }) };
+  // Each checker's own CPU time, measured in the composed order (shared passes, such as pairing and the
+  // session analysis, are charged to the first checker that needs them).
+  const perCheckerCpuMs: Record<string, number> = {};
+  const timed = Object.fromEntries(
+    Object.entries(named).map(([name, c]): [string, Checker] => [
+      name,
+      (h, ctx) => {
+        const before = process.cpuUsage();
+        try {
+          return c(h, ctx);
+        } finally {
+          const d = process.cpuUsage(before);
+          perCheckerCpuMs[name] = Math.round((d.user + d.system) / 1000);
+        }
+      },
+    ]),
+  );
+  const checker = compose(timed);
   const started = performance.now();
   const cpu = process.cpuUsage();
   const result = checker(history, { nodes: NODES, workload: kind, linearizableBudgetMs: 60_000 });
@@ -145,6 +221,7 @@ function child(kind: 'lww' | 'register', size: number): void {
     // shared machine; it includes the garbage collector's helper threads, so it can exceed checkMs.
     checkCpuMs: Math.round((used.user + used.system) / 1000),
     valid: result.valid,
+    perCheckerCpuMs,
     verdicts: Object.fromEntries(Object.entries(result.results).map(([k, r]) => [k, r.valid])),
     rssAfterGenerateMB: Math.round(rssBefore / 2 ** 20),
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),

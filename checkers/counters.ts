@@ -103,7 +103,17 @@ class ShareFloor {
 
 const keyOf = (entity: string, counter: string) => entity + '\u0000' + counter;
 
-export const counters = (history: History, _ctx: CheckContext): CountersResult => {
+const cache = new WeakMap<History, { length: number; result: CountersResult }>();
+
+export const counters = (history: History, ctx: CheckContext): CountersResult => {
+  const hit = cache.get(history);
+  if (hit && hit.length === history.length) return hit.result;
+  const result = judgeCounters(history, ctx);
+  cache.set(history, { length: history.length, result });
+  return result;
+};
+
+function judgeCounters(history: History, _ctx: CheckContext): CountersResult {
   const { completion, invocation } = pairing(history);
   const kills = killWindows(history);
   const anomalies = new AnomalyList();
@@ -265,5 +275,5 @@ export const counters = (history: History, _ctx: CheckContext): CountersResult =
     replies,
     ...anomalies.summary(),
   };
-};
+}
 counters satisfies Checker;

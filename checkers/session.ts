@@ -14,6 +14,10 @@
 //   - Acknowledged timestamps are unique: two requests never get the same HLC.
 //   - Set elements: once N showed an element or acknowledged its add, N must keep showing it (live or
 //     removed); once N showed it removed or acknowledged its remove, N must never show it live again.
+//   - Watch streams: a stream is sent every change its node applies after it registered, so an event for a
+//     state the node had already shown or acknowledged before the stream opened means the node no longer
+//     had it: a value a crash took back comes back through anti-entropy as such an event, whether or not
+//     a client happened to read it in between. Events are also reads for every later op.
 //   - The final reads are one more read of every key on every node.
 // What breaks a rule is reported by the checker that owns its cause:
 //   - deletes: `resurrected`: the bound came from a tombstone (a delete, a remove, or a read of one) and
@@ -28,6 +32,7 @@ import type { History, Op } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { AnomalyList, finalReads, pairing, valueOf } from './util.ts';
 import { killWindows, type KillWindows } from './windows.ts';
+import { counters } from './counters.ts';
 
 /** The largest HLC (and what set it) among ops completed before a position, per node and key. */
 class Bound {
@@ -62,7 +67,10 @@ class Bound {
   }
 }
 
-/** Set element ranks: 1 = N showed it (or acked its add), 2 = N showed it removed (or acked its remove). */
+/**
+ * A growing number per position: set element ranks (1 = the node showed it or acked its add, 2 = it
+ * showed it removed or acked its remove) and max-wins values.
+ */
 class RankBound {
   readonly pos: number[] = [];
   readonly rank: number[] = [];
@@ -102,8 +110,19 @@ const WRITES = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
 const TOMBSTONES = new Set(['delete', 'remove']);
 const cache = new WeakMap<History, Map<string, SessionAnalysis>>();
 
-function nodeKey(node: string, a: string, b: string): string {
-  return node + '\u0000' + a + '\u0000' + b;
+/** node → entity → component → T, without building a concatenated key per op. */
+class KeyMap<T> {
+  readonly nodes = new Map<string, Map<string, Map<string, T>>>();
+
+  get(node: string, entity: string, component: string, make: () => T): T {
+    let byEntity = this.nodes.get(node);
+    if (!byEntity) this.nodes.set(node, (byEntity = new Map()));
+    let byComponent = byEntity.get(entity);
+    if (!byComponent) byEntity.set(entity, (byComponent = new Map()));
+    let t = byComponent.get(component);
+    if (t === undefined) byComponent.set(component, (t = make()));
+    return t;
+  }
 }
 
 /** The shared pass; see the module comment. */
@@ -121,11 +140,15 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
   const deletes = new AnomalyList();
   const judged = { session: 0, durable: 0, deletes: 0 };
   // node → component key → bound; node → bound over every key (what the node's clock has seen).
-  const keyBounds = new Map<string, Bound>();
+  const keyBounds = new KeyMap<Bound>();
+  // node → entity → max-wins component → the largest value it had shown or acknowledged.
+  const maxBounds = new KeyMap<RankBound>();
   const clockBounds = new Map<string, Bound>();
   // node NUL entity → element → rank bound.
   const setBounds = new Map<string, Map<number, RankBound>>();
   const tsOwner = new Map<string, { requestId: string; pos: number }>();
+  // Watch stream process → history position of its ok watch-open (when the node had registered it).
+  const streamOpen = new Map<number | string, number>();
   // Acknowledged deletes: entity NUL component → the largest tombstone ts and its op.
   const ackedDeletes = new Map<string, { ts: string; pos: number }>();
   let deletesAcked = 0;
@@ -158,10 +181,12 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         : WRITES.has(src.f)
           ? 'read-your-writes'
           : 'monotonic-reads';
-    if (boundTomb && shownLive) {
-      deletes.add({ type: 'resurrected', ops, node, message: `${what}, though ${node} had ${WRITES.has(src.f) ? 'acknowledged a delete' : 'shown a tombstone'} with a later timestamp before (op ${src.index}).` });
-    } else if (killed) {
+    // A kill in between explains it first: whatever came back (an old value over a tombstone, too), the
+    // crash took back what the node had shown.
+    if (killed !== undefined) {
       durable.add({ type: 'lost-after-kill', ops, node, killedAt: killed, message: `${what}: ${node} had ${WRITES.has(src.f) ? 'acknowledged' : 'shown'} more (op ${src.index}) before it was killed, and the crash took it back.` });
+    } else if (boundTomb && shownLive) {
+      deletes.add({ type: 'resurrected', ops, node, message: `${what}, though ${node} had ${WRITES.has(src.f) ? 'acknowledged a delete' : 'shown a tombstone'} with a later timestamp before (op ${src.index}).` });
     } else {
       session.add({ type: kind === 'write' ? 'write-not-after' : 'stale-read', guarantee, ops, node, message: `${what}; ${node} had ${WRITES.has(src.f) ? 'acknowledged' : 'shown'} a later timestamp before (op ${src.index}, ${guarantee}).` });
     }
@@ -180,7 +205,7 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
       const ts = typeof v.ts === 'string' ? v.ts : null;
       if (f === 'read') {
         judged.session++;
-        const kb = bound(keyBounds, nodeKey(node, v.entity, v.component), () => new Bound());
+        const kb = keyBounds.get(node, v.entity, v.component, () => new Bound());
         const k = kb.before(i);
         if (k >= 0 && (ts === null || ts < kb.ts[k])) {
           const shown = ts === null ? 'nothing' : v.deleted === true ? `a tombstone (ts ${ts})` : `${JSON.stringify(v.value)} (ts ${ts})`;
@@ -189,6 +214,26 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         if (ts !== null) kb.push(c, ts, c, v.deleted === true);
       }
       if (ts !== null) bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+      if (f === 'read-max') {
+        // A max-wins value never goes down on a node (the max-wins checker's rule); here only a fall
+        // across a kill of that node is judged, as a value the crash took back.
+        const value = typeof v.value === 'number' ? v.value : -Infinity;
+        const mb = maxBounds.get(node, v.entity, v.component, () => new RankBound());
+        const k = mb.before(i);
+        if (k >= 0 && value < mb.rank[k]) {
+          const killed = kills.between(node, history[mb.src[k]].time, history[i].time);
+          if (killed !== undefined) {
+            durable.add({
+              type: 'lost-after-kill',
+              ops: [op.index, history[mb.src[k]].index],
+              node,
+              killedAt: killed,
+              message: `Read of max-wins ${v.entity}/${v.component} on ${node} returned ${value === -Infinity ? 'nothing' : value}, below the ${mb.rank[k]} ${node} had shown (op ${history[mb.src[k]].index}) before it was killed: the crash took it back.`,
+            });
+          }
+        }
+        if (value !== -Infinity) mb.push(c, value, c);
+      }
     } else if (WRITES.has(f)) {
       const ts = typeof v.ts === 'string' ? v.ts : undefined;
       if (ts === undefined) continue;
@@ -213,9 +258,12 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         } else if (!owner) tsOwner.set(ts, { requestId, pos: c });
       }
       bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+      if (f === 'write-max' && typeof v.result === 'number' && typeof v.entity === 'string' && typeof v.component === 'string') {
+        maxBounds.get(node, v.entity, v.component, () => new RankBound()).push(c, v.result, c);
+      }
       if (f === 'write' || f === 'delete') {
         if (typeof v.entity === 'string' && typeof v.component === 'string') {
-          bound(keyBounds, nodeKey(node, v.entity, v.component), () => new Bound()).push(c, ts, c, tomb);
+          keyBounds.get(node, v.entity, v.component, () => new Bound()).push(c, ts, c, tomb);
           if (tomb) {
             deletesAcked++;
             const dk = v.entity + '\u0000' + v.component;
@@ -227,6 +275,43 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         if (tomb) deletesAcked++;
         const els = bound(setBounds, node + '\u0000' + v.entity, () => new Map<number, RankBound>());
         bound(els, v.element, () => new RankBound()).push(c, tomb ? 2 : 1, c);
+      }
+    } else if (f === 'watch-open') {
+      streamOpen.set(op.process, c);
+    } else if (f === 'watch-events' && Array.isArray(v.events)) {
+      // A watch stream is told of every change its node applies after the watcher registered (the ok of
+      // watch-open). A change to a state the node had already shown or acknowledged before that means the
+      // node no longer had it: the state went back (after a kill: the crash took it back). This needs no
+      // client read at the right moment: a value the node lost comes back through anti-entropy as an event.
+      const openPos = streamOpen.get(op.process);
+      if (openPos === undefined) continue;
+      for (const e of v.events as unknown[][]) {
+        if (!Array.isArray(e) || e.length < 7) continue;
+        const [, entity, component, value, ts, kind, deleted] = e as [number, string, string, string, string, string, boolean];
+        if (typeof entity !== 'string' || typeof component !== 'string' || typeof ts !== 'string') continue;
+        if (kind === 'lww') {
+          judged.session++;
+          const kb = keyBounds.get(node, entity, component, () => new Bound());
+          const k = kb.before(openPos);
+          if (k >= 0 && ts <= kb.ts[k]) {
+            const shown = deleted ? `a tombstone (ts ${ts})` : `${JSON.stringify(value)} (ts ${ts})`;
+            violation(node, op, openPos, kb.src[k], 'read', `Watch stream ${String(v.stream)} on ${node} was sent a change of ${entity}/${component} to ${shown}, no newer than ts ${kb.ts[k]}, which ${node} had before the stream opened`, kb.tomb[k], !deleted);
+          }
+          kb.push(c, ts, c, deleted === true);
+          bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+        } else if (kind === 'max') {
+          judged.session++;
+          const n = Number(value);
+          const mb = maxBounds.get(node, entity, component, () => new RankBound());
+          const k = mb.before(openPos);
+          if (k >= 0 && n < mb.rank[k]) {
+            const killed = kills.between(node, history[mb.src[k]].time, history[openPos].time);
+            const message = `Watch stream ${String(v.stream)} on ${node} was sent max-wins ${entity}/${component} = ${n}, below the ${mb.rank[k]} ${node} had shown (op ${history[mb.src[k]].index}) before the stream opened`;
+            if (killed !== undefined) durable.add({ type: 'lost-after-kill', ops: [op.index, history[mb.src[k]].index], node, killedAt: killed, message: `${message}: the crash took it back.` });
+            else session.add({ type: 'stale-read', guarantee: 'monotonic-reads', ops: [op.index, history[mb.src[k]].index], node, message: `${message}.` });
+          }
+          if (Number.isFinite(n)) mb.push(c, n, c);
+        }
       }
     } else if (f === 'read-set') {
       if (typeof v.entity !== 'string' || !Array.isArray(v.elements)) continue;
@@ -260,16 +345,16 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
     const finalOp = history[view.pos];
     const inv = invocation[view.pos] >= 0 ? invocation[view.pos] : view.pos;
     const prefix = view.node + '\u0000';
-    for (const [k, kb] of keyBounds) {
-      if (!k.startsWith(prefix)) continue;
-      const [, entity, component] = k.split('\u0000');
-      const at = kb.before(inv);
-      if (at < 0) continue;
-      judged.session++;
-      const fc = view.state[entity]?.components?.[component];
-      if (fc && fc.ts >= kb.ts[at]) continue;
-      const shown = fc ? (fc.deleted ? `a tombstone (ts ${fc.ts})` : `${JSON.stringify(fc.value)} (ts ${fc.ts})`) : 'nothing';
-      violation(view.node, finalOp, inv, kb.src[at], 'final', `Final read of ${entity}/${component} on ${view.node} holds ${shown}, older than ts ${kb.ts[at]}`, kb.tomb[at], fc !== undefined && fc.deleted !== true);
+    for (const [entity, byComponent] of keyBounds.nodes.get(view.node) ?? []) {
+      for (const [component, kb] of byComponent) {
+        const at = kb.before(inv);
+        if (at < 0) continue;
+        judged.session++;
+        const fc = view.state[entity]?.components?.[component];
+        if (fc && fc.ts >= kb.ts[at]) continue;
+        const shown = fc ? (fc.deleted ? `a tombstone (ts ${fc.ts})` : `${JSON.stringify(fc.value)} (ts ${fc.ts})`) : 'nothing';
+        violation(view.node, finalOp, inv, kb.src[at], 'final', `Final read of ${entity}/${component} on ${view.node} holds ${shown}, older than ts ${kb.ts[at]}`, kb.tomb[at], fc !== undefined && fc.deleted !== true);
+      }
     }
     for (const [k, els] of setBounds) {
       if (!k.startsWith(prefix)) continue;
@@ -316,11 +401,20 @@ export const sessionChecker: Checker = (history, ctx) => {
   return { ...verdict(a.session, a.judged.session, 'acknowledged reads or writes with timestamps'), judged: a.judged.session, ...a.session.summary() };
 };
 
-/** Durability of what a node showed: nothing a client read or was acknowledged is taken back by a crash. */
+/**
+ * Durability of what a node showed: nothing a client read or was acknowledged is taken back by a crash,
+ * whether an LWW value, a tombstone, a set element, a max-wins value, or an origin's counter share (the
+ * counters checker's `lost-after-kill`).
+ */
 export const durableReads: Checker = (history, ctx) => {
   const a = analyzeSessions(history, ctx);
   const kills = killWindows(history);
-  const result = { ...verdict(a.durable, a.judged.durable, 'acknowledged reads or writes with timestamps'), judged: a.judged.durable, kills: kills.count, ...a.durable.summary() };
+  const shares = history.some((op) => op.f === 'read-counter') ? counters(history, ctx) : undefined;
+  const list = new AnomalyList();
+  for (const x of a.durable.items) list.add(x);
+  for (const x of shares?.anomalies ?? []) if (x.type === 'lost-after-kill') list.add(x);
+  const judged = a.judged.durable + (shares?.judged ?? 0);
+  const result = { ...verdict(list, judged, 'acknowledged reads or writes'), judged, kills: kills.count, ...list.summary() };
   // Without a kill nothing could have been taken back; the check ran but proved nothing about crashes.
   return kills.count === 0 && result.valid === true ? { ...result, note: 'no node was killed in this run, so no crash could take anything back' } : result;
 };

@@ -26,6 +26,16 @@ import { faultSpans, killWindows } from './windows.ts';
 /** [atNs, entity, component, value, ts, kind, deleted, droppedBefore], as recorded. */
 type Event = [number, string, string, string, string, string, boolean, number];
 
+
+/** One key's events on one stream, in arrival order. */
+interface KeyEvents {
+  readonly at: number[];
+  readonly ts: string[];
+  readonly value: string[];
+  readonly deleted: boolean[];
+  readonly kind: string;
+}
+
 interface Stream {
   readonly name: string;
   readonly node: string;
@@ -34,8 +44,12 @@ interface Stream {
   readonly openTime: number;
   closeTime: number;
   closeReason: string | undefined;
-  readonly events: Event[];
+  /** entity → component (or counter) → its events. */
+  readonly keys: Map<string, Map<string, KeyEvents>>;
+  events: number;
   dropped: number;
+  /** Arrival time of the first event that reported drops, or Infinity. */
+  firstDrop: number;
 }
 
 /** The streams of a history (only those that opened), in the order they opened. */
@@ -47,7 +61,7 @@ function streams(history: History): Stream[] {
     if (op.type !== 'ok' || !op.f.startsWith('watch-') || op.node === undefined) continue;
     const v = valueOf<{ stream: string; events: Event[]; reason: string }>(op);
     if (op.f === 'watch-open') {
-      const s: Stream = { name: String(v.stream), node: op.node, openPos: i, openTime: op.time, closeTime: Infinity, closeReason: undefined, events: [], dropped: 0 };
+      const s: Stream = { name: String(v.stream), node: op.node, openPos: i, openTime: op.time, closeTime: Infinity, closeReason: undefined, keys: new Map(), events: 0, dropped: 0, firstDrop: Infinity };
       byProcess.set(op.process, s);
       out.push(s);
     } else {
@@ -56,8 +70,20 @@ function streams(history: History): Stream[] {
       if (op.f === 'watch-events' && Array.isArray(v.events)) {
         for (const e of v.events) {
           if (!Array.isArray(e) || e.length < 8) continue;
-          s.events.push(e);
-          s.dropped += Number(e[7]) || 0;
+          s.events++;
+          const dropped = Number(e[7]) || 0;
+          if (dropped > 0) {
+            s.dropped += dropped;
+            if (e[0] < s.firstDrop) s.firstDrop = e[0];
+          }
+          let byComponent = s.keys.get(e[1]);
+          if (!byComponent) s.keys.set(e[1], (byComponent = new Map()));
+          let k = byComponent.get(e[2]);
+          if (!k) byComponent.set(e[2], (k = { at: [], ts: [], value: [], deleted: [], kind: e[5] }));
+          k.at.push(e[0]);
+          k.ts.push(e[4]);
+          k.value.push(e[3]);
+          k.deleted.push(e[6] === true);
         }
       } else if (op.f === 'watch-close') {
         s.closeTime = op.time;
@@ -116,45 +142,49 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
   const anomalies = new AnomalyList();
   const kills = killWindows(history);
   const drops = watcherDrops(history);
-  const origins = writesByTs(history);
+  // Built only when a final value has no event on a complete stream (then: which write made it, and when).
+  let originsMap: Map<string, number> | undefined;
+  const origins = () => (originsMap ??= writesByTs(history));
+  let incrMap: Map<string, number[]> | undefined;
+  const incrInvokes = () => {
+    if (incrMap) return incrMap;
+    incrMap = new Map();
+    for (const op of history) {
+      if (op.f !== 'incr' || op.type !== 'invoke') continue;
+      const v = valueOf<{ entity: string; counter: string }>(op);
+      const k = `${v.entity}\u0000${v.counter}`;
+      let list = incrMap.get(k);
+      if (!list) incrMap.set(k, (list = []));
+      list.push(op.time);
+    }
+    return incrMap;
+  };
   const fr = finalReads(history, ctx);
   let events = 0;
   let complete = 0;
   let dropped = 0;
-  const incrInvokes = new Map<string, number[]>();
-  for (const op of history) {
-    if (op.f !== 'incr' || op.type !== 'invoke') continue;
-    const v = valueOf<{ entity: string; counter: string }>(op);
-    const k = `${v.entity}\u0000${v.counter}`;
-    let list = incrInvokes.get(k);
-    if (!list) incrInvokes.set(k, (list = []));
-    list.push(op.time);
-  }
   const paused = history.filter((op) => op.process === 'nemesis' && PAUSES.has(op.f));
 
   for (const s of all) {
-    events += s.events.length;
+    events += s.events;
     dropped += s.dropped;
     const first = history[s.openPos].index;
-    const last = new Map<string, Event>();
-    for (const e of s.events) {
-      const [, entity, component, value, ts, kind] = e;
-      const key = `${entity}\u0000${component}`;
-      const prev = last.get(key);
-      if (prev && kind !== 'counter') {
-        const same = prev[4] === ts && prev[3] === value && prev[6] === e[6];
-        const back = kind === 'max' ? Number(value) < Number(prev[3]) : ts < prev[4];
-        if (same || back) {
+    for (const [entity, byComponent] of s.keys) {
+      for (const [component, k] of byComponent) {
+        if (k.kind === 'counter') continue;
+        for (let j = 1; j < k.ts.length; j++) {
+          const same = k.ts[j] === k.ts[j - 1] && k.value[j] === k.value[j - 1] && k.deleted[j] === k.deleted[j - 1];
+          const back = k.kind === 'max' ? Number(k.value[j]) < Number(k.value[j - 1]) : k.ts[j] < k.ts[j - 1];
+          if (!same && !back) continue;
           anomalies.add({
             type: same ? 'watch-duplicate' : 'watch-out-of-order',
             ops: [first],
             node: s.node,
             stream: s.name,
-            message: `Stream ${s.name} delivered ${entity}/${component} = ${JSON.stringify(value)} (ts ${ts}) ${same ? 'twice' : `after ${JSON.stringify(prev[3])} (ts ${prev[4]})`}.`,
+            message: `Stream ${s.name} delivered ${entity}/${component} = ${JSON.stringify(k.value[j])} (ts ${k.ts[j]}) ${same ? 'twice' : `after ${JSON.stringify(k.value[j - 1])} (ts ${k.ts[j - 1]})`}.`,
           });
         }
       }
-      last.set(key, e);
     }
     const view = fr.view.get(s.node);
     const nodeDrops = drops.get(s.node);
@@ -177,33 +207,36 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
     // Completeness: a stream open to the end that lost nothing has seen every change of its node.
     if (!view || s.closeReason !== 'end of run' || s.dropped > 0 || (nodeDrops ?? 0) > 0) continue;
     complete++;
-    checkComplete(s, view.state, last, history[view.pos].index);
+    checkComplete(s, view.state, history[view.pos].index);
   }
 
-  function checkComplete(s: Stream, state: FinalState, last: Map<string, Event>, finalIndex: number): void {
+  function checkComplete(s: Stream, state: FinalState, finalIndex: number): void {
     for (const [entity, fe] of Object.entries(state)) {
+      const byComponent = s.keys.get(entity);
       for (const [component, fc] of Object.entries(fe.components ?? {})) {
-        const e = last.get(`${entity}\u0000${component}`);
+        const k = byComponent?.get(component);
         const what = `${entity}/${component}`;
-        if (e) {
-          if (e[4] === fc.ts && (fc.deleted === true ? e[6] : e[3] === fc.value)) continue;
-          anomalies.add({ type: 'watch-missed', ops: [finalIndex], node: s.node, stream: s.name, message: `Stream ${s.name} last delivered ${what} = ${JSON.stringify(e[3])} (ts ${e[4]}), but ${s.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}).` });
+        if (k) {
+          const j = k.ts.length - 1;
+          if (k.ts[j] === fc.ts && (fc.deleted === true ? k.deleted[j] : k.value[j] === fc.value)) continue;
+          anomalies.add({ type: 'watch-missed', ops: [finalIndex], node: s.node, stream: s.name, message: `Stream ${s.name} last delivered ${what} = ${JSON.stringify(k.value[j])} (ts ${k.ts[j]}), but ${s.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}).` });
         } else {
-          const invokedAt = origins.get(fc.ts);
+          const invokedAt = origins().get(fc.ts);
           if (invokedAt === undefined || invokedAt <= s.openTime) continue;
           anomalies.add({ type: 'watch-missed', ops: [finalIndex], node: s.node, stream: s.name, message: `Stream ${s.name} never delivered ${what}, though ${s.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}) from a write made after the stream opened.` });
         }
       }
       for (const [counter, value] of Object.entries(fe.counters ?? {})) {
-        const e = last.get(`${entity}\u0000${counter}`);
-        if (e ? Number(e[3]) === value : !(incrInvokes.get(`${entity}\u0000${counter}`) ?? []).some((t) => t > s.openTime)) continue;
+        const k = byComponent?.get(counter);
+        const last = k ? k.value[k.value.length - 1] : undefined;
+        if (k ? Number(last) === value : !(incrInvokes().get(`${entity}\u0000${counter}`) ?? []).some((t) => t > s.openTime)) continue;
         anomalies.add({
           type: 'watch-missed',
           ops: [finalIndex],
           node: s.node,
           stream: s.name,
-          message: e
-            ? `Stream ${s.name} last delivered counter ${entity}/${counter} = ${e[3]}, but ${s.node} ends with ${value}.`
+          message: k
+            ? `Stream ${s.name} last delivered counter ${entity}/${counter} = ${last}, but ${s.node} ends with ${value}.`
             : `Stream ${s.name} never delivered counter ${entity}/${counter}, though it was incremented after the stream opened (${s.node} ends with ${value}).`,
         });
       }
@@ -265,22 +298,6 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   const heal = history.find((op) => op.process === 'nemesis' && op.f === 'heal');
   const workloadEnd = heal ? heal.time : endTime;
   const calm = (from: number, to: number) => to <= workloadEnd && !spans.some((s) => s.from < to && s.to > from);
-  // Per stream: key → event times and timestamps (or max values), in arrival order.
-  const index = all.map((s) => {
-    const byKey = new Map<string, { at: number[]; ts: string[]; value: number[] }>();
-    let firstDrop = Infinity;
-    for (const e of s.events) {
-      if (e[7] > 0 && e[0] < firstDrop) firstDrop = e[0];
-      if (e[5] === 'counter') continue;
-      const k = `${e[1]}\u0000${e[2]}`;
-      let x = byKey.get(k);
-      if (!x) byKey.set(k, (x = { at: [], ts: [], value: [] }));
-      x.at.push(e[0]);
-      x.ts.push(e[4]);
-      x.value.push(Number(e[3]));
-    }
-    return { s, byKey, firstDrop };
-  });
   const lags: number[] = [];
   let writes = 0;
   for (let c = 0; c < history.length; c++) {
@@ -290,20 +307,25 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
     if (typeof v.ts !== 'string' || typeof v.entity !== 'string' || typeof v.component !== 'string' || v.duplicate === true) continue;
     const acked = op.time;
     if (!calm(acked - settleNs, acked + boundNs)) continue;
-    const key = `${v.entity}\u0000${v.component}`;
     let judged = false;
-    for (const { s, byKey, firstDrop } of index) {
-      if (s.node === op.node || s.openTime > acked || s.closeTime < acked + boundNs || firstDrop < acked + boundNs) continue;
+    for (const s of all) {
+      if (s.node === op.node || s.openTime > acked || s.closeTime < acked + boundNs || s.firstDrop < acked + boundNs) continue;
       judged = true;
-      const x = byKey.get(key);
+      const x = s.keys.get(v.entity)?.get(v.component);
       let at = Infinity;
       if (x) {
-        for (let k = 0; k < x.at.length; k++) {
-          if (op.f === 'write-max' ? x.value[k] >= Number(v.value) : x.ts[k] >= v.ts) {
-            at = x.at[k];
-            break;
-          }
+        // A key's events come in timestamp order (max-wins: value order); the watch checker reports any
+        // that do not, so a binary search for the first event at or past the write is enough here.
+        const target = op.f === 'write-max' ? Number(v.value) : v.ts;
+        const past = (k: number) => (op.f === 'write-max' ? Number(x.value[k]) >= (target as number) : x.ts[k] >= (target as string));
+        let lo = 0;
+        let hi = x.at.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (past(mid)) hi = mid;
+          else lo = mid + 1;
         }
+        if (lo < x.at.length) at = x.at[lo];
       }
       const lagNs = Math.max(0, at - acked);
       lags.push(lagNs === Infinity ? Infinity : nsToMs(lagNs));

@@ -154,7 +154,9 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     if (packages.length > 0) logNemesisPlan(plan, packages, options.nemesisIntervalS === undefined, log);
     runner = new Runner(plan, history, packages, system);
     const live = runner;
-    // A restarted node gets fresh client connections once it answers Health (see Runner.reconnect).
+    // A restarted node gets fresh client connections once it answers Health (see Runner.reconnect). Not
+    // earlier: a connection attempted while the container is still coming up waited about a second for
+    // TCP's SYN retransmission (measured), while one made once it answers is up at once.
     cluster.onNodeBack('clients', async (node, event) => {
       if (event === 'healthy') live.reconnect(node);
       return undefined;

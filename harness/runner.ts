@@ -149,6 +149,8 @@ export class Runner {
     if (!old || !address) return;
     this.#clients.set(node, this.#system.client(address, { opTimeoutMs: this.#plan.opTimeoutMs }));
     old.close();
+    // Its watch stream too: what the node applies from now on (anti-entropy repairs) must be seen.
+    this.#watchers[this.#plan.nodes.findIndex((n) => n.name === node)]?.reopenNow();
   }
 
   client(node: string): StoreMeshClient {

@@ -47,8 +47,9 @@ export const MATRIX: readonly MatrixRow[] = [
     minTimeLimitS: 40,
   },
   { bug: 'echo-relay', args: ['--nemesis', 'none'], owner: 'mesh', ci: true },
-  // Replicated writes visible before they are durable: a kill takes back what clients read there. Every
-  // node is killed at once so that no peer repairs the values before the restarted nodes are read.
+  // Replicated writes visible before they are durable: a kill takes back what the node had shown (to
+  // readers and watchers), until anti-entropy brings it back from the origin, as a change the restarted
+  // node's watch stream is sent again. Every node is killed at once, so all lose some.
   { bug: 'remote-before-durable', args: ['--nemesis', 'kill', '--nemesis-interval', '3', '--nemesis-targets', 'all'], owner: 'durable-reads', ci: true },
   { bug: 'stale-reads', args: ['--nemesis', 'none'], owner: 'session', ci: true },
   { bug: 'tombstone-loses', args: ['--nemesis', 'none'], owner: 'deletes', ci: true },

@@ -83,7 +83,12 @@ export class WatchRecorder {
           this.#history.append({ process, node, type: 'ok', f: 'watch-close', value: { stream, reason: error ?? 'end of run' } });
         }
         if (!open) this.#failures++;
-        if (!this.#stopped) this.#reopen = setTimeout(() => this.#open(), Math.min(REOPEN_MAX_MS, REOPEN_MS * 2 ** Math.max(0, this.#failures - 1)));
+        if (!this.#stopped) {
+          this.#reopen = setTimeout(() => {
+            this.#reopen = undefined;
+            this.#open();
+          }, Math.min(REOPEN_MAX_MS, REOPEN_MS * 2 ** Math.max(0, this.#failures - 1)));
+        }
       },
     });
   }
@@ -102,6 +107,14 @@ export class WatchRecorder {
     const value = { stream: this.#stream };
     this.#history.append({ process: this.#process, node: this.#node, type: 'invoke', f: 'watch-events', value });
     this.#history.append({ process: this.#process, node: this.#node, type: 'ok', f: 'watch-events', value: { ...value, events } });
+  }
+
+  /** Opens the stream now if it is waiting to be opened again (its node is back). */
+  reopenNow(): void {
+    if (this.#stopped || this.#current || !this.#reopen) return;
+    clearTimeout(this.#reopen);
+    this.#reopen = undefined;
+    this.#open();
   }
 
   /** Closes the stream for good (recorded as watch-close "end of run"). */
