@@ -17,6 +17,8 @@ export interface ApiResult extends CheckResult {
   /** Requests with more than one attempt, and those with an attempt after a kill of their node. */
   readonly retried: number;
   readonly retriedAcrossRestart: number;
+  /** One line for the CLI and the report, e.g. "10 of 10 calls acknowledged; 31 requests retried, 4 after their node restarted". */
+  readonly summary: string;
 }
 
 export const api = (history: History, ctx: CheckContext): ApiResult => {
@@ -48,6 +50,10 @@ export const api = (history: History, ctx: CheckContext): ApiResult => {
     if (a.acrossRestart) retriedAcrossRestart++;
   }
   const missing = named.filter((f) => (calls[f]?.ok ?? 0) === 0);
+  const covered = named.length - missing.length;
+  const summary = named.length
+    ? `${covered} of ${named.length} calls acknowledged${missing.length ? ` (never: ${missing.join(', ')})` : ''}; ${retried} requests retried, ${retriedAcrossRestart} after their node restarted`
+    : `${Object.keys(calls).length} calls seen; ${retried} requests retried, ${retriedAcrossRestart} after their node restarted`;
   return {
     valid: missing.length > 0 ? 'unknown' : true,
     ...(missing.length > 0 ? { error: `the workload names ${missing.join(', ')}, but no such call was acknowledged, so what ${missing.length === 1 ? 'it carries' : 'they carry'} went untested` } : {}),
@@ -56,6 +62,7 @@ export const api = (history: History, ctx: CheckContext): ApiResult => {
     missing,
     retried,
     retriedAcrossRestart,
+    summary,
   };
 };
 

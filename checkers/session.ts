@@ -110,17 +110,22 @@ const WRITES = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
 const TOMBSTONES = new Set(['delete', 'remove']);
 const cache = new WeakMap<History, Map<string, SessionAnalysis>>();
 
-/** node → entity → component → T, without building a concatenated key per op. */
+/** node → entity → component → T, without building a concatenated key (or a closure) per op. */
 class KeyMap<T> {
   readonly nodes = new Map<string, Map<string, Map<string, T>>>();
+  readonly #make: () => T;
 
-  get(node: string, entity: string, component: string, make: () => T): T {
+  constructor(make: () => T) {
+    this.#make = make;
+  }
+
+  get(node: string, entity: string, component: string): T {
     let byEntity = this.nodes.get(node);
     if (!byEntity) this.nodes.set(node, (byEntity = new Map()));
     let byComponent = byEntity.get(entity);
     if (!byComponent) byEntity.set(entity, (byComponent = new Map()));
     let t = byComponent.get(component);
-    if (t === undefined) byComponent.set(component, (t = make()));
+    if (t === undefined) byComponent.set(component, (t = this.#make()));
     return t;
   }
 }
@@ -140,19 +145,25 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
   const deletes = new AnomalyList();
   const judged = { session: 0, durable: 0, deletes: 0 };
   // node → component key → bound; node → bound over every key (what the node's clock has seen).
-  const keyBounds = new KeyMap<Bound>();
+  const keyBounds = new KeyMap(() => new Bound());
   // node → entity → max-wins component → the largest value it had shown or acknowledged.
-  const maxBounds = new KeyMap<RankBound>();
+  const maxBounds = new KeyMap(() => new RankBound());
   const clockBounds = new Map<string, Bound>();
   // node NUL entity → element → rank bound.
   const setBounds = new Map<string, Map<number, RankBound>>();
-  const tsOwner = new Map<string, { requestId: string; pos: number }>();
+  // Acknowledged timestamp → history position of the first write acknowledged with it.
+  const tsOwner = new Map<string, number>();
   // Watch stream process → history position of its ok watch-open (when the node had registered it).
   const streamOpen = new Map<number | string, number>();
   // Acknowledged deletes: entity NUL component → the largest tombstone ts and its op.
   const ackedDeletes = new Map<string, { ts: string; pos: number }>();
   let deletesAcked = 0;
 
+  const clockOf = (node: string): Bound => {
+    let b = clockBounds.get(node);
+    if (!b) clockBounds.set(node, (b = new Bound()));
+    return b;
+  };
   const bound = <K, B>(map: Map<K, B>, k: K, make: () => B): B => {
     let b = map.get(k);
     if (!b) map.set(k, (b = make()));
@@ -205,7 +216,7 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
       const ts = typeof v.ts === 'string' ? v.ts : null;
       if (f === 'read') {
         judged.session++;
-        const kb = keyBounds.get(node, v.entity, v.component, () => new Bound());
+        const kb = keyBounds.get(node, v.entity, v.component);
         const k = kb.before(i);
         if (k >= 0 && (ts === null || ts < kb.ts[k])) {
           const shown = ts === null ? 'nothing' : v.deleted === true ? `a tombstone (ts ${ts})` : `${JSON.stringify(v.value)} (ts ${ts})`;
@@ -213,12 +224,12 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         }
         if (ts !== null) kb.push(c, ts, c, v.deleted === true);
       }
-      if (ts !== null) bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+      if (ts !== null) clockOf(node).push(c, ts, c, false);
       if (f === 'read-max') {
         // A max-wins value never goes down on a node (the max-wins checker's rule); here only a fall
         // across a kill of that node is judged, as a value the crash took back.
         const value = typeof v.value === 'number' ? v.value : -Infinity;
-        const mb = maxBounds.get(node, v.entity, v.component, () => new RankBound());
+        const mb = maxBounds.get(node, v.entity, v.component);
         const k = mb.before(i);
         if (k >= 0 && value < mb.rank[k]) {
           const killed = kills.between(node, history[mb.src[k]].time, history[i].time);
@@ -241,29 +252,33 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
       const tomb = TOMBSTONES.has(f);
       if (v.duplicate !== true) {
         judged.session++;
-        const cb = bound(clockBounds, node, () => new Bound());
+        const cb = clockOf(node);
         const k = cb.before(i);
         if (k >= 0 && ts <= cb.ts[k]) {
           violation(node, op, i, cb.src[k], 'write', `${f} on ${node} was acknowledged with ts ${ts}, not after ts ${cb.ts[k]}`, false, false);
         }
-        const owner = tsOwner.get(ts);
-        if (owner && owner.requestId !== requestId) {
-          session.add({
-            type: 'duplicate-timestamp',
-            ops: [op.index, history[owner.pos].index],
-            node,
-            ts,
-            message: `Two different requests (${owner.requestId || 'no id'}, ${requestId || 'no id'}) were acknowledged with the same timestamp ${ts}.`,
-          });
-        } else if (!owner) tsOwner.set(ts, { requestId, pos: c });
+        const ownerPos = tsOwner.get(ts);
+        if (ownerPos === undefined) tsOwner.set(ts, c);
+        else {
+          const ownerId = String((history[ownerPos].value as { requestId?: unknown })?.requestId ?? '');
+          if (ownerId !== requestId) {
+            session.add({
+              type: 'duplicate-timestamp',
+              ops: [op.index, history[ownerPos].index],
+              node,
+              ts,
+              message: `Two different requests (${ownerId || 'no id'}, ${requestId || 'no id'}) were acknowledged with the same timestamp ${ts}.`,
+            });
+          }
+        }
       }
-      bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+      clockOf(node).push(c, ts, c, false);
       if (f === 'write-max' && typeof v.result === 'number' && typeof v.entity === 'string' && typeof v.component === 'string') {
-        maxBounds.get(node, v.entity, v.component, () => new RankBound()).push(c, v.result, c);
+        maxBounds.get(node, v.entity, v.component).push(c, v.result, c);
       }
       if (f === 'write' || f === 'delete') {
         if (typeof v.entity === 'string' && typeof v.component === 'string') {
-          keyBounds.get(node, v.entity, v.component, () => new Bound()).push(c, ts, c, tomb);
+          keyBounds.get(node, v.entity, v.component).push(c, ts, c, tomb);
           if (tomb) {
             deletesAcked++;
             const dk = v.entity + '\u0000' + v.component;
@@ -287,22 +302,28 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
       if (openPos === undefined) continue;
       for (const e of v.events as unknown[][]) {
         if (!Array.isArray(e) || e.length < 7) continue;
-        const [, entity, component, value, ts, kind, deleted] = e as [number, string, string, string, string, string, boolean];
+        // Indexed, not destructured: array destructuring goes through the iterator protocol, per event.
+        const entity = e[1] as string;
+        const component = e[2] as string;
+        const value = e[3] as string;
+        const ts = e[4] as string;
+        const kind = e[5];
+        const deleted = e[6] === true;
         if (typeof entity !== 'string' || typeof component !== 'string' || typeof ts !== 'string') continue;
         if (kind === 'lww') {
           judged.session++;
-          const kb = keyBounds.get(node, entity, component, () => new Bound());
+          const kb = keyBounds.get(node, entity, component);
           const k = kb.before(openPos);
           if (k >= 0 && ts <= kb.ts[k]) {
             const shown = deleted ? `a tombstone (ts ${ts})` : `${JSON.stringify(value)} (ts ${ts})`;
             violation(node, op, openPos, kb.src[k], 'read', `Watch stream ${String(v.stream)} on ${node} was sent a change of ${entity}/${component} to ${shown}, no newer than ts ${kb.ts[k]}, which ${node} had before the stream opened`, kb.tomb[k], !deleted);
           }
           kb.push(c, ts, c, deleted === true);
-          bound(clockBounds, node, () => new Bound()).push(c, ts, c, false);
+          clockOf(node).push(c, ts, c, false);
         } else if (kind === 'max') {
           judged.session++;
           const n = Number(value);
-          const mb = maxBounds.get(node, entity, component, () => new RankBound());
+          const mb = maxBounds.get(node, entity, component);
           const k = mb.before(openPos);
           if (k >= 0 && n < mb.rank[k]) {
             const killed = kills.between(node, history[mb.src[k]].time, history[openPos].time);

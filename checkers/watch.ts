@@ -316,14 +316,21 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
       if (x) {
         // A key's events come in timestamp order (max-wins: value order); the watch checker reports any
         // that do not, so a binary search for the first event at or past the write is enough here.
-        const target = op.f === 'write-max' ? Number(v.value) : v.ts;
-        const past = (k: number) => (op.f === 'write-max' ? Number(x.value[k]) >= (target as number) : x.ts[k] >= (target as string));
         let lo = 0;
         let hi = x.at.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (past(mid)) hi = mid;
-          else lo = mid + 1;
+        if (op.f === 'write-max') {
+          const target = Number(v.value);
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (Number(x.value[mid]) >= target) hi = mid;
+            else lo = mid + 1;
+          }
+        } else {
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (x.ts[mid] >= v.ts) hi = mid;
+            else lo = mid + 1;
+          }
         }
         if (lo < x.at.length) at = x.at[lo];
       }

@@ -51,7 +51,19 @@ export interface KillWindows {
  * container had stopped), and carries `invokedAt`, when it was invoked; the kill happened in between.
  * Without `invokedAt` (older histories) the window reaches 30 s back, so a crash is never ruled out.
  */
-export function killWindows(history: readonly { readonly index: number; readonly time: number; readonly process: unknown; readonly f: string; readonly value: unknown }[]): KillWindows {
+type NemesisLike = readonly { readonly index: number; readonly time: number; readonly process: unknown; readonly f: string; readonly value: unknown }[];
+const killCache = new WeakMap<NemesisLike, { length: number; windows: KillWindows }>();
+
+export function killWindows(history: NemesisLike): KillWindows {
+  // Several checkers ask for the same history's windows; compute them once.
+  const hit = killCache.get(history);
+  if (hit && hit.length === history.length) return hit.windows;
+  const windows = computeKillWindows(history);
+  killCache.set(history, { length: history.length, windows });
+  return windows;
+}
+
+function computeKillWindows(history: NemesisLike): KillWindows {
   const spans = new Map<string, { from: number; to: number; index: number }[]>();
   let count = 0;
   for (const op of history) {

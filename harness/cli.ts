@@ -108,6 +108,9 @@ function printVerdict(report: RunReport): void {
   console.log(`\n${results.valid === true ? 'VALID' : results.valid === false ? 'INVALID' : 'UNKNOWN'}: ${results.test.name}, ${c.ok} ok / ${c.fail} fail / ${c.info} info ops, ${(results.durationMs / 1000).toFixed(1)}s${faults}`);
   const line = faultsLine(results.checkers.faults, results.test.nemesis);
   if (line && notRan.length > 0) console.log(line);
+  // Which calls of the API the run exercised (the api checker), so a run says what it tested.
+  const api = results.checkers.api?.summary;
+  if (typeof api === 'string') console.log(`api: ${api}`);
   console.log(`report: ${folder.report}`);
 }
 

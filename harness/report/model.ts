@@ -266,7 +266,8 @@ export function timeline(history: History, endMs: number, fIndex: (f: string) =>
   const bars: { process: number; startMs: number; endMs: number; type: number; f: number; invoke: number; done: number }[] = [];
   const procs = new Map<number, ProcInfo>();
   for (const op of history) {
-    if (op.process === 'nemesis') continue;
+    // The harness's watch streams are not client ops: they would only add a lane of dots per node.
+    if (op.process === 'nemesis' || op.f.startsWith('watch-')) continue;
     const p = op.process;
     if (!procs.has(p)) procs.set(p, { process: p, node: op.node ?? '', firstMs: nsToMs(op.time), lastMs: nsToMs(op.time) });
     procs.get(p)!.lastMs = nsToMs(op.time);
