@@ -7,6 +7,7 @@
 // Every Docker object carries labels: faultline=<runId>, faultline.node, and the owner's host name and
 // pid (plus the pid's start time), so removeLeftovers() can find objects whose harness died without
 // tearing down, and never touches a cluster whose harness is still alive.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -148,12 +149,15 @@ export class Cluster implements ClusterControl {
       healthTimeoutMs: options.healthTimeoutMs ?? 30_000,
       progress,
     });
+    // One mesh secret per run, shared by every node (a restart reuses the container and its environment).
+    // It lives only in the containers' environment: never in a log line, the test or the results.
+    const meshSecret = randomBytes(32).toString('hex');
     try {
       const ips = await createNetwork(docker, networkName, labels, names.length);
       // allSettled, not all: on a failure, teardown must not race creates that are still in flight.
       const created = await Promise.allSettled(
         names.map(async (name, i) => {
-          const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels, ips[i]));
+          const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels, ips[i], meshSecret));
           await container.start();
         }),
       );
@@ -586,13 +590,17 @@ function containerSpec(
   options: ClusterOptions,
   labels: Record<string, string>,
   ip: string,
+  meshSecret: string,
 ): Docker.ContainerCreateOptions {
-  const cmd = (options.system ?? storeMesh).command(name, names, options);
+  const system = options.system ?? storeMesh;
+  const cmd = system.command(name, names, options);
+  const env = system.env?.(name, names, { ...options, meshSecret }) ?? {};
   return {
     name: containerName,
     Image: options.image,
     Hostname: name,
     Cmd: cmd,
+    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: { ...labels, [labelNode]: name },
     HostConfig: {
       CapAdd: ['NET_ADMIN'],

@@ -10,6 +10,11 @@ export interface NodeOptions {
   readonly bug?: string;
   readonly antiEntropyMs?: number;
   readonly maxSkewMs?: number;
+  /**
+   * The cluster's mesh secret (Cluster.start makes a fresh one per run). It goes into the node's
+   * environment (env()), never onto its command line, and must never be logged or written to results.
+   */
+  readonly meshSecret?: string;
 }
 
 export interface System {
@@ -22,6 +27,8 @@ export interface System {
   image(options: EnsureImageOptions): Promise<string>;
   /** The arguments of one node's service, given every node's name (peers are reached by name). */
   command(node: string, nodes: readonly string[], options: NodeOptions): string[];
+  /** Environment variables of one node's service: where secrets go (a command line is visible to every process). */
+  env?(node: string, nodes: readonly string[], options: NodeOptions): Record<string, string>;
   /** A client bound to one node's address (host:port): workload ops, final reads, stats. */
   client(address: string, options: StoreClientOptions): StoreMeshClient;
 }
@@ -39,5 +46,7 @@ export const storeMesh: System = {
     if (options.bug !== undefined) cmd.push('--bug', options.bug);
     return cmd;
   },
+  // The service refuses to start with peers but no secret; every node of a run gets the same one.
+  env: (_node, _nodes, options): Record<string, string> => (options.meshSecret ? { FAULTLINE_MESH_SECRET: options.meshSecret } : {}),
   client: (address, options) => new StoreMeshClient(address, options),
 };

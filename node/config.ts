@@ -3,6 +3,7 @@
 // Invalid configuration throws ConfigError with a message naming the option, the value and what is
 // allowed; main.ts prints it and exits 254.
 import { BUG_NAMES, type BugName } from './bugs.ts';
+import { MIN_MESH_SECRET_CHARS } from './mesh-auth.ts';
 
 /**
  * V8 flags that every launcher of the service passes to node: harness/docker/entrypoint.sh, the "node"
@@ -30,6 +31,8 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly antiEntropyMs: number;
   readonly maxSkewMs: number;
+  /** The cluster's shared mesh secret (FAULTLINE_MESH_SECRET only, never a flag); never logged. */
+  readonly meshSecret: string;
   readonly bug: BugName | undefined;
   readonly meshBudgetPerS: number;
   readonly compactLogBytes: number;
@@ -47,6 +50,8 @@ interface OptionSpec {
   readonly env: string;
   readonly description: string;
   readonly default?: string;
+  /** Only from the environment: a secret on the command line is visible to every process on the host. */
+  readonly envOnly?: boolean;
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
@@ -56,13 +61,23 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'data-dir', env: 'FAULTLINE_DATA_DIR', description: 'directory for the log and snapshots (created if missing)' },
   { flag: 'anti-entropy-ms', env: 'FAULTLINE_ANTI_ENTROPY_MS', description: 'interval between anti-entropy rounds, ms (10-600000)', default: '500' },
   { flag: 'max-skew-ms', env: 'FAULTLINE_MAX_SKEW_MS', description: 'a remote HLC this far ahead of the wall clock is a skew event, ms (1-86400000)', default: '1000' },
+  {
+    flag: 'mesh-secret',
+    env: 'FAULTLINE_MESH_SECRET',
+    envOnly: true,
+    description: `the cluster's shared secret, the same on every node (at least ${MIN_MESH_SECRET_CHARS} characters); peers prove membership with it; required with --peers`,
+  },
   { flag: 'bug', env: 'FAULTLINE_BUG', description: `planted bug to enable: ${BUG_NAMES.join(', ')} (empty or "none": off)`, default: '' },
   { flag: 'mesh-budget-per-s', env: 'FAULTLINE_MESH_BUDGET_PER_S', description: 'token-bucket budget of relayed writes per second (burst: one second)', default: '200000' },
   { flag: 'compact-log-bytes', env: 'FAULTLINE_COMPACT_LOG_BYTES', description: 'compact the log into a snapshot once it exceeds this many bytes', default: String(64 * 1024 * 1024) },
 ];
 
 export function usage(): string {
-  const lines = OPTIONS.map((o) => `  --${o.flag.padEnd(18)} ${o.description}${o.default !== undefined ? ` [default: ${o.default || '""'}] ` : ' (required) '}(env ${o.env})`);
+  const lines = OPTIONS.map((o) =>
+    o.envOnly
+      ? `  env ${o.env.padEnd(14)} ${o.description}`
+      : `  --${o.flag.padEnd(18)} ${o.description}${o.default !== undefined ? ` [default: ${o.default || '""'}] ` : ' (required) '}(env ${o.env})`,
+  );
   return `usage: node node/main.ts --id n1 --data-dir DIR [options]\n${lines.join('\n')}`;
 }
 
@@ -97,9 +112,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     if (!arg.startsWith('--')) throw new ConfigError(`Unexpected argument "${arg}": options look like --flag value\n${usage()}`);
     const eq = arg.indexOf('=');
     const flag = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-    if (!OPTIONS.some((o) => o.flag === flag)) {
-      throw new ConfigError(`Unknown option \`--${flag}\`; valid options: ${OPTIONS.map((o) => `--${o.flag}`).join(', ')}`);
+    const spec = OPTIONS.find((o) => o.flag === flag);
+    if (!spec) {
+      throw new ConfigError(`Unknown option \`--${flag}\`; valid options: ${OPTIONS.filter((o) => !o.envOnly).map((o) => `--${o.flag}`).join(', ')}`);
     }
+    if (spec.envOnly) throw new ConfigError(`\`--${flag}\` is not a flag: pass it in ${spec.env}, since a command line is visible to every process on the machine`);
     let value: string | undefined;
     if (eq >= 0) value = arg.slice(eq + 1);
     else {
@@ -135,6 +152,16 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     }
     bug = bugText as BugName;
   }
+  const meshSecret = get('mesh-secret');
+  if (peers.length > 0 && meshSecret === '') {
+    throw new ConfigError(
+      `FAULTLINE_MESH_SECRET is not set: a node with \`--peers\` needs the cluster's mesh secret, the same on every node (at least ${MIN_MESH_SECRET_CHARS} characters, e.g. from \`openssl rand -hex 32\`), so that its peers can prove they belong to the cluster`,
+    );
+  }
+  if (meshSecret !== '' && meshSecret.length < MIN_MESH_SECRET_CHARS) {
+    throw new ConfigError(`Expected FAULTLINE_MESH_SECRET to have at least ${MIN_MESH_SECRET_CHARS} characters, got ${meshSecret.length}; make one with \`openssl rand -hex 32\``);
+  }
+  const maxSkewMs = parseInteger('max-skew-ms', get('max-skew-ms'), 1, 86_400_000);
   return {
     id,
     listenHost: listen.host,
@@ -142,7 +169,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     peers,
     dataDir,
     antiEntropyMs: parseInteger('anti-entropy-ms', get('anti-entropy-ms'), 10, 600_000),
-    maxSkewMs: parseInteger('max-skew-ms', get('max-skew-ms'), 1, 86_400_000),
+    maxSkewMs,
+    meshSecret,
     bug,
     meshBudgetPerS: parseInteger('mesh-budget-per-s', get('mesh-budget-per-s'), 1, 100_000_000),
     compactLogBytes: parseInteger('compact-log-bytes', get('compact-log-bytes'), 4096, 2 ** 40),

@@ -17,10 +17,11 @@
 // pushes our entries of those buckets and the reply carries the peer's, both merged with the same pure
 // merge, so one round repairs both sides. The planted bug `no-anti-entropy` never starts the loop.
 import { credentials, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { MeshAuth } from './mesh-auth.ts';
 import { MeshClient, type MeshWrite, type RelayBatch, type RepairReply, type DigestReply } from '../proto/gen/faultline.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { parseHlc } from './hlc.ts';
-import { meshWriteToKey } from './validate.ts';
+import { RpcError, meshWriteToKey, quote } from './validate.ts';
 import type { KeyWrite } from './replica.ts';
 import type { Peer } from './config.ts';
 import type { LocalWrite, StoreNode } from './node.ts';
@@ -197,7 +198,7 @@ class PeerLink {
     this.callOpenedMs = now;
     // No gRPC deadline: those are wall-clock based and libfaketime jumps the wall clock. The stream is
     // rotated every ROTATE_MS, and keepalive pings fail it when the connection dies.
-    const call = this.client.relay((error: ServiceError | null) => {
+    const call = this.client.relay(this.mesh.auth.outgoing(), (error: ServiceError | null) => {
       if (this.call === call) this.call = undefined;
       if (error && error.code !== status.CANCELLED) {
         this.mesh.node.log.throttled(`relay-error-${this.peer.id}`, 5000, 'warn', `relay stream to ${this.peer.id} failed: ${error.code} ${error.details}`);
@@ -216,6 +217,7 @@ class PeerLink {
 
 export class Mesh {
   readonly node: StoreNode;
+  readonly auth: MeshAuth;
   readonly bucket: TokenBucket;
   readonly seen = new SeenWindow();
   private readonly links: PeerLink[];
@@ -223,6 +225,7 @@ export class Mesh {
 
   constructor(node: StoreNode) {
     this.node = node;
+    this.auth = new MeshAuth(node.config.id, node.config.peers.map((p) => p.id), node.config.meshSecret);
     this.bucket = new TokenBucket({ ratePerS: node.config.meshBudgetPerS, burst: node.config.meshBudgetPerS });
     this.links = node.config.peers.map((p) => new PeerLink(this, p));
     node.onLocalWrite = (w) => this.relayLocal(w);
@@ -234,8 +237,9 @@ export class Mesh {
     return this.links.filter((l) => l.client.getChannel().getConnectivityState(true) === READY).map((l) => l.peer.id);
   }
 
-  isPeer(id: string): boolean {
-    return this.links.some((l) => l.peer.id === id);
+  /** This node or one of its peers: the only nodes whose writes and counter shares exist in this cluster. */
+  isMember(id: string): boolean {
+    return id === this.node.config.id || this.links.some((l) => l.peer.id === id);
   }
 
   start(): void {
@@ -253,11 +257,29 @@ export class Mesh {
     for (const link of this.links) link.enqueue(msg);
   }
 
-  /** Handles relayed writes (already validated) from `sender`; returns how many were applied. */
-  receiveRelay(writes: readonly MeshWrite[], keys: readonly KeyWrite[]): number {
+  /**
+   * Handles relayed writes (already validated) from the authenticated `sender`; returns how many were
+   * applied. The mesh is a full mesh and nobody forwards, so a relayed write is always the sender's own:
+   * its origin, its timestamp's node and its counter share's origin must all be the sender, or the
+   * batch is refused (PERMISSION_DENIED) and nothing of it is applied. Only the planted bug
+   * `echo-relay` forwards others' writes, so it skips this check.
+   */
+  receiveRelay(sender: string, writes: readonly MeshWrite[], keys: readonly KeyWrite[]): number {
     const node = this.node;
-    node.stats.relaysReceived += writes.length;
     const echoBug = node.bug('echo-relay');
+    if (!echoBug) {
+      writes.forEach((w, i) => {
+        const owner = w.share ? w.share.origin : w.ts?.node;
+        if (w.origin !== sender || owner !== sender) {
+          node.stats.meshRejected += 1;
+          throw new RpcError(
+            status.PERMISSION_DENIED,
+            `writes[${i}] has origin ${quote(w.origin)} and ${w.share ? 'share origin' : 'timestamp node'} ${quote(owner)}, but the sender is ${quote(sender)}: a node relays only its own writes`,
+          );
+        }
+      });
+    }
+    node.stats.relaysReceived += writes.length;
     const fresh: KeyWrite[] = [];
     const origins: string[] = [];
     writes.forEach((w, i) => {
@@ -289,7 +311,7 @@ export class Mesh {
     const node = this.node;
     const id = node.config.id;
     const theirs = await withTimeout<DigestReply>(DIGEST_TIMEOUT_MS, `Digest from ${link.peer.id}`, (done) =>
-      link.client.digest({ sender: id, buckets: DIGEST_BUCKETS }, done),
+      link.client.digest({ sender: id, buckets: DIGEST_BUCKETS }, this.auth.outgoing(), done),
     );
     const ours = node.replica.digest(DIGEST_BUCKETS);
     if (theirs.hashes.length !== DIGEST_BUCKETS) throw new Error(`${link.peer.id} answered ${theirs.hashes.length} digests, expected ${DIGEST_BUCKETS}`);
@@ -299,9 +321,11 @@ export class Mesh {
     const repair = async () => {
       node.stats.meshMessages += push.length;
       const reply = await withTimeout<RepairReply>(REPAIR_TIMEOUT_MS, `Repair from ${link.peer.id}`, (done) =>
-        link.client.repair({ sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push }, done),
+        link.client.repair({ sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push }, this.auth.outgoing(), done),
       );
-      this.mergeRepair(reply.writes, link.peer.id);
+      const keys = reply.writes.map(meshWriteToKey);
+      this.checkRepairOrigins(link.peer.id, reply.writes);
+      this.mergeRepair(keys, link.peer.id);
       buckets = [];
       push = [];
     };
@@ -314,9 +338,26 @@ export class Mesh {
     node.stats.antiEntropyRounds += 1;
   }
 
-  /** Merges writes received through anti-entropy (validated here); returns how many keys changed. */
-  mergeRepair(writes: readonly MeshWrite[], from: string): number {
-    const keys = writes.map(meshWriteToKey);
+  /**
+   * Anti-entropy carries whole states, so a repair holds other nodes' writes and shares too; but each
+   * write must be sent by `sender` and belong to a member of this cluster (a timestamp's node, a
+   * share's origin), so a peer cannot invent writes of nodes that do not exist. Throws PERMISSION_DENIED.
+   */
+  checkRepairOrigins(sender: string, writes: readonly MeshWrite[]): void {
+    writes.forEach((w, i) => {
+      const owner = w.share ? w.share.origin : (w.ts?.node ?? '');
+      if (w.origin !== sender || !this.isMember(owner)) {
+        this.node.stats.meshRejected += 1;
+        throw new RpcError(
+          status.PERMISSION_DENIED,
+          `repair writes[${i}] has origin ${quote(w.origin)} (the sender is ${quote(sender)}) and belongs to ${quote(owner)}, which is not a member of this cluster (this node and its --peers)`,
+        );
+      }
+    });
+  }
+
+  /** Merges writes received through anti-entropy (validated and checked); returns how many keys changed. */
+  mergeRepair(keys: readonly KeyWrite[], from: string): number {
     const changed = this.node.applyRemote(keys, () => from, true);
     this.node.stats.keysRepaired += changed;
     return changed;

@@ -57,6 +57,8 @@ export interface Stats {
   meshMessages: number;
   duplicateRequests: number;
   meshThrottled: number;
+  /** Mesh calls and relay batches refused (authentication, sender, or writes that are not the sender's). */
+  meshRejected: number;
 }
 
 function keyWriteToRecord(w: KeyWrite): WriteRecord {
@@ -82,6 +84,7 @@ export class StoreNode {
     meshMessages: 0,
     duplicateRequests: 0,
     meshThrottled: 0,
+    meshRejected: 0,
   };
   /** Called with every durable local write (the mesh relays it). */
   onLocalWrite: (w: LocalWrite) => void = () => {};
@@ -468,6 +471,7 @@ export class StoreNode {
       meshThrottled: s.meshThrottled,
       fsyncs: this.wal.fsyncs,
       relaysDropped: s.relaysDropped,
+      meshRejected: s.meshRejected,
     };
   }
 

@@ -3,7 +3,7 @@
 // with a clear message; nothing a client or peer sends can throw out of a handler and crash the node.
 import { Metadata, Server, ServerCredentials, status, type ServerErrorResponse, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { MeshService, StoreService, type MeshServer, type StoreServer, type MeshWrite } from '../proto/gen/faultline.ts';
-import { RpcError, checkDelta, checkId, checkKind, checkRequestId, checkValue, invalid, meshWriteToKey } from './validate.ts';
+import { RpcError, checkDelta, checkId, checkKind, checkRequestId, checkValue, invalid, meshWriteToKey, quote } from './validate.ts';
 import { MESH_MESSAGE_BYTES, keyToMeshWrite, type Mesh } from './mesh.ts';
 import { isPowerOfTwoBuckets } from './replica.ts';
 import type { StoreNode } from './node.ts';
@@ -35,12 +35,21 @@ function unary<Req, Res>(node: StoreNode, name: string, fn: (req: Req, call: Ser
   };
 }
 
-function checkSender(mesh: Mesh, sender: unknown): string {
-  if (typeof sender !== 'string' || sender === '') throw invalid('sender must name the sending node');
-  if (!mesh.isPeer(sender)) {
-    throw new RpcError(status.PERMISSION_DENIED, `sender "${sender.slice(0, 64)}" is not in this node's --peers list`);
+/**
+ * Authenticates a mesh call (node/mesh-auth.ts) and checks that the message names the same sender;
+ * returns the sender. A refusal is counted and logged (one throttled line for all senders, with the
+ * sender quoted, so neither a flood of callers nor a sender with a newline can flood or forge the log).
+ */
+function authenticate(node: StoreNode, mesh: Mesh, metadata: Metadata, named: unknown, method: string): string {
+  try {
+    const sender = mesh.auth.check(metadata);
+    if (named !== sender) throw new RpcError(status.PERMISSION_DENIED, `the message names sender ${quote(named)} but the call was authenticated as ${quote(sender)}`);
+    return sender;
+  } catch (error) {
+    node.stats.meshRejected += 1;
+    node.log.throttled('mesh-rejected', 5000, 'warn', `refused a mesh ${method} call: ${(error as Error).message}`);
+    throw error;
   }
-  return sender;
 }
 
 function checkBucketCount(count: number): number {
@@ -107,16 +116,28 @@ export function meshHandlers(node: StoreNode, mesh: Mesh): MeshServer {
     relay: (call, callback) => {
       let received = 0;
       let failed = false;
+      let sender: string | undefined;
+      try {
+        sender = mesh.auth.check(call.metadata);
+      } catch (error) {
+        failed = true;
+        node.stats.meshRejected += 1;
+        node.log.throttled('mesh-rejected', 5000, 'warn', `refused a mesh Relay call: ${(error as Error).message}`);
+        callback(toStatus(error));
+      }
       call.on('data', (batch: { sender: string; writes: MeshWrite[] }) => {
         if (failed) return;
         try {
-          checkSender(mesh, batch.sender);
+          if (batch.sender !== sender) {
+            node.stats.meshRejected += 1;
+            throw new RpcError(status.PERMISSION_DENIED, `the batch names sender ${quote(batch.sender)} but the stream was authenticated as ${quote(sender)}`);
+          }
           const keys = batch.writes.map(meshWriteToKey);
-          mesh.receiveRelay(batch.writes, keys);
+          mesh.receiveRelay(sender, batch.writes, keys);
           received += batch.writes.length;
         } catch (error) {
           failed = true;
-          node.log.throttled(`relay-in-${String(batch?.sender).slice(0, 64)}`, 5000, 'warn', `rejected relay from "${String(batch?.sender).slice(0, 64)}": ${(error as Error).message}`);
+          node.log.throttled('relay-in-rejected', 5000, 'warn', `rejected a relay batch from ${quote(sender)}: ${(error as Error).message}`);
           callback(toStatus(error));
         }
       });
@@ -127,18 +148,20 @@ export function meshHandlers(node: StoreNode, mesh: Mesh): MeshServer {
         failed = true;
       });
     },
-    digest: unary(node, 'Digest', (req) => {
-      checkSender(mesh, req.sender);
+    digest: unary(node, 'Digest', (req, call) => {
+      authenticate(node, mesh, call.metadata, req.sender, 'Digest');
       return { sender: node.config.id, hashes: node.replica.digest(checkBucketCount(req.buckets)) };
     }),
-    repair: unary(node, 'Repair', (req) => {
-      checkSender(mesh, req.sender);
+    repair: unary(node, 'Repair', (req, call) => {
+      const sender = authenticate(node, mesh, call.metadata, req.sender, 'Repair');
       const count = checkBucketCount(req.bucketCount);
       for (const b of req.buckets) if (b >= count) throw invalid(`bucket ${b} is out of range for ${count} buckets`);
+      const keys = req.writes.map(meshWriteToKey);
+      mesh.checkRepairOrigins(sender, req.writes);
       // Collect our side before merging theirs, so the reply is our state as it was asked for.
       const writes = [...node.replica.bucketWrites(req.buckets, count)].map((w) => keyToMeshWrite(w, node.config.id, 0));
       node.stats.meshMessages += writes.length;
-      mesh.mergeRepair(req.writes, req.sender);
+      mesh.mergeRepair(keys, sender);
       return { sender: node.config.id, writes };
     }),
   };

@@ -2,14 +2,16 @@
 // loopback with free ports and temp data dirs, waits until they answer Health, and offers a promise
 // client for the Store API. Nothing here is a mock; these are the same processes the containers run.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, credentials, type ServiceError } from '@grpc/grpc-js';
 import { SERVICE_NODE_FLAGS } from './config.ts';
-import { StoreClient, type StatsReply, type HealthReply, type GetReply, type PutReply, type IncrReply, type DeleteReply, type Entity, type WatchEvent } from '../proto/gen/faultline.ts';
+import { meshMetadata } from './mesh-auth.ts';
+import { MeshClient, MeshWrite, StoreClient, type DigestReply, type DigestRequest, type RelayAck, type RepairReply, type RepairRequest, type StatsReply, type HealthReply, type GetReply, type PutReply, type IncrReply, type DeleteReply, type Entity, type WatchEvent } from '../proto/gen/faultline.ts';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), 'main.ts');
 
@@ -34,6 +36,15 @@ export interface NodeSpec {
   readonly bug?: string;
   readonly antiEntropyMs?: number;
   readonly extraArgs?: readonly string[];
+  /** The cluster's mesh secret, passed in FAULTLINE_MESH_SECRET (required by a node with peers). */
+  readonly meshSecret?: string;
+  /** Extra environment variables for the node process. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** A fresh mesh secret, as the harness makes one per run. */
+export function newMeshSecret(): string {
+  return randomBytes(32).toString('hex');
 }
 
 export class NodeProcess {
@@ -49,7 +60,10 @@ export class NodeProcess {
     if (spec.antiEntropyMs !== undefined) args.push('--anti-entropy-ms', String(spec.antiEntropyMs));
     if (spec.bug) args.push('--bug', spec.bug);
     args.push(...(spec.extraArgs ?? []));
-    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env };
+    delete env.FAULTLINE_MESH_SECRET;
+    if (spec.meshSecret !== undefined) env.FAULTLINE_MESH_SECRET = spec.meshSecret;
+    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
@@ -118,6 +132,7 @@ export interface ClusterOptions {
 export async function clusterSpecs(options: ClusterOptions): Promise<NodeSpec[]> {
   const ids = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
   const ports = await Promise.all(ids.map(() => freePort()));
+  const meshSecret = newMeshSecret();
   return ids.map((id, i) => ({
     id,
     port: ports[i],
@@ -125,6 +140,7 @@ export async function clusterSpecs(options: ClusterOptions): Promise<NodeSpec[]>
     peers: Object.fromEntries(ids.map((other, j) => [other, ports[j]]).filter(([other]) => other !== id)),
     bug: options.bug,
     antiEntropyMs: options.antiEntropyMs,
+    meshSecret,
   }));
 }
 
@@ -185,6 +201,50 @@ export class StoreApi {
     call.on('error', () => {});
     return () => call.cancel();
   }
+  close(): void {
+    this.client.close();
+  }
+}
+
+/**
+ * Speaks the Mesh service to a node as peer `sender`, as a real peer would: with the metadata that
+ * proves membership when given the cluster's secret, or none (secret undefined) to act as an outsider.
+ */
+export class MeshPeer {
+  readonly client: MeshClient;
+  readonly sender: string;
+  private readonly secret: string | undefined;
+
+  constructor(port: number, sender: string, secret: string | undefined) {
+    this.sender = sender;
+    this.secret = secret;
+    this.client = new MeshClient(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.max_send_message_length': 256 * 1024 * 1024 });
+  }
+
+  private metadata(): Metadata {
+    return this.secret === undefined ? new Metadata() : meshMetadata(this.secret, this.sender);
+  }
+
+  /** Streams batches (each a list of partial writes) on one Relay call; `sender` names each batch unless given. */
+  relay(batches: readonly (readonly Partial<MeshWrite>[])[], sender = this.sender): Promise<RelayAck> {
+    return new Promise<RelayAck>((resolve, reject) => {
+      const call = this.client.relay(this.metadata(), (e, r) => (e ? reject(e) : resolve(r)));
+      for (const writes of batches) call.write({ sender, writes: writes.map((w) => MeshWrite.fromPartial(w)) });
+      call.end();
+    });
+  }
+
+  digest(request: Partial<DigestRequest> = {}): Promise<DigestReply> {
+    return new Promise((resolve, reject) =>
+      this.client.digest({ sender: this.sender, buckets: 64, ...request }, this.metadata(), (e, r) => (e ? reject(e) : resolve(r))),
+    );
+  }
+
+  repair(request: Partial<Omit<RepairRequest, 'writes'>> & { writes?: readonly Partial<MeshWrite>[] } = {}): Promise<RepairReply> {
+    const full = { sender: this.sender, buckets: [], bucketCount: 64, ...request, writes: (request.writes ?? []).map((w) => MeshWrite.fromPartial(w)) };
+    return new Promise((resolve, reject) => this.client.repair(full, this.metadata(), (e, r) => (e ? reject(e) : resolve(r))));
+  }
+
   close(): void {
     this.client.close();
   }

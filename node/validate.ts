@@ -22,6 +22,21 @@ export class RpcError extends Error {
 
 export const invalid = (message: string) => new RpcError(status.INVALID_ARGUMENT, message);
 
+/** Characters JSON.stringify leaves as they are but that break or fake a line in a log or terminal. */
+const UNSAFE_CHARS = /[\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * Text from a request, made safe to repeat in an error or a log line: quoted, control characters
+ * escaped (so a "\n" cannot forge a log line) and cut to `max` characters (so a 1 MiB field does not
+ * become a 1 MiB error or log line), with the full length said when it was cut.
+ */
+export function quote(value: unknown, max = 64): string {
+  const text = typeof value === 'string' ? value : String(value);
+  const cut = text.length > max ? text.slice(0, max) : text;
+  const escaped = JSON.stringify(cut).replace(UNSAFE_CHARS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length > max ? `${escaped.slice(0, -1)}…" (${text.length} characters)` : escaped;
+}
+
 export function checkId(field: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) throw invalid(`${field} must be a non-empty string (at most ${MAX_ID_BYTES} bytes)`);
   const bytes = Buffer.byteLength(value, 'utf8');

@@ -12,6 +12,7 @@ describe('parseConfig', () => {
       FAULTLINE_DATA_DIR: '/data',
       FAULTLINE_ANTI_ENTROPY_MS: '900',
       FAULTLINE_BUG: 'no-dedupe',
+      FAULTLINE_MESH_SECRET: 'a-cluster-secret-0123456789',
     });
     expect(c).toMatchObject({
       id: 'n1',
@@ -21,6 +22,7 @@ describe('parseConfig', () => {
       antiEntropyMs: 250,
       maxSkewMs: 1000,
       bug: 'no-dedupe',
+      meshSecret: 'a-cluster-secret-0123456789',
       peers: [
         { id: 'n2', host: 'n2', port: 7000 },
         { id: 'n3', host: '10.0.0.3', port: 7001 },
@@ -39,6 +41,8 @@ describe('parseConfig', () => {
     [['--id', 'n1', '--data-dir', '/d', '--bug', 'nope'], /valid names: no-anti-entropy/],
     [['--id', 'n1', '--data-dir', '/d', '--colour', 'red'], /Unknown option `--colour`/],
     [['--id', 'n:1', '--data-dir', '/d'], /`--id`/],
+    [['--id', 'n1', '--data-dir', '/d', '--peers', 'n2=h:1'], /FAULTLINE_MESH_SECRET is not set/],
+    [['--id', 'n1', '--data-dir', '/d', '--mesh-secret', 'x'.repeat(20)], /is not a flag: pass it in FAULTLINE_MESH_SECRET/],
   ])('rejects %j', (argv, message) => {
     expect(() => parseConfig(argv, {})).toThrow(ConfigError);
     expect(() => parseConfig(argv, {})).toThrow(message);

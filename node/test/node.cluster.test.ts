@@ -4,9 +4,8 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { MeshClient, MeshWrite, type RelayAck } from '../../proto/gen/faultline.ts';
-import { StoreApi, TcpProxy, clusterSpecs, freePort, removeDataDirs, startNode, waitForMesh, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { MeshPeer, StoreApi, TcpProxy, clusterSpecs, freePort, removeDataDirs, startNode, waitForMesh, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
 
 const procs: NodeProcess[] = [];
 const clients: StoreApi[] = [];
@@ -326,16 +325,11 @@ describe('hybrid logical clock across nodes', () => {
     specsToRemove.push(...specs);
     const { api } = await start(specs[0]); // n2 is never started: this test speaks for it
     const future = Date.now() + 3_600_000;
-    const mesh = new MeshClient(`127.0.0.1:${specs[0].port}`, credentials.createInsecure());
-    await new Promise<RelayAck>((resolve, reject) => {
-      const call = mesh.relay((e, r) => (e ? reject(e) : resolve(r)));
-      call.write({
-        sender: 'n2',
-        writes: [MeshWrite.fromPartial({ origin: 'n2', seq: 1, entity: 'clock', component: 'owner', value: 'from-the-future', kind: 'lww', ts: { wallMs: future, logical: 0, node: 'n2' } })],
-      });
-      call.end();
-    });
+    const mesh = new MeshPeer(specs[0].port, 'n2', specs[0].meshSecret);
+    await mesh.relay([[{ origin: 'n2', seq: 1, entity: 'clock', component: 'owner', value: 'from-the-future', kind: 'lww', ts: { wallMs: future, logical: 0, node: 'n2' } }]]);
     mesh.close();
+    // The relayed write becomes visible once n1 has made it durable; the local write must come after.
+    expect(await waitUntil(async () => (await api.get('clock')).found, 5000, 5)).toBe(true);
     const put = await api.put('clock', 'owner', 'written-after', 'after-1');
     return { put, stats: await api.stats(), future };
   }
@@ -421,25 +415,17 @@ describe('bad input', () => {
     await api.put('e', 'threat', '5', '', 'max');
     await expect(api.delete('e', 'threat')).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
 
-    const mesh = new MeshClient(`127.0.0.1:${specs[0].port}`, credentials.createInsecure());
-    const relay = (sender: string, writes: Partial<MeshWrite>[]) =>
-      new Promise<RelayAck>((resolve, reject) => {
-        const call = mesh.relay((e, r) => (e ? reject(e) : resolve(r)));
-        call.write({ sender, writes: writes.map((w) => MeshWrite.fromPartial(w)) });
-        call.end();
-      });
-    await expect(relay('intruder', [])).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
-    await expect(relay('n2', [{ origin: 'n2', seq: 1, entity: 'e', component: 'c', value: 'v', kind: 'lww' }])).rejects.toMatchObject({
+    const mesh = new MeshPeer(specs[0].port, 'n2', specs[0].meshSecret);
+    const intruder = new MeshPeer(specs[0].port, 'intruder', specs[0].meshSecret);
+    await expect(intruder.relay([[]])).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+    await expect(mesh.relay([[{ origin: 'n2', seq: 1, entity: 'e', component: 'c', value: 'v', kind: 'lww' }]])).rejects.toMatchObject({
       code: status.INVALID_ARGUMENT,
       details: expect.stringMatching(/writes\[0\]\.ts is missing/),
     });
-    await expect(
-      new Promise((resolve, reject) => mesh.digest({ sender: 'n2', buckets: 3 }, new Metadata(), (e, r) => (e ? reject(e) : resolve(r)))),
-    ).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
-    await expect(
-      new Promise((resolve, reject) => mesh.repair({ sender: 'nobody', buckets: [1], bucketCount: 64, writes: [] }, (e, r) => (e ? reject(e) : resolve(r)))),
-    ).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+    await expect(mesh.digest({ buckets: 3 })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+    await expect(new MeshPeer(specs[0].port, 'nobody', specs[0].meshSecret).repair({ buckets: [1] })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
     mesh.close();
+    intruder.close();
 
     expect(proc.alive).toBe(true);
     expect((await api.health()).ok).toBe(true);

@@ -181,6 +181,11 @@ export interface StatsReply {
   fsyncs: number;
   /** Relayed writes dropped because a peer was unreachable or its queue was full (anti-entropy repairs them). */
   relaysDropped: number;
+  /**
+   * Mesh calls and relay batches refused: no or a wrong mesh token (UNAUTHENTICATED), a sender not in
+   * --peers, or writes the sender may not send (PERMISSION_DENIED: a relayed write that is not its own).
+   */
+  meshRejected: number;
 }
 
 export interface Hlc {
@@ -2127,6 +2132,7 @@ function createBaseStatsReply(): StatsReply {
     meshThrottled: 0,
     fsyncs: 0,
     relaysDropped: 0,
+    meshRejected: 0,
   };
 }
 
@@ -2176,6 +2182,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     }
     if (message.relaysDropped !== 0) {
       writer.uint32(120).uint64(message.relaysDropped);
+    }
+    if (message.meshRejected !== 0) {
+      writer.uint32(128).uint64(message.meshRejected);
     }
     return writer;
   },
@@ -2313,6 +2322,14 @@ export const StatsReply: MessageFns<StatsReply> = {
             message.relaysDropped = longToNumber(reader.uint64());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.meshRejected = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2390,6 +2407,11 @@ export const StatsReply: MessageFns<StatsReply> = {
         : isSet(object.relays_dropped)
         ? globalThis.Number(object.relays_dropped)
         : 0,
+      meshRejected: isSet(object.meshRejected)
+        ? globalThis.Number(object.meshRejected)
+        : isSet(object.mesh_rejected)
+        ? globalThis.Number(object.mesh_rejected)
+        : 0,
     };
   },
 
@@ -2440,6 +2462,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     if (message.relaysDropped !== 0) {
       obj.relaysDropped = Math.round(message.relaysDropped);
     }
+    if (message.meshRejected !== 0) {
+      obj.meshRejected = Math.round(message.meshRejected);
+    }
     return obj;
   },
 
@@ -2463,6 +2488,7 @@ export const StatsReply: MessageFns<StatsReply> = {
     message.meshThrottled = object.meshThrottled ?? 0;
     message.fsyncs = object.fsyncs ?? 0;
     message.relaysDropped = object.relaysDropped ?? 0;
+    message.meshRejected = object.meshRejected ?? 0;
     return message;
   },
 };
