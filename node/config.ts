@@ -31,6 +31,8 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly antiEntropyMs: number;
   readonly maxSkewMs: number;
+  /** A remote HLC more than this ahead of the wall clock is not merged (hlc.ts, the offset rule). */
+  readonly maxOffsetMs: number;
   /** The cluster's shared mesh secret (FAULTLINE_MESH_SECRET only, never a flag); never logged. */
   readonly meshSecret: string;
   readonly bug: BugName | undefined;
@@ -61,6 +63,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'data-dir', env: 'FAULTLINE_DATA_DIR', description: 'directory for the log and snapshots (created if missing)' },
   { flag: 'anti-entropy-ms', env: 'FAULTLINE_ANTI_ENTROPY_MS', description: 'interval between anti-entropy rounds, ms (10-600000)', default: '500' },
   { flag: 'max-skew-ms', env: 'FAULTLINE_MAX_SKEW_MS', description: 'a remote HLC this far ahead of the wall clock is a skew event, ms (1-86400000)', default: '1000' },
+  {
+    flag: 'max-offset-ms',
+    env: 'FAULTLINE_MAX_OFFSET_MS',
+    description: 'a remote HLC more than this ahead of the wall clock is rejected, not merged (at least --max-skew-ms; unset: 600000 or --max-skew-ms if larger), ms (1000-31536000000)',
+    default: '600000',
+  },
   {
     flag: 'mesh-secret',
     env: 'FAULTLINE_MESH_SECRET',
@@ -162,6 +170,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     throw new ConfigError(`Expected FAULTLINE_MESH_SECRET to have at least ${MIN_MESH_SECRET_CHARS} characters, got ${meshSecret.length}; make one with \`openssl rand -hex 32\``);
   }
   const maxSkewMs = parseInteger('max-skew-ms', get('max-skew-ms'), 1, 86_400_000);
+  // Unset, the offset bound grows with a larger skew threshold; set explicitly, it must not be below it.
+  const maxOffsetMs = raw.has('max-offset-ms') ? parseInteger('max-offset-ms', get('max-offset-ms'), 1000, 31_536_000_000) : Math.max(600_000, maxSkewMs);
+  if (maxOffsetMs < maxSkewMs) {
+    throw new ConfigError(`Expected \`--max-offset-ms\` (${maxOffsetMs}) to be at least \`--max-skew-ms\` (${maxSkewMs}): a skewed timestamp is counted and accepted, one beyond --max-offset-ms is rejected`);
+  }
   return {
     id,
     listenHost: listen.host,
@@ -170,6 +183,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     dataDir,
     antiEntropyMs: parseInteger('anti-entropy-ms', get('anti-entropy-ms'), 10, 600_000),
     maxSkewMs,
+    maxOffsetMs,
     meshSecret,
     bug,
     meshBudgetPerS: parseInteger('mesh-budget-per-s', get('mesh-budget-per-s'), 1, 100_000_000),

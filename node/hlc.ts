@@ -5,11 +5,22 @@
 //
 // Skew rule: a remote timestamp whose wall part is more than maxSkewMs ahead of our own wall clock is
 // counted (skewEvents) and logged with both clocks, and is still accepted: the clock advances to it.
-// Rejecting it would leave that write unmerged on this replica and break convergence; adopting it
-// preserves causality (everything we write afterwards sorts after what we have seen). The cost is that
-// our timestamps run ahead of our wall clock until it catches up, with the logical counter absorbing
-// the writes meanwhile; if more than MAX_LOGICAL writes land in one wall millisecond the clock refuses
-// with HlcOverflowError rather than invent time.
+// Adopting it preserves causality (everything we write afterwards sorts after what we have seen).
+//
+// Offset rule (after CockroachDB's max-offset): a remote timestamp more than maxOffsetMs ahead of our
+// wall clock is not admitted at all: the write that carries it is not merged, the clock does not move,
+// and it is counted (rejected) and reported. No single message can then push the clock (and with it
+// every later timestamp of the cluster) arbitrarily far into the future. Nothing is lost for a real
+// peer: anti-entropy offers the write again every round and it is admitted once our wall clock is
+// within maxOffsetMs of it. The default (600 s, config.ts) is 2.5 times the largest difference the
+// harness's clock nemesis makes between two nodes (each within ±120 s, so 240 s apart).
+//
+// The logical counter never blocks writes: when more than MAX_LOGICAL timestamps are needed within one
+// millisecond of HLC wall time (the clock runs ahead of the wall clock, e.g. after adopting a skewed
+// peer's time, and the writes keep coming), the clock borrows the next millisecond (wall + 1, logical
+// 0). Timestamps stay strictly increasing; the HLC runs ahead of the wall clock by one millisecond per
+// 65,536 such writes, which at any real write rate is far less than the skew that caused it. Only at
+// the very end of the canonical width (year 33658) does now() throw HlcOverflowError.
 
 export const MAX_LOGICAL = 65_535;
 const WALL_DIGITS = 15;
@@ -21,13 +32,10 @@ export interface Hlc {
   readonly node: string;
 }
 
-/** Thrown when more than MAX_LOGICAL timestamps are needed within one millisecond of HLC wall time. */
+/** Thrown only when the clock has reached the largest canonical timestamp and cannot borrow further. */
 export class HlcOverflowError extends Error {
   constructor(wallMs: number, node: string) {
-    super(
-      `HLC logical counter overflow on node ${node} at wall ${wallMs}: more than ${MAX_LOGICAL} events in one ` +
-        `millisecond of HLC time (the clock is ahead of the wall clock, e.g. after adopting a skewed peer's time); retry later`,
-    );
+    super(`HLC overflow on node ${node}: the clock is at the largest canonical timestamp (wall ${wallMs}, logical ${MAX_LOGICAL}); the node's wall clock or a stored timestamp is wrong`);
     this.name = 'HlcOverflowError';
   }
 }
@@ -68,24 +76,47 @@ export interface HybridClockOptions {
   readonly wallMs?: () => number;
   /** A remote timestamp this far ahead of our wall clock counts as a skew event. */
   readonly maxSkewMs: number;
+  /** A remote timestamp more than this ahead of our wall clock is not admitted (the offset rule). @default Infinity */
+  readonly maxOffsetMs?: number;
   /** Called for every skew event (after it is counted), e.g. to log it. */
   readonly onSkew?: (event: SkewEvent) => void;
+  /** Called for every timestamp the offset rule rejects (after it is counted), e.g. to log it. */
+  readonly onReject?: (event: SkewEvent) => void;
 }
 
 export class HybridClock {
   readonly node: string;
   private readonly wall: () => number;
   private readonly maxSkewMs: number;
+  readonly maxOffsetMs: number;
   private readonly onSkew: ((event: SkewEvent) => void) | undefined;
+  private readonly onReject: ((event: SkewEvent) => void) | undefined;
   private lastWall = 0;
   private lastLogical = 0;
   skewEvents = 0;
+  /** Remote timestamps the offset rule refused. */
+  rejected = 0;
 
   constructor(options: HybridClockOptions) {
     this.node = options.node;
     this.wall = options.wallMs ?? Date.now;
     this.maxSkewMs = options.maxSkewMs;
+    this.maxOffsetMs = options.maxOffsetMs ?? Infinity;
     this.onSkew = options.onSkew;
+    this.onReject = options.onReject;
+  }
+
+  /**
+   * The offset rule: true when `remote` is at most maxOffsetMs ahead of our wall clock and may be
+   * merged; otherwise counts and reports it and returns false (the caller must not merge it).
+   */
+  admissible(remote: Hlc): boolean {
+    const physical = this.physical();
+    const aheadMs = remote.wallMs - physical;
+    if (aheadMs <= this.maxOffsetMs) return true;
+    this.rejected += 1;
+    this.onReject?.({ remote, localWallMs: physical, aheadMs });
+    return false;
   }
 
   /** Counts and reports a remote timestamp too far ahead of our wall clock, without moving the clock. */
@@ -104,15 +135,19 @@ export class HybridClock {
     if (physical > this.lastWall) {
       this.lastWall = physical;
       this.lastLogical = 0;
-    } else {
+    } else if (this.lastLogical < MAX_LOGICAL) {
       // The wall clock stood still or went backwards: keep our wall and count logically.
-      if (this.lastLogical >= MAX_LOGICAL) throw new HlcOverflowError(this.lastWall, this.node);
       this.lastLogical += 1;
+    } else {
+      // The logical counter is full: borrow the next millisecond rather than refuse (see above).
+      if (this.lastWall >= MAX_WALL_MS) throw new HlcOverflowError(this.lastWall, this.node);
+      this.lastWall += 1;
+      this.lastLogical = 0;
     }
     return { wallMs: this.lastWall, logical: this.lastLogical, node: this.node };
   }
 
-  /** Merges a remote timestamp into the clock so later local events sort after it (see the skew rule above). */
+  /** Merges an admissible remote timestamp into the clock so later local events sort after it (see the skew rule above). */
   observe(remote: Hlc): void {
     this.detectSkew(remote);
     this.advance(remote);

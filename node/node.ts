@@ -12,7 +12,7 @@ import { counterValue, type ComponentState, type Kind, type Share } from './merg
 import { Replica, type KeyWrite } from './replica.ts';
 import { Wal, type Durable } from './wal.ts';
 import { WatchHub } from './watch.ts';
-import { RpcError } from './validate.ts';
+import { RpcError, quote } from './validate.ts';
 import type { NodeConfig } from './config.ts';
 import type { BugName } from './bugs.ts';
 import type { Logger } from './log.ts';
@@ -100,6 +100,10 @@ export class StoreNode {
   private compactTimer: NodeJS.Timeout | undefined;
   /** Planted bug remote-before-durable: remote writes already visible, waiting for the next timed log flush. */
   private remoteLater: WriteRecord[] = [];
+  /** What a timestamp being admitted belongs to, for the log line of a rejection (set per write, no allocation). */
+  private readonly rejecting = { what: '', entity: '', key: '', from: '' };
+  /** Log records the offset rule kept out of the state on replay (logged once, after the replay). */
+  private quarantined: { count: number; first?: string } = { count: 0 };
 
   private constructor(config: NodeConfig, log: Logger) {
     this.config = config;
@@ -108,8 +112,17 @@ export class StoreNode {
     this.clock = new HybridClock({
       node: config.id,
       maxSkewMs: config.maxSkewMs,
+      maxOffsetMs: config.maxOffsetMs,
       onSkew: (e) =>
         log.throttled('skew', 1000, 'warn', `skew: remote HLC ${formatHlc(e.remote)} is ${e.aheadMs} ms ahead of local wall ${e.localWallMs} (max ${config.maxSkewMs} ms); accepted, HLC advanced`),
+      onReject: (e) =>
+        log.throttled(
+          'hlc-rejected',
+          1000,
+          'warn',
+          `rejected ${this.describeRejecting()}: its HLC ${quote(formatHlc(e.remote), 100)} is ${e.aheadMs} ms ahead of local wall ${e.localWallMs}, beyond --max-offset-ms ${config.maxOffsetMs}; ` +
+            'not merged, the clock did not move (a peer offers it again through anti-entropy; it is admitted once this clock is within the offset)',
+        ),
     });
   }
 
@@ -129,6 +142,12 @@ export class StoreNode {
     node.incarnation += 1;
     await wal.append({ t: 'inc', n: node.incarnation } satisfies LogRecord);
     await wal.flush();
+    if (node.quarantined.count > 0) {
+      log.warn(
+        `replay: ${node.quarantined.count} logged writes carry a timestamp more than --max-offset-ms ${config.maxOffsetMs} ahead of the wall clock (first: ${node.quarantined.first}); ` +
+          'they were not merged and did not move the clock (counted in timestamps_rejected); they stay in the log file until the next compaction',
+      );
+    }
     log.info(
       `replayed ${replay.records} records (snapshot gen ${replay.snapshotGen}, ${replay.logs} logs, ${replay.discardedBytes} torn bytes dropped) ` +
         `in ${Math.round(performance.now() - began)} ms: ${node.replica.entities.size} entities, ${node.requests.size} request ids; incarnation ${node.incarnation}`,
@@ -146,14 +165,20 @@ export class StoreNode {
 
   private replayRecord(r: LogRecord): void {
     switch (r.t) {
-      case 'c':
+      case 'c': {
+        // The offset rule holds on replay too: a logged timestamp far in the future (a poisoned record)
+        // must neither pin the clock nor its key after a restart.
+        const parsed = parseHlc(r.ts);
+        this.setRejecting('a logged write on replay', r.e, r.k, '');
+        if (parsed && !this.clock.admissible(parsed)) {
+          if (this.quarantined.count++ === 0) this.quarantined.first = `${quote(r.e)}/${quote(r.k)} at ${quote(r.ts, 100)}`;
+          return;
+        }
         this.replica.applyComponent(r.e, r.k, { value: r.v, ts: r.ts, deleted: r.d, kind: r.kd });
         // Restarting must not issue timestamps below what we logged, even if the wall clock went back.
-        if (!this.bug('wall-clock-lww')) {
-          const parsed = parseHlc(r.ts);
-          if (parsed) this.clock.advance(parsed);
-        }
+        if (parsed && !this.bug('wall-clock-lww')) this.clock.advance(parsed);
         break;
+      }
       case 's':
         this.replica.applyShare(r.e, r.k, r.o, { p: r.p, n: r.n });
         break;
@@ -168,12 +193,28 @@ export class StoreNode {
     if (r.rid !== undefined && r.fp !== undefined && r.rep !== undefined) this.remember(r.rid, { fp: r.fp, reply: r.rep, durable: true });
   }
 
-  private observeTs(ts: string): void {
+  private setRejecting(what: string, entity: string, key: string, from: string): void {
+    const r = this.rejecting;
+    r.what = what;
+    r.entity = entity;
+    r.key = key;
+    r.from = from;
+  }
+
+  private describeRejecting(): string {
+    const r = this.rejecting;
+    return `${r.what} of ${quote(r.entity)}/${quote(r.key)}${r.from ? ` from ${quote(r.from)}` : ''}`;
+  }
+
+  /** Applies the offset rule to a remote timestamp and, when admitted, observes it; false: do not merge. */
+  private admitTs(ts: string): boolean {
     const parsed = parseHlc(ts);
-    if (!parsed) return;
+    if (!parsed) return false;
+    if (!this.clock.admissible(parsed)) return false;
     // The planted bug wall-clock-lww still detects skew but never lets remote time advance our clock.
     if (this.bug('wall-clock-lww')) this.clock.detectSkew(parsed);
     else this.clock.observe(parsed);
+    return true;
   }
 
   private remember(rid: string, entry: RequestEntry): void {
@@ -360,7 +401,8 @@ export class StoreNode {
     let changed = 0;
     writes.forEach((w, i) => {
       if ('state' in w) {
-        this.observeTs(w.state.ts);
+        this.setRejecting(fromRepair ? 'a repaired write' : 'a relayed write', w.entity, w.component, origin(i));
+        if (!this.admitTs(w.state.ts)) return;
         const current = this.replica.component(w.entity, w.component);
         if (current !== undefined && this.replica.previewComponent(w.entity, w.component, w.state) === current) return;
       } else {
@@ -464,6 +506,7 @@ export class StoreNode {
       antiEntropyRounds: s.antiEntropyRounds,
       keysRepaired: s.keysRepaired,
       skewEvents: this.clock.skewEvents,
+      timestampsRejected: this.clock.rejected,
       watcherDrops: this.watch.drops,
       meshMessages: s.meshMessages,
       messagesPerWrite: s.writes === 0 ? 0 : s.meshMessages / s.writes,

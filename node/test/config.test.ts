@@ -42,10 +42,19 @@ describe('parseConfig', () => {
     [['--id', 'n1', '--data-dir', '/d', '--colour', 'red'], /Unknown option `--colour`/],
     [['--id', 'n:1', '--data-dir', '/d'], /`--id`/],
     [['--id', 'n1', '--data-dir', '/d', '--peers', 'n2=h:1'], /FAULTLINE_MESH_SECRET is not set/],
+    [['--id', 'n1', '--data-dir', '/d', '--max-skew-ms', '5000', '--max-offset-ms', '4000'], /`--max-offset-ms` \(4000\) to be at least `--max-skew-ms` \(5000\)/],
     [['--id', 'n1', '--data-dir', '/d', '--mesh-secret', 'x'.repeat(20)], /is not a flag: pass it in FAULTLINE_MESH_SECRET/],
   ])('rejects %j', (argv, message) => {
     expect(() => parseConfig(argv, {})).toThrow(ConfigError);
     expect(() => parseConfig(argv, {})).toThrow(message);
+  });
+});
+
+describe('--max-offset-ms', () => {
+  it('defaults to 600 s, well above the 240 s two nodes differ by under the clock nemesis, and to a larger --max-skew-ms', () => {
+    expect(parseConfig(['--id', 'n1', '--data-dir', '/d'], {}).maxOffsetMs).toBe(600_000);
+    expect(parseConfig(['--id', 'n1', '--data-dir', '/d', '--max-skew-ms', '3600000'], {}).maxOffsetMs).toBe(3_600_000);
+    expect(parseConfig(['--id', 'n1', '--data-dir', '/d', '--max-offset-ms', '300000'], {}).maxOffsetMs).toBe(300_000);
   });
 });
 

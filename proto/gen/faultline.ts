@@ -172,6 +172,7 @@ export interface StatsReply {
   echoesSuppressed: number;
   antiEntropyRounds: number;
   keysRepaired: number;
+  /** Remote timestamps more than --max-skew-ms (but at most --max-offset-ms) ahead of the wall clock: accepted. */
   skewEvents: number;
   watcherDrops: number;
   meshMessages: number;
@@ -186,6 +187,11 @@ export interface StatsReply {
    * --peers, or writes the sender may not send (PERMISSION_DENIED: a relayed write that is not its own).
    */
   meshRejected: number;
+  /**
+   * Remote timestamps more than --max-offset-ms ahead of this node's wall clock: their writes were not
+   * merged (relay, repair, or the log on replay) and the HLC did not move.
+   */
+  timestampsRejected: number;
 }
 
 export interface Hlc {
@@ -2133,6 +2139,7 @@ function createBaseStatsReply(): StatsReply {
     fsyncs: 0,
     relaysDropped: 0,
     meshRejected: 0,
+    timestampsRejected: 0,
   };
 }
 
@@ -2185,6 +2192,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     }
     if (message.meshRejected !== 0) {
       writer.uint32(128).uint64(message.meshRejected);
+    }
+    if (message.timestampsRejected !== 0) {
+      writer.uint32(136).uint64(message.timestampsRejected);
     }
     return writer;
   },
@@ -2330,6 +2340,14 @@ export const StatsReply: MessageFns<StatsReply> = {
             message.meshRejected = longToNumber(reader.uint64());
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.timestampsRejected = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2412,6 +2430,11 @@ export const StatsReply: MessageFns<StatsReply> = {
         : isSet(object.mesh_rejected)
         ? globalThis.Number(object.mesh_rejected)
         : 0,
+      timestampsRejected: isSet(object.timestampsRejected)
+        ? globalThis.Number(object.timestampsRejected)
+        : isSet(object.timestamps_rejected)
+        ? globalThis.Number(object.timestamps_rejected)
+        : 0,
     };
   },
 
@@ -2465,6 +2488,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     if (message.meshRejected !== 0) {
       obj.meshRejected = Math.round(message.meshRejected);
     }
+    if (message.timestampsRejected !== 0) {
+      obj.timestampsRejected = Math.round(message.timestampsRejected);
+    }
     return obj;
   },
 
@@ -2489,6 +2515,7 @@ export const StatsReply: MessageFns<StatsReply> = {
     message.fsyncs = object.fsyncs ?? 0;
     message.relaysDropped = object.relaysDropped ?? 0;
     message.meshRejected = object.meshRejected ?? 0;
+    message.timestampsRejected = object.timestampsRejected ?? 0;
     return message;
   },
 };
