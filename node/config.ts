@@ -38,6 +38,8 @@ export interface NodeConfig {
   readonly bug: BugName | undefined;
   readonly meshBudgetPerS: number;
   readonly compactLogBytes: number;
+  /** Bytes all watch streams of the node may hold together (node/watch.ts). */
+  readonly watchBufferBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -78,6 +80,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: 'bug', env: 'FAULTLINE_BUG', description: `planted bug to enable: ${BUG_NAMES.join(', ')} (empty or "none": off)`, default: '' },
   { flag: 'mesh-budget-per-s', env: 'FAULTLINE_MESH_BUDGET_PER_S', description: 'token-bucket budget of relayed writes per second (burst: one second)', default: '200000' },
   { flag: 'compact-log-bytes', env: 'FAULTLINE_COMPACT_LOG_BYTES', description: 'compact the log into a snapshot once it exceeds this many bytes', default: String(64 * 1024 * 1024) },
+  {
+    flag: 'watch-buffer-bytes',
+    env: 'FAULTLINE_WATCH_BUFFER_BYTES',
+    description: 'bytes all watch streams together may hold for clients that read slowly; beyond it events are dropped and counted (65536-17179869184)',
+    default: String(64 * 1024 * 1024),
+  },
 ];
 
 export function usage(): string {
@@ -188,5 +196,6 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     bug,
     meshBudgetPerS: parseInteger('mesh-budget-per-s', get('mesh-budget-per-s'), 1, 100_000_000),
     compactLogBytes: parseInteger('compact-log-bytes', get('compact-log-bytes'), 4096, 2 ** 40),
+    watchBufferBytes: parseInteger('watch-buffer-bytes', get('watch-buffer-bytes'), 65_536, 2 ** 34),
   };
 }

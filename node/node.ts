@@ -72,7 +72,7 @@ export class StoreNode {
   readonly log: Logger;
   readonly clock: HybridClock;
   readonly replica: Replica;
-  readonly watch = new WatchHub();
+  readonly watch: WatchHub;
   readonly stats: Stats = {
     writes: 0,
     relaysSent: 0,
@@ -108,6 +108,7 @@ export class StoreNode {
   private constructor(config: NodeConfig, log: Logger) {
     this.config = config;
     this.log = log;
+    this.watch = new WatchHub({ maxBytes: config.watchBufferBytes });
     this.replica = new Replica({ maxAsLww: config.bug === 'threat-lww', tombstoneLoses: config.bug === 'tombstone-loses' });
     this.clock = new HybridClock({
       node: config.id,
@@ -508,6 +509,7 @@ export class StoreNode {
       skewEvents: this.clock.skewEvents,
       timestampsRejected: this.clock.rejected,
       watcherDrops: this.watch.drops,
+      watchBufferedBytes: this.watch.bytes,
       meshMessages: s.meshMessages,
       messagesPerWrite: s.writes === 0 ? 0 : s.meshMessages / s.writes,
       duplicateRequests: s.duplicateRequests,

@@ -99,6 +99,10 @@ export function storeHandlers(node: StoreNode): StoreServer {
         return;
       }
       const remove = node.watch.add(prefix, call.request.buffer, call);
+      if (!remove) {
+        call.emit('error', toStatus(new RpcError(status.RESOURCE_EXHAUSTED, `this node already serves ${node.watch.maxWatchers} watch streams, its limit; close one and retry`)));
+        return;
+      }
       // Headers go out now, so the client knows from when on it is sent every change.
       call.sendMetadata(new Metadata());
       const done = () => remove();

@@ -124,7 +124,11 @@ export interface ScanRequest {
 export interface WatchRequest {
   /** Only entities whose id starts with this prefix; empty means all. */
   entityPrefix: string;
-  /** Events buffered for this watcher before it starts dropping (0 = server default). */
+  /**
+   * Events buffered for this watcher before it starts dropping (0 = server default, 1024; at most 65536).
+   * All watchers of a node also share one byte budget (--watch-buffer-bytes); a node serves at most
+   * 1000 watch streams (RESOURCE_EXHAUSTED beyond).
+   */
   buffer: number;
 }
 
@@ -192,6 +196,11 @@ export interface StatsReply {
    * merged (relay, repair, or the log on replay) and the HLC did not move.
    */
   timestampsRejected: number;
+  /**
+   * Bytes the node holds for watch streams now (queued, or handed to gRPC and not yet written out); at
+   * most --watch-buffer-bytes, beyond which events are dropped and counted in watcher_drops.
+   */
+  watchBufferedBytes: number;
 }
 
 export interface Hlc {
@@ -2140,6 +2149,7 @@ function createBaseStatsReply(): StatsReply {
     relaysDropped: 0,
     meshRejected: 0,
     timestampsRejected: 0,
+    watchBufferedBytes: 0,
   };
 }
 
@@ -2195,6 +2205,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     }
     if (message.timestampsRejected !== 0) {
       writer.uint32(136).uint64(message.timestampsRejected);
+    }
+    if (message.watchBufferedBytes !== 0) {
+      writer.uint32(144).uint64(message.watchBufferedBytes);
     }
     return writer;
   },
@@ -2348,6 +2361,14 @@ export const StatsReply: MessageFns<StatsReply> = {
             message.timestampsRejected = longToNumber(reader.uint64());
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.watchBufferedBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2435,6 +2456,11 @@ export const StatsReply: MessageFns<StatsReply> = {
         : isSet(object.timestamps_rejected)
         ? globalThis.Number(object.timestamps_rejected)
         : 0,
+      watchBufferedBytes: isSet(object.watchBufferedBytes)
+        ? globalThis.Number(object.watchBufferedBytes)
+        : isSet(object.watch_buffered_bytes)
+        ? globalThis.Number(object.watch_buffered_bytes)
+        : 0,
     };
   },
 
@@ -2491,6 +2517,9 @@ export const StatsReply: MessageFns<StatsReply> = {
     if (message.timestampsRejected !== 0) {
       obj.timestampsRejected = Math.round(message.timestampsRejected);
     }
+    if (message.watchBufferedBytes !== 0) {
+      obj.watchBufferedBytes = Math.round(message.watchBufferedBytes);
+    }
     return obj;
   },
 
@@ -2516,6 +2545,7 @@ export const StatsReply: MessageFns<StatsReply> = {
     message.relaysDropped = object.relaysDropped ?? 0;
     message.meshRejected = object.meshRejected ?? 0;
     message.timestampsRejected = object.timestampsRejected ?? 0;
+    message.watchBufferedBytes = object.watchBufferedBytes ?? 0;
     return message;
   },
 };
