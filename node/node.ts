@@ -91,8 +91,8 @@ export class StoreNode {
   /** The peers the mesh is connected to now (the mesh sets this; Health reports it). */
   connectedPeers: () => string[] = () => [];
   private readonly requests = new Map<string, RequestEntry>();
-  /** This node's own counter shares whose increments are still being made durable (see incr). */
-  private readonly pendingShares = new Map<string, Share>();
+  /** This node's own counter shares whose increments are still being made durable (see incr): entity → counter → share. */
+  private readonly pendingShares = new Map<string, Map<string, Share>>();
   private readonly startedMs = performance.now();
   private wal!: Wal;
   private incarnation = 0;
@@ -262,7 +262,7 @@ export class StoreNode {
     if (rid === '' || this.bug('no-dedupe')) return undefined;
     const entry = this.requests.get(rid);
     if (!entry) return undefined;
-    if (entry.fp !== fp) throw new RpcError(status.INVALID_ARGUMENT, `request_id "${rid}" was already used for a different operation (${entry.fp}); use a fresh id per operation`);
+    if (entry.fp !== fp) throw new RpcError(status.INVALID_ARGUMENT, `request_id ${quote(rid)} was already used for a different operation (${quote(entry.fp, 200)}); use a fresh id per operation`);
     this.stats.duplicateRequests += 1;
     if (entry.durable) return Promise.resolve(entry.reply);
     return new Promise((resolve, reject) => (entry.waiting ??= []).push((error) => (error ? reject(error) : resolve(entry.reply))));
@@ -328,7 +328,7 @@ export class StoreNode {
     if (current && current.kind === 'max' && !current.deleted && !this.bug('threat-lww')) {
       throw new RpcError(
         status.FAILED_PRECONDITION,
-        `component "${component}" of entity "${entity}" is max-wins (kind "max"); ${what} would lower it, which a max-wins component never allows — put a number with kind "max" instead`,
+        `component ${quote(component)} of entity ${quote(entity)} is max-wins (kind "max"); ${what} would lower it, which a max-wins component never allows — put a number with kind "max" instead`,
       );
     }
   }
@@ -369,22 +369,26 @@ export class StoreNode {
     if (known) return known.then((prior) => ({ value: Number(prior.value ?? 0), duplicate: true }));
     // Increments still being made durable are not visible yet, but the next increment must build on
     // them, or two concurrent increments would write the same share and one would be lost.
-    const key = `${entity}\u0000${counter}`;
-    const own = this.pendingShares.get(key) ?? this.replica.share(entity, counter, this.config.id) ?? { p: 0, n: 0 };
+    // Keyed by entity, then counter: no way of joining the two ids into one string can collide.
+    let pending = this.pendingShares.get(entity);
+    const own = pending?.get(counter) ?? this.replica.share(entity, counter, this.config.id) ?? { p: 0, n: 0 };
     const share = { p: own.p + Math.max(delta, 0), n: own.n + Math.max(-delta, 0) };
     if (!Number.isSafeInteger(share.p) || !Number.isSafeInteger(share.n)) {
-      throw new RpcError(status.OUT_OF_RANGE, `counter "${counter}" of entity "${entity}" would exceed ${Number.MAX_SAFE_INTEGER} on origin ${this.config.id}`);
+      throw new RpcError(status.OUT_OF_RANGE, `counter ${quote(counter)} of entity ${quote(entity)} would exceed ${Number.MAX_SAFE_INTEGER} on origin ${this.config.id}`);
     }
     // The planted bug incr-reply-before answers with the value as it was before this increment.
     const before = this.bug('incr-reply-before') ? this.replica.previewShare(entity, counter, this.config.id, own) : undefined;
-    this.pendingShares.set(key, share);
+    if (!pending) this.pendingShares.set(entity, (pending = new Map()));
+    pending.set(counter, share);
     const value = before ?? this.replica.previewShare(entity, counter, this.config.id, share);
     const apply = () => {
       const r = this.replica.applyShare(entity, counter, this.config.id, share);
       if (r.changed) this.publishCounter(entity, counter, r.value, this.config.id);
     };
     const settled = () => {
-      if (this.pendingShares.get(key) === share) this.pendingShares.delete(key);
+      if (pending.get(counter) !== share) return;
+      pending.delete(counter);
+      if (pending.size === 0 && this.pendingShares.get(entity) === pending) this.pendingShares.delete(entity);
     };
     return this.commit({ entity, counter, origin: this.config.id, share }, rid, fp, { value }, apply, { value, duplicate: false }, settled);
   }

@@ -8,9 +8,12 @@ import { MESH_MESSAGE_BYTES, keyToMeshWrite, type Mesh } from './mesh.ts';
 import { isPowerOfTwoBuckets } from './replica.ts';
 import type { StoreNode } from './node.ts';
 
+/** Longest error text sent back; messages quote input cut short already (validate.ts quote()), this is the last guard. */
+const MAX_DETAILS_CHARS = 1000;
+
 function toStatus(error: unknown): Partial<ServerErrorResponse> {
-  if (error instanceof RpcError) return { code: error.code, details: error.message };
-  return { code: status.INTERNAL, details: `internal error: ${(error as Error)?.message ?? String(error)}` };
+  const details = error instanceof RpcError ? error.message : `internal error: ${(error as Error)?.message ?? String(error)}`;
+  return { code: error instanceof RpcError ? error.code : status.INTERNAL, details: details.length > MAX_DETAILS_CHARS ? `${details.slice(0, MAX_DETAILS_CHARS)}… (cut)` : details };
 }
 
 /** Wraps a unary handler so any throw or rejection becomes a gRPC error reply. */

@@ -37,10 +37,19 @@ export function quote(value: unknown, max = 64): string {
   return text.length > max ? `${escaped.slice(0, -1)}…" (${text.length} characters)` : escaped;
 }
 
+/** C0 and C1 control characters and DEL: never part of an id (a NUL could make two keys collide). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHAR = /[\u0000-\u001f\u007f-\u009f]/;
+
 export function checkId(field: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) throw invalid(`${field} must be a non-empty string (at most ${MAX_ID_BYTES} bytes)`);
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > MAX_ID_BYTES) throw invalid(`${field} is ${bytes} bytes; the limit is ${MAX_ID_BYTES} bytes`);
+  const control = CONTROL_CHAR.exec(value);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).padStart(4, '0');
+    throw invalid(`${field} ${quote(value)} contains the control character U+${code.toUpperCase()} at index ${control.index}; ids are text without control characters`);
+  }
   return value;
 }
 
@@ -53,7 +62,7 @@ export function checkRequestId(value: unknown): string {
 export function checkKind(value: unknown): Kind {
   if (value === undefined || value === '' || value === 'lww') return 'lww';
   if (value === 'max') return 'max';
-  throw invalid(`kind "${String(value)}" is unknown; use "lww" (the default, also when empty) or "max"`);
+  throw invalid(`kind ${quote(value)} is unknown; use "lww" (the default, also when empty) or "max"`);
 }
 
 const NUMBER_RE = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
@@ -63,7 +72,7 @@ export function checkValue(value: unknown, kind: Kind, field = 'value'): string 
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > MAX_VALUE_BYTES) throw invalid(`${field} is ${bytes} bytes; the limit is ${MAX_VALUE_BYTES} bytes (64 KiB)`);
   if (kind === 'max' && !(NUMBER_RE.test(value) && Number.isFinite(Number(value)))) {
-    throw invalid(`${field} "${value.slice(0, 40)}" is not a decimal number, which kind "max" requires (e.g. "3" or "2.5")`);
+    throw invalid(`${field} ${quote(value, 40)} is not a decimal number, which kind "max" requires (e.g. "3" or "2.5")`);
   }
   return value;
 }
@@ -80,7 +89,7 @@ function checkHlc(field: string, ts: HlcMessage | undefined): string {
   if (!Number.isSafeInteger(ts.wallMs) || ts.wallMs < 0 || ts.wallMs > MAX_WALL_MS) throw invalid(`${field}.wall_ms ${ts.wallMs} is outside 0..${MAX_WALL_MS}`);
   if (!Number.isInteger(ts.logical) || ts.logical < 0 || ts.logical > MAX_LOGICAL) throw invalid(`${field}.logical ${ts.logical} is outside 0..${MAX_LOGICAL}`);
   checkId(`${field}.node`, ts.node);
-  if (ts.node.includes(':')) throw invalid(`${field}.node "${ts.node}" must not contain ":"`);
+  if (ts.node.includes(':')) throw invalid(`${field}.node ${quote(ts.node)} must not contain ":"`);
   return formatHlc(ts);
 }
 
@@ -95,9 +104,9 @@ export function meshWriteToKey(w: MeshWrite, index: number): KeyWrite {
   checkId(`${at}.origin`, w.origin);
   const entity = checkId(`${at}.entity`, w.entity);
   if (w.counter !== '') {
-    if (w.component !== '') throw invalid(`${at} names both component "${w.component}" and counter "${w.counter}"; a write carries one`);
+    if (w.component !== '') throw invalid(`${at} names both component ${quote(w.component)} and counter ${quote(w.counter)}; a write carries one`);
     const counter = checkId(`${at}.counter`, w.counter);
-    if (!w.share) throw invalid(`${at}.share is missing for counter "${counter}"`);
+    if (!w.share) throw invalid(`${at}.share is missing for counter ${quote(counter)}`);
     const origin = checkId(`${at}.share.origin`, w.share.origin);
     return { entity, counter, origin, share: { p: checkCount(`${at}.share.p`, w.share.p), n: checkCount(`${at}.share.n`, w.share.n) } };
   }
