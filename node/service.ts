@@ -2,7 +2,26 @@
 // Handlers validate input (node/validate.ts), call the node, and turn every failure into a gRPC status
 // with a clear message; nothing a client or peer sends can throw out of a handler and crash the node.
 import { Metadata, Server, ServerCredentials, status, type ServerErrorResponse, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
-import { MeshService, StoreService, type MeshServer, type StoreServer, type MeshWrite } from '../proto/gen/faultline.ts';
+import {
+  DeleteRequest,
+  DigestRequest,
+  GetRequest,
+  HealthRequest,
+  IncrRequest,
+  MeshService,
+  PutRequest,
+  RelayBatch,
+  RepairRequest,
+  ScanRequest,
+  StatsRequest,
+  StoreService,
+  WatchRequest,
+  type MeshServer,
+  type StoreServer,
+  type MeshWrite,
+} from '../proto/gen/faultline.ts';
+import type { BinaryReader } from '@bufbuild/protobuf/wire';
+import { InvalidRequest, strictDeserializer } from './wire.ts';
 import { RpcError, checkDelta, checkId, checkKind, checkRequestId, checkValue, invalid, meshWriteToKey, quote } from './validate.ts';
 import { MESH_MESSAGE_BYTES, keyToMeshWrite, type Mesh } from './mesh.ts';
 import { isPowerOfTwoBuckets } from './replica.ts';
@@ -16,12 +35,18 @@ function toStatus(error: unknown): Partial<ServerErrorResponse> {
   return { code: error instanceof RpcError ? error.code : status.INTERNAL, details: details.length > MAX_DETAILS_CHARS ? `${details.slice(0, MAX_DETAILS_CHARS)}… (cut)` : details };
 }
 
+/** The request, or an RpcError (INVALID_ARGUMENT naming the field) when it could not be decoded (wire.ts). */
+function decoded<Req>(request: Req): Req {
+  if ((request as unknown) instanceof InvalidRequest) throw invalid((request as unknown as InvalidRequest).reason);
+  return request;
+}
+
 /** Wraps a unary handler so any throw or rejection becomes a gRPC error reply. */
 function unary<Req, Res>(node: StoreNode, name: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     let result: Res | Promise<Res>;
     try {
-      result = fn(call.request, call);
+      result = fn(decoded(call.request), call);
     } catch (error) {
       if (!(error instanceof RpcError)) node.log.error(`${name} failed: ${(error as Error)?.stack ?? String(error)}`);
       callback(toStatus(error));
@@ -73,6 +98,10 @@ export function storeHandlers(node: StoreNode): StoreServer {
     delete: unary(node, 'Delete', (req) => node.delete(checkId('entity', req.entity), checkId('component', req.component), checkRequestId(req.requestId))),
     get: unary(node, 'Get', (req) => node.get(checkId('entity', req.entity))),
     scan: (call) => {
+      if ((call.request as unknown) instanceof InvalidRequest) {
+        call.emit('error', toStatus(invalid((call.request as unknown as InvalidRequest).reason)));
+        return;
+      }
       // Streams one entity at a time and waits for the client when it falls behind, so a Scan of a
       // large store never builds the whole answer in memory.
       const ids = node.entityIds();
@@ -95,7 +124,7 @@ export function storeHandlers(node: StoreNode): StoreServer {
     watch: (call) => {
       let prefix: string;
       try {
-        prefix = call.request.entityPrefix;
+        prefix = decoded(call.request).entityPrefix;
         if (Buffer.byteLength(prefix, 'utf8') > 256) throw invalid('entity_prefix is longer than the 256-byte id limit');
       } catch (error) {
         call.emit('error', toStatus(error));
@@ -135,6 +164,7 @@ export function meshHandlers(node: StoreNode, mesh: Mesh): MeshServer {
       call.on('data', (batch: { sender: string; writes: MeshWrite[] }) => {
         if (failed) return;
         try {
+          decoded(batch);
           if (batch.sender !== sender) {
             node.stats.meshRejected += 1;
             throw new RpcError(status.PERMISSION_DENIED, `the batch names sender ${quote(batch.sender)} but the stream was authenticated as ${quote(sender)}`);
@@ -174,6 +204,36 @@ export function meshHandlers(node: StoreNode, mesh: Mesh): MeshServer {
   };
 }
 
+/** A service definition whose request decoders are strict and never throw (wire.ts). */
+function strict<D extends Record<string, { requestDeserialize: (bytes: Buffer) => unknown }>>(
+  service: D,
+  messages: { [K in keyof D]: [string, { decode(reader: BinaryReader): unknown }] },
+): D {
+  const out: Record<string, unknown> = {};
+  for (const [method, definition] of Object.entries(service)) {
+    const [type, message] = messages[method as keyof D];
+    out[method] = { ...definition, requestDeserialize: strictDeserializer(type, (reader) => message.decode(reader)) };
+  }
+  return out as D;
+}
+
+const STRICT_STORE = strict(StoreService, {
+  put: ['PutRequest', PutRequest],
+  incr: ['IncrRequest', IncrRequest],
+  delete: ['DeleteRequest', DeleteRequest],
+  get: ['GetRequest', GetRequest],
+  scan: ['ScanRequest', ScanRequest],
+  watch: ['WatchRequest', WatchRequest],
+  health: ['HealthRequest', HealthRequest],
+  stats: ['StatsRequest', StatsRequest],
+});
+
+const STRICT_MESH = strict(MeshService, {
+  relay: ['RelayBatch', RelayBatch],
+  digest: ['DigestRequest', DigestRequest],
+  repair: ['RepairRequest', RepairRequest],
+});
+
 export interface ListeningServer {
   readonly server: Server;
   readonly port: number;
@@ -190,8 +250,8 @@ export function listen(node: StoreNode, mesh: Mesh, host: string, port: number):
     // call costs less CPU.
     'grpc.enable_channelz': 0,
   });
-  server.addService(StoreService, storeHandlers(node));
-  server.addService(MeshService, meshHandlers(node, mesh));
+  server.addService(STRICT_STORE, storeHandlers(node));
+  server.addService(STRICT_MESH, meshHandlers(node, mesh));
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   return new Promise((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => {

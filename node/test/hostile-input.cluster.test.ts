@@ -2,7 +2,9 @@
 // a clear error naming the problem, nothing it sends reaches the log unescaped or uncut, and the node
 // keeps serving.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, status, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { meshMetadata } from '../mesh-auth.ts';
 import { MeshPeer, StoreApi, clusterSpecs, removeDataDirs, startNode, type NodeProcess, type NodeSpec } from '../testing.ts';
 
 let spec: NodeSpec;
@@ -78,6 +80,60 @@ describe('errors and logs repeat input only escaped and cut short', () => {
     const lines = proc.output.split('\n').slice(before - 1);
     expect(lines.some((line) => line.startsWith('2026-01-01T00:00:00.000Z n1 error FORGED'))).toBe(false);
     expect(lines.filter((line) => /refused|rejected/.test(line)).length).toBeLessThanOrEqual(3);
+    expect(proc.alive).toBe(true);
+  });
+});
+
+/** Sends raw bytes as the request of a unary method, as a client that encodes its own messages would. */
+function rawUnary(path: string, bytes: Uint8Array, metadata?: Metadata): Promise<Buffer> {
+  const client = new Client(`127.0.0.1:${spec.port}`, credentials.createInsecure());
+  return new Promise<Buffer>((resolve, reject) => {
+    const done = (e: ServiceError | null, r?: Buffer) => (client.close(), e ? reject(e) : resolve(r!));
+    const id = (b: Buffer) => b;
+    if (metadata) client.makeUnaryRequest(path, id, id, Buffer.from(bytes), metadata, done);
+    else client.makeUnaryRequest(path, id, id, Buffer.from(bytes), done);
+  });
+}
+
+function rawRelay(batches: Uint8Array[]): Promise<Buffer> {
+  const client = new Client(`127.0.0.1:${spec.port}`, credentials.createInsecure());
+  return new Promise<Buffer>((resolve, reject) => {
+    const id = (b: Buffer) => b;
+    const call = client.makeClientStreamRequest('/faultline.v1.Mesh/Relay', id, id, meshMetadata(spec.meshSecret!, 'n2'), (e: ServiceError | null, r?: Buffer) => (client.close(), e ? reject(e) : resolve(r!)));
+    for (const b of batches) call.write(Buffer.from(b));
+    call.end();
+  });
+}
+
+describe('requests that do not decode', () => {
+  it('answers an integer beyond ±(2^53 − 1) with INVALID_ARGUMENT naming the field, from clients and peers', async () => {
+    const incr = new BinaryWriter().tag(1, 2).string('e').tag(2, 2).string('c').tag(3, 0).int64('9007199254740993').finish();
+    await expect(rawUnary('/faultline.v1.Store/Incr', incr)).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: 'delta is 9007199254740993, beyond ±9007199254740991 (2^53 − 1), the largest integer this service handles exactly; send a smaller value',
+    });
+    const share = new BinaryWriter().tag(1, 2).string('n2').tag(2, 0).int64('18014398509481984').finish();
+    const write = new BinaryWriter().tag(1, 2).string('n2').tag(2, 0).uint64(1).tag(3, 2).string('e').tag(9, 2).string('n').tag(10, 2).bytes(share).finish();
+    await expect(rawRelay([new BinaryWriter().tag(1, 2).string('n2').tag(2, 2).bytes(write).finish()])).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^writes\[0\]\.share\.p is 18014398509481984, beyond/),
+    });
+    const seq = new BinaryWriter().tag(1, 2).string('n2').tag(2, 0).uint64('9007199254740993').finish();
+    await expect(rawRelay([new BinaryWriter().tag(1, 2).string('n2').tag(2, 2).bytes(seq).finish()])).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^writes\[0\]\.seq is 9007199254740993, beyond/),
+    });
+  });
+
+  it('rejects invalid UTF-8 in ids instead of replacing it (66 FF and 66 FE are not one entity)', async () => {
+    const put = (bytes: number[]) => new BinaryWriter().tag(1, 2).bytes(new Uint8Array(bytes)).tag(2, 2).string('c').tag(3, 2).string('v').finish();
+    for (const bytes of [[0x66, 0xff], [0x66, 0xfe]]) {
+      await expect(rawUnary('/faultline.v1.Store/Put', put(bytes))).rejects.toMatchObject({
+        code: status.INVALID_ARGUMENT,
+        details: 'entity is not valid UTF-8; strings (ids, values) must be UTF-8 text',
+      });
+    }
+    expect((await api.scan()).some((e) => e.id.startsWith('f'))).toBe(false);
     expect(proc.alive).toBe(true);
   });
 });
