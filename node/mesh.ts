@@ -22,6 +22,7 @@ import { MeshClient, type MeshWrite, type RelayBatch, type RepairReply, type Dig
 import { TokenBucket } from './token-bucket.ts';
 import { parseHlc } from './hlc.ts';
 import { RpcError, meshWriteToKey, quote } from './validate.ts';
+import { MESH_BATCH_BYTES } from './limits.ts';
 import type { KeyWrite } from './replica.ts';
 import type { Peer } from './config.ts';
 import type { LocalWrite, StoreNode } from './node.ts';
@@ -43,8 +44,18 @@ export const MAX_ECHO_HOPS = 3;
 const DIGEST_TIMEOUT_MS = 2000;
 const REPAIR_TIMEOUT_MS = 10_000;
 
-/** Message size limits for mesh traffic: repairs of large buckets exceed gRPC's 4 MiB default. */
+/**
+ * Largest message a node sends, and accepts in a repair reply from the peer it asked: a reply carries
+ * whole buckets of the peer's state. What a node accepts as a request is far smaller (limits.ts), so
+ * relay batches and repair pushes are cut to MESH_BATCH_BYTES (estimated by meshWriteBytes).
+ */
 export const MESH_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+/** Estimated encoded size of a mesh write: its strings' UTF-8 bytes plus a bound on tags and numbers. */
+export function meshWriteBytes(w: MeshWrite): number {
+  const utf8 = (text: string) => (text.length < 256 ? text.length * 3 : Buffer.byteLength(text, 'utf8'));
+  return 96 + utf8(w.origin) + utf8(w.entity) + utf8(w.component) + utf8(w.value) + utf8(w.kind) + utf8(w.counter) + (w.ts ? utf8(w.ts.node) : 0) + (w.share ? utf8(w.share.origin) : 0);
+}
 
 export const MESH_CHANNEL_OPTIONS = {
   // Pings every second, dead after one more: a partition (iptables DROP) tears the connection down within
@@ -122,6 +133,9 @@ class PeerLink {
   private readonly mesh: Mesh;
   readonly client: MeshClient;
   private queue: MeshWrite[] = [];
+  /** meshWriteBytes of each queued write, in step with queue. */
+  private sizes: number[] = [];
+  private queuedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private call: ReturnType<MeshClient['relay']> | undefined;
   private callOpenedMs = 0;
@@ -137,23 +151,36 @@ class PeerLink {
     this.client.getChannel().getConnectivityState(true);
   }
 
-  enqueue(w: MeshWrite): void {
+  enqueue(w: MeshWrite, bytes = meshWriteBytes(w)): void {
     const stats = this.mesh.node.stats;
     if (this.queue.length >= QUEUE_MAX) {
       stats.relaysDropped += 1;
       return;
     }
     this.queue.push(w);
-    if (this.queue.length >= BATCH_MAX) this.flush();
+    this.sizes.push(bytes);
+    this.queuedBytes += bytes;
+    if (this.queue.length >= BATCH_MAX || this.queuedBytes >= MESH_BATCH_BYTES) this.flush();
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
   }
 
+  /** Sends everything queued, in batches of at most BATCH_MAX writes and MESH_BATCH_BYTES (a bigger write goes alone). */
   flush(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    while (this.queue.length > 0) this.send(this.queue.splice(0, BATCH_MAX));
+    let start = 0;
+    while (start < this.queue.length) {
+      let end = start;
+      let bytes = 0;
+      while (end < this.queue.length && end - start < BATCH_MAX && (end === start || bytes + this.sizes[end] <= MESH_BATCH_BYTES)) bytes += this.sizes[end++];
+      this.send(this.queue.slice(start, end));
+      start = end;
+    }
+    this.queue = [];
+    this.sizes = [];
+    this.queuedBytes = 0;
   }
 
   private send(writes: MeshWrite[]): void {
@@ -205,6 +232,13 @@ class PeerLink {
       }
     });
     this.call = call;
+    // End the stream after ROTATE_MS even when no further write comes to rotate it, so no relay stream
+    // sits idle on a peer (which ends streams idle for limits.ts STREAM_IDLE_MS).
+    setTimeout(() => {
+      if (this.call !== call) return;
+      this.call = undefined;
+      call.end();
+    }, ROTATE_MS).unref();
     return call;
   }
 
@@ -254,7 +288,8 @@ export class Mesh {
     // The planted bug no-relay leaves replication to anti-entropy alone.
     if (this.links.length === 0 || this.node.bug('no-relay')) return;
     const msg = keyToMeshWrite(w.write, this.node.config.id, w.seq);
-    for (const link of this.links) link.enqueue(msg);
+    const bytes = meshWriteBytes(msg);
+    for (const link of this.links) link.enqueue(msg, bytes);
   }
 
   /**
@@ -318,23 +353,32 @@ export class Mesh {
     const differing = ours.map((h, b) => (h === theirs.hashes[b] ? -1 : b)).filter((b) => b >= 0);
     let buckets: number[] = [];
     let push: MeshWrite[] = [];
+    let pushBytes = 0;
     const repair = async () => {
       node.stats.meshMessages += push.length;
-      const reply = await withTimeout<RepairReply>(REPAIR_TIMEOUT_MS, `Repair from ${link.peer.id}`, (done) =>
-        link.client.repair({ sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push }, this.auth.outgoing(), done),
-      );
+      const request = { sender: id, buckets, bucketCount: DIGEST_BUCKETS, writes: push };
+      buckets = [];
+      push = [];
+      pushBytes = 0;
+      const reply = await withTimeout<RepairReply>(REPAIR_TIMEOUT_MS, `Repair from ${link.peer.id}`, (done) => link.client.repair(request, this.auth.outgoing(), done));
       const keys = reply.writes.map(meshWriteToKey);
       this.checkRepairOrigins(link.peer.id, reply.writes);
       this.mergeRepair(keys, link.peer.id);
-      buckets = [];
-      push = [];
     };
     for (const b of differing) {
       buckets.push(b);
-      for (const w of node.replica.bucketWrites([b], DIGEST_BUCKETS)) push.push(keyToMeshWrite(w, id, 0));
+      // Taken at once: the replica may change while a repair of this bucket's first part is in flight.
+      for (const w of [...node.replica.bucketWrites([b], DIGEST_BUCKETS)]) {
+        const msg = keyToMeshWrite(w, id, 0);
+        const bytes = meshWriteBytes(msg);
+        // A bucket bigger than one message goes in parts: the first asks for the bucket, the rest only push.
+        if (push.length > 0 && pushBytes + bytes > MESH_BATCH_BYTES) await repair();
+        push.push(msg);
+        pushBytes += bytes;
+      }
       if (buckets.length >= REPAIR_CHUNK_BUCKETS || push.length >= REPAIR_CHUNK_WRITES) await repair();
     }
-    if (buckets.length > 0) await repair();
+    if (buckets.length > 0 || push.length > 0) await repair();
     node.stats.antiEntropyRounds += 1;
   }
 

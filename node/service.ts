@@ -25,6 +25,7 @@ import { InvalidRequest, strictDeserializer } from './wire.ts';
 import { RpcError, checkDelta, checkId, checkKind, checkRequestId, checkValue, invalid, meshWriteToKey, quote } from './validate.ts';
 import { MESH_MESSAGE_BYTES, keyToMeshWrite, type Mesh } from './mesh.ts';
 import { isPowerOfTwoBuckets } from './replica.ts';
+import { MAX_REQUEST_BYTES, stalledRequestGuard } from './limits.ts';
 import type { StoreNode } from './node.ts';
 
 /** Longest error text sent back; messages quote input cut short already (validate.ts quote()), this is the last guard. */
@@ -241,9 +242,14 @@ export interface ListeningServer {
 
 /** Starts one gRPC server serving both services on host:port; resolves with the bound port. */
 export function listen(node: StoreNode, mesh: Mesh, host: string, port: number): Promise<ListeningServer> {
+  const guard = stalledRequestGuard((path, limitMs) =>
+    node.log.throttled('stalled-request', 5000, 'warn', `ended a ${path} call whose request did not arrive whole within ${limitMs} ms`),
+  );
   const server = new Server({
-    'grpc.max_receive_message_length': MESH_MESSAGE_BYTES,
+    // What a caller can make us buffer (and decompress) per call; replies (Scan, repairs) may be larger.
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
     'grpc.max_send_message_length': MESH_MESSAGE_BYTES,
+    interceptors: [guard.interceptor],
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5000,
     // Channelz keeps per-call statistics (timestamps, counters) that nothing here reads; off, each

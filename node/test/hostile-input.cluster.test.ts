@@ -1,11 +1,14 @@
 // Hostile input against a real node process on loopback, as a client and as a peer: every probe gets
 // a clear error naming the problem, nothing it sends reaches the log unescaped or uncut, and the node
 // keeps serving.
+import { readFileSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, credentials, status, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { meshMetadata } from '../mesh-auth.ts';
-import { MeshPeer, StoreApi, clusterSpecs, removeDataDirs, startNode, type NodeProcess, type NodeSpec } from '../testing.ts';
+import { StoreClient } from '../../proto/gen/faultline.ts';
+import { MeshPeer, StoreApi, clusterSpecs, removeDataDirs, startNode, waitForMesh, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
 
 let spec: NodeSpec;
 let proc: NodeProcess;
@@ -135,5 +138,91 @@ describe('requests that do not decode', () => {
     }
     expect((await api.scan()).some((e) => e.id.startsWith('f'))).toBe(false);
     expect(proc.alive).toBe(true);
+  });
+});
+
+const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.child.pid}/status`, 'utf8'))![1]) / 1024;
+
+describe('message size', () => {
+  it('refuses a message larger than any valid request before buffering it', async () => {
+    const before = rssMb();
+    const big = 'x'.repeat(100 * 1024 * 1024);
+    await expect(api.put('e', 'c', big)).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED, details: expect.stringMatching(/larger than max \(\d+ vs 131072\)/) });
+    expect(rssMb() - before).toBeLessThan(60);
+    // The largest valid request still fits: a 64 KiB value with 256-byte ids.
+    const id = 'i'.repeat(256);
+    expect((await api.put(id, id, 'v'.repeat(64 * 1024), id)).duplicate).toBe(false);
+  });
+
+  it('limits the decompressed size of a compressed request', async () => {
+    const gzip = new StoreClient(`127.0.0.1:${spec.port}`, credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+    const before = rssMb();
+    const error = await new Promise<ServiceError | null>((resolve) =>
+      gzip.put({ entity: 'e', component: 'c', value: '\u0000'.repeat(64 * 1024 * 1024), requestId: '', kind: '' }, (e) => resolve(e)),
+    );
+    gzip.close();
+    expect(error?.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(error?.details).toMatch(/decompresses to a size larger than 131072/);
+    expect(rssMb() - before).toBeLessThan(60);
+  });
+
+  it('ends a call whose request stalls half-sent, instead of holding it forever', async () => {
+    const session = http2Connect(`http://127.0.0.1:${spec.port}`);
+    session.on('error', () => {});
+    const uploads = Array.from({ length: 4 }, () => {
+      const stream = session.request({ ':method': 'POST', ':path': '/faultline.v1.Store/Put', 'content-type': 'application/grpc', te: 'trailers' });
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(120 * 1024, 1);
+      stream.write(Buffer.concat([header, Buffer.alloc(40 * 1024, 0x41)]));
+      return new Promise<string | undefined>((resolve) => {
+        stream.on('trailers', (t) => resolve(String(t['grpc-status'])));
+        stream.on('response', (h) => h['grpc-status'] !== undefined && resolve(String(h['grpc-status'])));
+        stream.on('close', () => resolve(undefined));
+        stream.on('error', () => resolve(undefined));
+      });
+    });
+    const began = performance.now();
+    const outcome = await Promise.race([Promise.all(uploads), new Promise<'held'>((r) => setTimeout(() => r('held'), 20_000))]);
+    session.destroy();
+    expect(outcome).toEqual(['4', '4', '4', '4']); // DEADLINE_EXCEEDED
+    expect(performance.now() - began).toBeLessThan(13_000);
+    expect(proc.output).toMatch(/ended a \/faultline\.v1\.Store\/Put call whose request did not arrive whole within 10000 ms/);
+  });
+});
+
+describe('mesh traffic within the message limit', () => {
+  it('relays and repairs writes of 60 KB values in messages the peers accept', async () => {
+    const specs = await clusterSpecs({ size: 2, antiEntropyMs: 600_000 });
+    const value = (i: number) => `${i}-${'v'.repeat(60 * 1024)}`;
+    const started: NodeProcess[] = [];
+    const clients: StoreApi[] = [];
+    try {
+      for (const s of specs) started.push(await startNode(s));
+      await waitForMesh(specs);
+      clients.push(...specs.map((s) => new StoreApi(s.port)));
+      // Relays: 40 writes of 60 KB become batches of one or two writes each.
+      await Promise.all(Array.from({ length: 40 }, (_, i) => clients[0].put(`r${i}`, 'c', value(i))));
+      expect(await waitUntil(async () => (await clients[1].scan()).length === 40, 10_000, 50)).toBe(true);
+      expect((await clients[0].stats()).relaysDropped).toBe(0);
+      // Repairs: n2 misses 40 more (it is down), then anti-entropy brings it up to date in both directions.
+      await started[1].kill('SIGKILL');
+      await Promise.all(Array.from({ length: 40 }, (_, i) => clients[0].put(`a${i}`, 'c', value(i))));
+      const n1 = started.shift()!;
+      await n1.kill('SIGKILL');
+      started.push(await startNode({ ...specs[1], peers: {} }));
+      await Promise.all(Array.from({ length: 40 }, (_, i) => clients[1].put(`b${i}`, 'c', value(i))));
+      await started.pop()!.kill('SIGKILL');
+      for (const s of specs) started.push(await startNode({ ...s, antiEntropyMs: 100 }));
+      const agree = await waitUntil(async () => {
+        const [x, y] = await Promise.all(clients.map((c) => c.scan()));
+        return x.length === 120 && JSON.stringify(x) === JSON.stringify(y);
+      }, 30_000, 200);
+      expect(agree).toBe(true);
+      for (const p of started) expect(p.output).not.toMatch(/larger than max/);
+    } finally {
+      for (const c of clients) c.close();
+      await Promise.all(started.map((p) => p.kill('SIGKILL')));
+      removeDataDirs(specs);
+    }
   });
 });

@@ -1,0 +1,81 @@
+// Limits on what a caller can make the node hold before a handler even runs. gRPC buffers a whole
+// request message (and decompresses it) before it is decoded, so the largest accepted message is what
+// a caller can cost us per call: it is MAX_REQUEST_BYTES, a little more than the largest valid
+// request (a Put of a 64 KiB value with four 256-byte ids, or a relayed write of one), and it holds for
+// the decompressed size too. Mesh traffic is cut to fit: relay batches and repair pushes are bounded
+// by bytes (mesh.ts). A caller that starts a request and stalls would still pin its partial message
+// and the stream, so a request must arrive whole within REQUEST_TIMEOUT_MS of the call's start (a
+// client stream, Relay, must send a message at least every STREAM_IDLE_MS); otherwise the call ends
+// with DEADLINE_EXCEEDED. One sweep timer checks all calls, so the hot path pays no timer per call.
+import { ServerInterceptingCall, ServerListenerBuilder, status, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
+import { MAX_ID_BYTES, MAX_VALUE_BYTES } from './validate.ts';
+
+/** The largest request message (before and after decompression) a node accepts, from clients and peers. */
+export const MAX_REQUEST_BYTES = 128 * 1024;
+/** Estimated bytes one mesh message (relay batch, repair push) may carry; below MAX_REQUEST_BYTES with room for framing. */
+export const MESH_BATCH_BYTES = 96 * 1024;
+/** A unary or server-streaming call's request must arrive whole within this. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** A client stream (Relay) must deliver a message at least this often, or end. */
+export const STREAM_IDLE_MS = 30_000;
+const SWEEP_MS = 1000;
+
+// The largest valid request must fit (node/test/hostile-input.cluster.test.ts sends one).
+if (MAX_VALUE_BYTES + 4 * MAX_ID_BYTES + 1024 > MESH_BATCH_BYTES) throw new Error('MESH_BATCH_BYTES is below the largest valid write');
+
+interface Pending {
+  readonly call: ServerInterceptingCallInterface;
+  readonly path: string;
+  readonly limitMs: number;
+  sinceMs: number;
+}
+
+/**
+ * A server interceptor that ends calls whose request stalls (see above), and the sweep that does it.
+ * `close()` stops the sweep.
+ */
+export function stalledRequestGuard(onStall: (path: string, limitMs: number) => void): { interceptor: ServerInterceptor; close(): void } {
+  const pending = new Set<Pending>();
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const p of pending) {
+      if (now - p.sinceMs < p.limitMs) continue;
+      pending.delete(p);
+      onStall(p.path, p.limitMs);
+      p.call.sendStatus({
+        code: status.DEADLINE_EXCEEDED,
+        details: `no complete request message within ${p.limitMs} ms of ${p.limitMs === STREAM_IDLE_MS ? 'the last one' : 'the call starting'}; send the whole request promptly (requests are at most ${MAX_REQUEST_BYTES} bytes)`,
+      });
+    }
+  }, SWEEP_MS);
+  sweep.unref();
+  const interceptor: ServerInterceptor = (method, call) => {
+    const streaming = method.requestStream;
+    const entry: Pending = { call, path: method.path, limitMs: streaming ? STREAM_IDLE_MS : REQUEST_TIMEOUT_MS, sinceMs: 0 };
+    return new ServerInterceptingCall(call, {
+      start: (next) => {
+        entry.sinceMs = performance.now();
+        pending.add(entry);
+        next(
+          new ServerListenerBuilder()
+            .withOnReceiveMessage((message, nextMessage) => {
+              if (streaming) entry.sinceMs = performance.now();
+              else pending.delete(entry);
+              nextMessage(message);
+            })
+            .withOnReceiveHalfClose((nextHalfClose) => {
+              pending.delete(entry);
+              nextHalfClose();
+            })
+            .withOnCancel(() => pending.delete(entry))
+            .build(),
+        );
+      },
+      sendStatus: (st, next) => {
+        pending.delete(entry);
+        next(st);
+      },
+    });
+  };
+  return { interceptor, close: () => clearInterval(sweep) };
+}
