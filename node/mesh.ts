@@ -16,6 +16,7 @@
 // DIGEST_BUCKETS buckets), compare with ours, then Repair the differing buckets in chunks — the request
 // pushes our entries of those buckets and the reply carries the peer's, both merged with the same pure
 // merge, so one round repairs both sides. The planted bug `no-anti-entropy` never starts the loop.
+import { randomBytes } from 'node:crypto';
 import { credentials, status, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { MeshAuth } from './mesh-auth.ts';
 import { MeshClient, type MeshWrite, type RelayBatch, type RepairReply, type DigestReply } from '../proto/gen/faultline.ts';
@@ -94,29 +95,44 @@ function withTimeout<T>(timeoutMs: number, what: string, start: (done: (error: S
   });
 }
 
-export function keyToMeshWrite(w: KeyWrite, origin: string, seq: number, hops = 0): MeshWrite {
+export function keyToMeshWrite(w: KeyWrite, origin: string, seq: number, incarnation = '', hops = 0): MeshWrite {
   if ('state' in w) {
     const ts = parseHlc(w.state.ts)!;
-    return { origin, seq, entity: w.entity, component: w.component, value: w.state.value, kind: w.state.kind, ts, deleted: w.state.deleted, counter: '', share: undefined, hops };
+    return { origin, seq, entity: w.entity, component: w.component, value: w.state.value, kind: w.state.kind, ts, deleted: w.state.deleted, counter: '', share: undefined, hops, incarnation };
   }
-  return { origin, seq, entity: w.entity, component: '', value: '', kind: '', ts: undefined, deleted: false, counter: w.counter, share: { origin: w.origin, p: w.share.p, n: w.share.n }, hops };
+  return { origin, seq, entity: w.entity, component: '', value: '', kind: '', ts: undefined, deleted: false, counter: w.counter, share: { origin: w.origin, p: w.share.p, n: w.share.n }, hops, incarnation };
 }
 
 /**
- * Which (origin, seq) pairs were seen: everything at or below `floor` plus a set above it. Sequences of
- * one origin arrive mostly in order, so the set stays small; it is pruned to the newest WINDOW.
+ * Which relayed writes were seen, by (origin, incarnation, seq). The incarnation is a random id each
+ * node process draws when it starts (Mesh.incarnation), so a node that lost its log and counts its
+ * sequences from 1 again is a new stream, not a repeat of the old one. Per stream: everything at or
+ * below `floor` plus a set above it; sequences of one stream arrive mostly in order, so the set stays
+ * small; it is pruned to the newest WINDOW. Only the origin itself can relay its writes (the mesh
+ * checks origin = sender), so no sender can push another's window; and each origin keeps at most
+ * STREAMS_PER_ORIGIN streams (least recently used first out), so inventing incarnations costs nothing.
  */
 export class SeenWindow {
   static readonly WINDOW = 100_000;
-  private readonly origins = new Map<string, { floor: number; max: number; seen: Set<number> }>();
+  static readonly STREAMS_PER_ORIGIN = 4;
+  private readonly origins = new Map<string, Map<string, { floor: number; max: number; seen: Set<number> }>>();
 
-  /** Records (origin, seq); returns false if it was already seen. */
-  add(origin: string, seq: number): boolean {
-    let o = this.origins.get(origin);
+  /** Records (origin, incarnation, seq); returns false if it was already seen. */
+  add(origin: string, incarnation: string, seq: number): boolean {
+    let streams = this.origins.get(origin);
+    if (!streams) {
+      streams = new Map();
+      this.origins.set(origin, streams);
+    }
+    let o = streams.get(incarnation);
     if (!o) {
       o = { floor: -1, max: -1, seen: new Set() };
-      this.origins.set(origin, o);
+      if (streams.size >= SeenWindow.STREAMS_PER_ORIGIN) streams.delete(streams.keys().next().value!);
+    } else {
+      streams.delete(incarnation);
     }
+    // Re-inserted, so the map's order is least recently used first.
+    streams.set(incarnation, o);
     if (seq <= o.floor || o.seen.has(seq)) return false;
     o.seen.add(seq);
     if (seq > o.max) o.max = seq;
@@ -252,6 +268,8 @@ class PeerLink {
 export class Mesh {
   readonly node: StoreNode;
   readonly auth: MeshAuth;
+  /** This process's relay identity (see SeenWindow): new at every start, so it survives losing the log. */
+  readonly incarnation = randomBytes(8).toString('hex');
   readonly bucket: TokenBucket;
   readonly seen = new SeenWindow();
   private readonly links: PeerLink[];
@@ -287,7 +305,7 @@ export class Mesh {
   private relayLocal(w: LocalWrite): void {
     // The planted bug no-relay leaves replication to anti-entropy alone.
     if (this.links.length === 0 || this.node.bug('no-relay')) return;
-    const msg = keyToMeshWrite(w.write, this.node.config.id, w.seq);
+    const msg = keyToMeshWrite(w.write, this.node.config.id, w.seq, this.incarnation);
     const bytes = meshWriteBytes(msg);
     for (const link of this.links) link.enqueue(msg, bytes);
   }
@@ -302,6 +320,11 @@ export class Mesh {
   receiveRelay(sender: string, writes: readonly MeshWrite[], keys: readonly KeyWrite[]): number {
     const node = this.node;
     const echoBug = node.bug('echo-relay');
+    writes.forEach((w, i) => {
+      if (w.seq < 1 || w.incarnation === '' || w.incarnation.length > 64) {
+        throw new RpcError(status.INVALID_ARGUMENT, `writes[${i}] needs a seq of at least 1 and an incarnation of 1-64 characters (the sender's relay stream), got seq ${w.seq} and incarnation ${quote(w.incarnation)}`);
+      }
+    });
     if (!echoBug) {
       writes.forEach((w, i) => {
         const owner = w.share ? w.share.origin : w.ts?.node;
@@ -318,7 +341,7 @@ export class Mesh {
     const fresh: KeyWrite[] = [];
     const origins: string[] = [];
     writes.forEach((w, i) => {
-      if (!echoBug && (w.origin === node.config.id || !this.seen.add(w.origin, w.seq))) {
+      if (!echoBug && (w.origin === node.config.id || !this.seen.add(w.origin, w.incarnation, w.seq))) {
         node.stats.echoesSuppressed += 1;
         return;
       }

@@ -213,6 +213,8 @@ export class StoreApi {
 export class MeshPeer {
   readonly client: MeshClient;
   readonly sender: string;
+  /** The relay stream this peer's writes name (a real node draws one at every start). */
+  incarnation = 'test-peer';
   private readonly secret: string | undefined;
 
   constructor(port: number, sender: string, secret: string | undefined) {
@@ -229,7 +231,8 @@ export class MeshPeer {
   relay(batches: readonly (readonly Partial<MeshWrite>[])[], sender = this.sender): Promise<RelayAck> {
     return new Promise<RelayAck>((resolve, reject) => {
       const call = this.client.relay(this.metadata(), (e, r) => (e ? reject(e) : resolve(r)));
-      for (const writes of batches) call.write({ sender, writes: writes.map((w) => MeshWrite.fromPartial(w)) });
+      // A real peer's relayed writes name its relay stream (MeshWrite.incarnation).
+      for (const writes of batches) call.write({ sender, writes: writes.map((w) => MeshWrite.fromPartial({ incarnation: this.incarnation, ...w })) });
       call.end();
     });
   }

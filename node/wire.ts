@@ -40,6 +40,7 @@ export const REQUEST_FIELDS: Readonly<Record<string, Readonly<Record<number, Fie
     9: { name: 'counter', type: 'string' },
     10: { name: 'share', type: { message: 'CounterShare' } },
     11: { name: 'hops', type: 'uint32' },
+    12: { name: 'incarnation', type: 'string' },
   },
   RelayBatch: { 1: { name: 'sender', type: 'string' }, 2: { name: 'writes', type: { message: 'MeshWrite' }, repeated: true } },
   DigestRequest: { 1: { name: 'sender', type: 'string' }, 2: { name: 'buckets', type: 'uint32' } },

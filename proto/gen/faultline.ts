@@ -228,6 +228,12 @@ export interface MeshWrite {
     | undefined;
   /** Times this write was re-forwarded by a peer (only the planted bug `echo-relay` forwards, for at most 3 network hops). */
   hops: number;
+  /**
+   * The origin's relay stream: a random id the origin draws at every start. Receivers suppress echoes
+   * by (origin, incarnation, seq), so a node that lost its log and counts seq from the start again is
+   * not taken for a repeat. Required (1-64 characters) on relayed writes; empty in repairs (seq 0).
+   */
+  incarnation: string;
 }
 
 export interface RelayBatch {
@@ -2668,6 +2674,7 @@ function createBaseMeshWrite(): MeshWrite {
     counter: "",
     share: undefined,
     hops: 0,
+    incarnation: "",
   };
 }
 
@@ -2705,6 +2712,9 @@ export const MeshWrite: MessageFns<MeshWrite> = {
     }
     if (message.hops !== 0) {
       writer.uint32(88).uint32(message.hops);
+    }
+    if (message.incarnation !== "") {
+      writer.uint32(98).string(message.incarnation);
     }
     return writer;
   },
@@ -2810,6 +2820,14 @@ export const MeshWrite: MessageFns<MeshWrite> = {
             message.hops = reader.uint32();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.incarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2835,6 +2853,7 @@ export const MeshWrite: MessageFns<MeshWrite> = {
       counter: isSet(object.counter) ? globalThis.String(object.counter) : "",
       share: isSet(object.share) ? CounterShare.fromJSON(object.share) : undefined,
       hops: isSet(object.hops) ? globalThis.Number(object.hops) : 0,
+      incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : "",
     };
   },
 
@@ -2873,6 +2892,9 @@ export const MeshWrite: MessageFns<MeshWrite> = {
     if (message.hops !== 0) {
       obj.hops = Math.round(message.hops);
     }
+    if (message.incarnation !== "") {
+      obj.incarnation = message.incarnation;
+    }
     return obj;
   },
 
@@ -2894,6 +2916,7 @@ export const MeshWrite: MessageFns<MeshWrite> = {
       ? CounterShare.fromPartial(object.share)
       : undefined;
     message.hops = object.hops ?? 0;
+    message.incarnation = object.incarnation ?? "";
     return message;
   },
 };
