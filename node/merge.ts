@@ -88,10 +88,16 @@ export function mergeShare(a: Share, b: Share): Share {
   return { p: Math.max(a.p, b.p), n: Math.max(a.n, b.n) };
 }
 
+/**
+ * The counter's value: the sum of every origin's p − n. Each origin's shares are bounded so that the
+ * sum of a cluster's shares stays within ±(2^53 − 1) (node.ts, shareBound), where it is exact. Should
+ * shares from differently configured nodes ever add up beyond, the value saturates at ±(2^53 − 1)
+ * rather than make the counter unreadable (the shares themselves are still exact in every reply).
+ */
 export function counterValue(counter: CounterState): number {
   let total = 0;
   for (const share of counter.values()) total += share.p - share.n;
-  return total;
+  return Math.max(-Number.MAX_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, total));
 }
 
 function mergeMaps<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V>, mergeValue: (x: V, y: V) => V): Map<string, V> {

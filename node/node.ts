@@ -90,6 +90,15 @@ export class StoreNode {
   onLocalWrite: (w: LocalWrite) => void = () => {};
   /** The peers the mesh is connected to now (the mesh sets this; Health reports it). */
   connectedPeers: () => string[] = () => [];
+  /**
+   * The most increments (and, apart, decrements) one origin may add to a counter: 2^53 − 1 shared out
+   * among the cluster's nodes, so that the sum of all origins' shares, the counter's value, stays an
+   * exact integer in every node and client however the increments were spread (an AP store cannot
+   * check the sum itself before acknowledging).
+   */
+  private get shareBound(): number {
+    return Math.floor(Number.MAX_SAFE_INTEGER / (this.config.peers.length + 1));
+  }
   private readonly requests = new Map<string, RequestEntry>();
   /** This node's own counter shares whose increments are still being made durable (see incr): entity → counter → share. */
   private readonly pendingShares = new Map<string, Map<string, Share>>();
@@ -373,8 +382,13 @@ export class StoreNode {
     let pending = this.pendingShares.get(entity);
     const own = pending?.get(counter) ?? this.replica.share(entity, counter, this.config.id) ?? { p: 0, n: 0 };
     const share = { p: own.p + Math.max(delta, 0), n: own.n + Math.max(-delta, 0) };
-    if (!Number.isSafeInteger(share.p) || !Number.isSafeInteger(share.n)) {
-      throw new RpcError(status.OUT_OF_RANGE, `counter ${quote(counter)} of entity ${quote(entity)} would exceed ${Number.MAX_SAFE_INTEGER} on origin ${this.config.id}`);
+    if (share.p > this.shareBound || share.n > this.shareBound) {
+      const nodes = this.config.peers.length + 1;
+      throw new RpcError(
+        status.OUT_OF_RANGE,
+        `counter ${quote(counter)} of entity ${quote(entity)} would reach ${share.p > this.shareBound ? `${share.p} in increments` : `${share.n} in decrements`} on node ${this.config.id}, ` +
+          `beyond ${this.shareBound}: each of the cluster's ${nodes} nodes may add up to ${Number.MAX_SAFE_INTEGER} (2^53 − 1) / ${nodes} either way, so that the counter's value stays exact on every node`,
+      );
     }
     // The planted bug incr-reply-before answers with the value as it was before this increment.
     const before = this.bug('incr-reply-before') ? this.replica.previewShare(entity, counter, this.config.id, own) : undefined;
