@@ -33,6 +33,8 @@ export interface NodeConfig {
   readonly maxSkewMs: number;
   /** A remote HLC more than this ahead of the wall clock is not merged (hlc.ts, the offset rule). */
   readonly maxOffsetMs: number;
+  /** Replay a log damaged before its tail by dropping only the damaged bytes (node/wal.ts). */
+  readonly salvageLog: boolean;
   /** The cluster's shared mesh secret (FAULTLINE_MESH_SECRET only, never a flag); never logged. */
   readonly meshSecret: string;
   readonly bug: BugName | undefined;
@@ -76,6 +78,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'FAULTLINE_MESH_SECRET',
     envOnly: true,
     description: `the cluster's shared secret, the same on every node (at least ${MIN_MESH_SECRET_CHARS} characters); peers prove membership with it; required with --peers`,
+  },
+  {
+    flag: 'salvage-log',
+    env: 'FAULTLINE_SALVAGE_LOG',
+    description: 'start on a log damaged before its tail: keep a copy, replay every intact record, drop only the damaged bytes; 1 or 0',
+    default: '0',
   },
   { flag: 'bug', env: 'FAULTLINE_BUG', description: `planted bug to enable: ${BUG_NAMES.join(', ')} (empty or "none": off)`, default: '' },
   { flag: 'mesh-budget-per-s', env: 'FAULTLINE_MESH_BUDGET_PER_S', description: 'token-bucket budget of relayed writes per second (burst: one second)', default: '200000' },
@@ -178,6 +186,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     throw new ConfigError(`Expected FAULTLINE_MESH_SECRET to have at least ${MIN_MESH_SECRET_CHARS} characters, got ${meshSecret.length}; make one with \`openssl rand -hex 32\``);
   }
   const maxSkewMs = parseInteger('max-skew-ms', get('max-skew-ms'), 1, 86_400_000);
+  const salvage = get('salvage-log');
+  if (salvage !== '0' && salvage !== '1') throw new ConfigError(`Expected \`--salvage-log\` to be 1 or 0, got ${JSON.stringify(salvage)}`);
   // Unset, the offset bound grows with a larger skew threshold; set explicitly, it must not be below it.
   const maxOffsetMs = raw.has('max-offset-ms') ? parseInteger('max-offset-ms', get('max-offset-ms'), 1000, 31_536_000_000) : Math.max(600_000, maxSkewMs);
   if (maxOffsetMs < maxSkewMs) {
@@ -192,6 +202,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): No
     antiEntropyMs: parseInteger('anti-entropy-ms', get('anti-entropy-ms'), 10, 600_000),
     maxSkewMs,
     maxOffsetMs,
+    salvageLog: salvage === '1',
     meshSecret,
     bug,
     meshBudgetPerS: parseInteger('mesh-budget-per-s', get('mesh-budget-per-s'), 1, 100_000_000),

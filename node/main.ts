@@ -11,8 +11,11 @@ import { StoreNode } from './node.ts';
 import { Mesh } from './mesh.ts';
 import { listen } from './service.ts';
 import { BUGS } from './bugs.ts';
+import { DataDirError, LogDamagedError } from './wal.ts';
 
+/** Exit codes (node/README.md): 0 stopped cleanly, 254 bad configuration or data dir, 65 damaged log, 70 fatal I/O error while running, 1 anything else at start. */
 const EXIT_BAD_CONFIG = 254;
+const EXIT_DAMAGED_LOG = 65;
 const EXIT_FATAL = 70;
 
 async function main(): Promise<void> {
@@ -41,7 +44,20 @@ async function main(): Promise<void> {
       `data-dir ${config.dataDir}, anti-entropy ${config.antiEntropyMs} ms, max skew ${config.maxSkewMs} ms` +
       (config.bug ? `, PLANTED BUG ${config.bug}: ${BUGS[config.bug]}` : ''),
   );
-  const node = await StoreNode.open(config, log, fatal);
+  let node: StoreNode;
+  try {
+    node = await StoreNode.open(config, log, fatal);
+  } catch (error) {
+    if (error instanceof DataDirError) {
+      console.error(`faultline node: ${error.message}`);
+      process.exit(EXIT_BAD_CONFIG);
+    }
+    if (error instanceof LogDamagedError) {
+      log.error(`refusing to start: ${error.message}`);
+      process.exit(EXIT_DAMAGED_LOG);
+    }
+    throw error;
+  }
   const mesh = new Mesh(node);
   const { server, port } = await listen(node, mesh, config.listenHost, config.listenPort);
   mesh.start();

@@ -10,7 +10,7 @@ import { status } from '@grpc/grpc-js';
 import { HybridClock, HlcOverflowError, formatHlc, parseHlc } from './hlc.ts';
 import { counterValue, type ComponentState, type Kind, type Share } from './merge.ts';
 import { Replica, type KeyWrite } from './replica.ts';
-import { Wal, type Durable } from './wal.ts';
+import { LogRecordError, Wal, type Durable } from './wal.ts';
 import { WatchHub } from './watch.ts';
 import { RpcError, quote } from './validate.ts';
 import type { NodeConfig } from './config.ts';
@@ -59,6 +59,57 @@ export interface Stats {
   meshThrottled: number;
   /** Mesh calls and relay batches refused (authentication, sender, or writes that are not the sender's). */
   meshRejected: number;
+}
+
+/**
+ * A replayed record in the shape node.ts writes, or LogRecordError saying what is wrong with it (the
+ * log then counts as damaged, wal.ts): a record of the wrong shape must stop the node with a clear
+ * error, and one with a timestamp that is not a canonical HLC must not pin its key forever.
+ */
+export function checkLogRecord(r: unknown): LogRecord {
+  const bad = (why: string): never => {
+    throw new LogRecordError(`${why} (record ${quote(JSON.stringify(r) ?? String(r), 200)})`);
+  };
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return bad('it is not a JSON object');
+  const o = r as Record<string, unknown>;
+  const text = (field: string) => (typeof o[field] === 'string' && o[field] !== '' ? (o[field] as string) : bad(`field ${field} is not a non-empty string`));
+  const count = (field: string) => (Number.isSafeInteger(o[field]) && (o[field] as number) >= 0 ? (o[field] as number) : bad(`field ${field} is not a non-negative integer`));
+  const request = () => {
+    if (o.rid === undefined && o.fp === undefined && o.rep === undefined) return;
+    text('rid');
+    text('fp');
+    if (typeof o.rep !== 'object' || o.rep === null) bad('field rep is not an object');
+  };
+  switch (o.t) {
+    case 'c':
+      text('e');
+      text('k');
+      if (typeof o.v !== 'string') bad('field v is not a string');
+      if (typeof o.ts !== 'string' || !parseHlc(o.ts)) bad(`field ts ${quote(o.ts)} is not a canonical HLC (<15-digit wall ms>:<5-digit logical>:<node id>)`);
+      if (typeof o.d !== 'boolean') bad('field d is not a boolean');
+      if (o.kd !== 'lww' && o.kd !== 'max') bad(`field kd ${quote(o.kd)} is not "lww" or "max"`);
+      request();
+      break;
+    case 's':
+      text('e');
+      text('k');
+      text('o');
+      count('p');
+      count('n');
+      request();
+      break;
+    case 'r':
+      text('rid');
+      text('fp');
+      if (typeof o.rep !== 'object' || o.rep === null) bad('field rep is not an object');
+      break;
+    case 'inc':
+      if (!Number.isSafeInteger(o.n) || (o.n as number) < 1) bad('field n is not a positive integer');
+      break;
+    default:
+      bad(`its type t ${quote(o.t)} is none of "c", "s", "r", "inc"`);
+  }
+  return r as LogRecord;
 }
 
 function keyWriteToRecord(w: KeyWrite): WriteRecord {
@@ -145,9 +196,15 @@ export class StoreNode {
     const node = new StoreNode(config, log);
     const began = performance.now();
     const { wal, replay } = await Wal.open(
-      { dir: config.dataDir, mode: config.bug === 'ack-before-fsync' ? 'deferred' : 'sync', onFatal },
-      (r) => node.replayRecord(r as LogRecord),
+      { dir: config.dataDir, mode: config.bug === 'ack-before-fsync' ? 'deferred' : 'sync', onFatal, salvage: config.salvageLog },
+      (r) => node.replayRecord(checkLogRecord(r)),
     );
+    for (const s of replay.salvaged) {
+      log.warn(
+        `salvaged ${s.file}: replayed its ${s.records} intact records and dropped ${s.dropped.length} damaged ranges or unusable records ` +
+          `(${s.dropped.map(([offset, bytes]) => `${bytes} bytes at ${offset}`).join(', ')}); the original is kept as ${s.copy}`,
+      );
+    }
     node.wal = wal;
     node.incarnation += 1;
     await wal.append({ t: 'inc', n: node.incarnation } satisfies LogRecord);

@@ -5,8 +5,16 @@
 // would also break the single-file esbuild bundle the containers run.
 //
 // Frame: u32 LE payload length, u32 LE CRC-32 of the payload, payload (UTF-8 JSON). Replay stops at the
-// first frame that is short or fails its CRC (a torn tail after a crash) and truncates the file there,
-// so later appends never follow garbage.
+// first frame that is short or fails its CRC. If nothing intact follows, that is a torn tail (a crash
+// in the middle of a group's write): it was never acknowledged, and the file is truncated there so
+// later appends never follow garbage. If intact frames follow, the damage is in the middle of records
+// that were acknowledged, so the node refuses to start (LogDamagedError, naming the file, the offset
+// and what follows) rather than silently drop them, as etcd refuses a corrupt WAL; `salvage` (the
+// node's --salvage-log 1) instead keeps a copy of the file, replays every intact frame, drops only the
+// damaged bytes and rewrites the file. A payload is JSON text, in which bytes 0x00 and 0x01 are always
+// escaped, so a frame header (its length's high byte is one of them) never appears inside a payload:
+// an intact frame found after damage is a real record, not a fragment of the torn one. A record that
+// the caller cannot use (onRecord throws LogRecordError) is damage of the same kind.
 //
 // Group commit: appends queue their frames; a group writes everything queued, calls fdatasync once and
 // then resolves every append in it. Appends that arrive meanwhile form the next group; up to
@@ -16,7 +24,7 @@
 // in-memory state (which contains everything logged so far) to snapshot-<gen+1> via a temp file, fsync
 // and rename, then deletes older files. Opening loads the newest snapshot and replays the logs from its
 // generation on; records are idempotent, so a record found in both is harmless.
-import { closeSync, fdatasync, fsyncSync, writeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
+import { closeSync, copyFileSync, fdatasync, fsyncSync, writeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -50,29 +58,91 @@ export function encodeFrame(record: unknown): Buffer {
 
 export interface DecodeResult {
   readonly records: unknown[];
-  /** Bytes of valid frames; anything after this is a torn or corrupt tail. */
+  /** Where each record's frame starts, in step with records. */
+  readonly offsets: number[];
+  /** Bytes of valid frames; anything after this is a torn or damaged tail. */
   readonly validBytes: number;
+  /** Why decoding stopped before the end, if it did. */
+  readonly stop?: string;
 }
 
-export function decodeFrames(data: Buffer): DecodeResult {
-  const records: unknown[] = [];
-  let offset = 0;
-  while (offset + HEADER_BYTES <= data.length) {
-    const length = data.readUInt32LE(offset);
-    if (length > MAX_RECORD_BYTES || offset + HEADER_BYTES + length > data.length) break;
-    const payload = data.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length);
-    if (crc32(payload) !== data.readUInt32LE(offset + 4)) break;
-    let record: unknown;
-    try {
-      record = JSON.parse(payload.toString('utf8'));
-    } catch {
-      break;
-    }
-    records.push(record);
-    offset += HEADER_BYTES + length;
+/** The record of the frame at `offset`, or why there is none. */
+function frameAt(data: Buffer, offset: number): { record: unknown; length: number } | string {
+  if (offset + HEADER_BYTES > data.length) return `only ${data.length - offset} bytes left, short of a frame header`;
+  const length = data.readUInt32LE(offset);
+  if (length > MAX_RECORD_BYTES) return `a frame length of ${length} bytes, beyond the ${MAX_RECORD_BYTES}-byte limit`;
+  if (offset + HEADER_BYTES + length > data.length) return `a frame of ${length} bytes that the file ends within`;
+  const payload = data.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length);
+  if (crc32(payload) !== data.readUInt32LE(offset + 4)) return 'a frame whose CRC-32 does not match';
+  try {
+    return { record: JSON.parse(payload.toString('utf8')), length };
+  } catch {
+    return 'a frame whose payload is not JSON';
   }
-  return { records, validBytes: offset };
 }
+
+export function decodeFrames(data: Buffer, from = 0): DecodeResult {
+  const records: unknown[] = [];
+  const offsets: number[] = [];
+  let offset = from;
+  while (offset < data.length) {
+    const frame = frameAt(data, offset);
+    if (typeof frame === 'string') return { records, offsets, validBytes: offset, stop: frame };
+    records.push(frame.record);
+    offsets.push(offset);
+    offset += HEADER_BYTES + frame.length;
+  }
+  return { records, offsets, validBytes: offset };
+}
+
+/**
+ * The offset of the first intact frame after `from` (see the module comment: one cannot start inside
+ * a payload), or undefined when none follows, i.e. the damage is a torn tail. Cheap checks first, so
+ * scanning a large file costs little more than reading it.
+ */
+export function nextIntactFrame(data: Buffer, from: number): number | undefined {
+  for (let off = from + 1; off + HEADER_BYTES + 2 <= data.length; off++) {
+    const length = data.readUInt32LE(off);
+    if (length < 2 || length > MAX_RECORD_BYTES || off + HEADER_BYTES + length > data.length) continue;
+    // Every record is a JSON object.
+    if (data[off + HEADER_BYTES] !== 0x7b || data[off + HEADER_BYTES + length - 1] !== 0x7d) continue;
+    if (typeof frameAt(data, off) !== 'string') return off;
+  }
+  return undefined;
+}
+
+/** Thrown by a record handler for a well-framed record it cannot use (wrong shape, bad field). */
+export class LogRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LogRecordError';
+  }
+}
+
+/** The log or snapshot is damaged before its tail: the node must not start on it (see the module comment). */
+export class LogDamagedError extends Error {
+  readonly file: string;
+  readonly offset: number;
+  constructor(file: string, offset: number, message: string) {
+    super(message);
+    this.name = 'LogDamagedError';
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/** The data dir cannot be used (not a directory, no permission): bad configuration, not damage. */
+export class DataDirError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DataDirError';
+  }
+}
+
+const RECOVERY_HINT =
+  'To start anyway, run the node once with --salvage-log 1 (FAULTLINE_SALVAGE_LOG=1): it keeps a copy of the damaged file (<name>.damaged-<time>), ' +
+  'replays every intact record, drops only the damaged bytes and rewrites the file; writes that peers hold come back through anti-entropy. ' +
+  'Or replace the data dir with a copy of a healthy one.';
 
 export type WalMode = 'sync' | 'deferred';
 
@@ -88,14 +158,28 @@ export interface WalOptions {
   readonly deferredFlushMs?: number;
   /** Called once when a write or fsync fails; the node must stop rather than acknowledge more writes. */
   readonly onFatal: (error: Error) => void;
+  /** Replay a log or snapshot damaged before its tail by dropping only the damaged bytes (see the module comment). @default false */
+  readonly salvage?: boolean;
+}
+
+/** What salvaging one file dropped. */
+export interface Salvaged {
+  readonly file: string;
+  /** Where the file's original bytes were kept. */
+  readonly copy: string;
+  /** [offset, bytes] of each damaged range or unusable record dropped. */
+  readonly dropped: readonly (readonly [number, number])[];
+  readonly records: number;
 }
 
 export interface ReplayInfo {
   readonly records: number;
   readonly snapshotGen: number;
   readonly logs: number;
-  /** Bytes dropped from torn or corrupt log tails. */
+  /** Bytes dropped from torn log tails. */
   readonly discardedBytes: number;
+  /** Files salvaged (only with the salvage option). */
+  readonly salvaged: readonly Salvaged[];
 }
 
 /** Called once the record is durable (no argument) or can never be (the error). */
@@ -111,6 +195,67 @@ function fsyncDir(dir: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Replays the frames of one file into onRecord. Damage with nothing intact after it is a torn tail
+ * (validBytes says where the intact part ends) when tornTailAllowed; any other damage, and a record
+ * onRecord refuses, throws LogDamagedError, or with `salvage` is skipped and listed in `dropped` (then
+ * `kept` holds the payloads to rewrite the file with).
+ */
+function replayFrames(
+  data: Buffer,
+  path: string,
+  onRecord: (record: unknown) => void,
+  tornTailAllowed: boolean,
+  salvage: boolean,
+): { records: number; validBytes: number; dropped: [number, number][]; kept: string[] } {
+  const dropped: [number, number][] = [];
+  const kept: string[] = [];
+  let records = 0;
+  let frames = 0;
+  let from = 0;
+  for (;;) {
+    const decoded = decodeFrames(data, from);
+    for (let i = 0; i < decoded.records.length; i++) {
+      const offset = decoded.offsets[i];
+      frames += 1;
+      try {
+        onRecord(decoded.records[i]);
+      } catch (error) {
+        if (!(error instanceof LogRecordError)) throw error;
+        const frameBytes = (i + 1 < decoded.offsets.length ? decoded.offsets[i + 1] : decoded.validBytes) - offset;
+        if (salvage) {
+          dropped.push([offset, frameBytes]);
+          continue;
+        }
+        throw new LogDamagedError(path, offset, `${path}: the record at byte ${offset} (record ${frames} of the file) is well framed but unusable: ${error.message}. ${RECOVERY_HINT}`);
+      }
+      records += 1;
+      if (salvage) kept.push(JSON.stringify(decoded.records[i]));
+    }
+    if (decoded.stop === undefined) return { records, validBytes: decoded.validBytes, dropped, kept };
+    const at = decoded.validBytes;
+    const next = nextIntactFrame(data, at);
+    if (next === undefined && tornTailAllowed) {
+      // A torn tail: with salvage the file is rewritten without it anyway.
+      if (salvage && dropped.length > 0) dropped.push([at, data.length - at]);
+      return { records, validBytes: at, dropped, kept };
+    }
+    if (salvage) {
+      dropped.push([at, (next ?? data.length) - at]);
+      if (next === undefined) return { records, validBytes: data.length, dropped, kept };
+      from = next;
+      continue;
+    }
+    const follows = next === undefined ? 'nothing intact follows, but this file must not end torn (a snapshot, or a log older than the newest)' : describeFollowing(data, next);
+    throw new LogDamagedError(path, at, `${path} is damaged at byte ${at} of ${data.length} (${decoded.stop}) after ${records} intact records; ${follows}. The node stops rather than drop acknowledged writes. ${RECOVERY_HINT}`);
+  }
+}
+
+function describeFollowing(data: Buffer, next: number): string {
+  const after = decodeFrames(data, next);
+  return `${after.records.length} intact records (${after.validBytes - next} bytes) follow from byte ${next}${after.stop ? ', and more damage after them' : ''}, so this is not a torn tail left by a crash`;
 }
 
 export class Wal {
@@ -145,47 +290,72 @@ export class Wal {
 
   /** Opens (creating if needed) the log in options.dir, replaying every stored record into onRecord first. */
   static async open(options: WalOptions, onRecord: (record: unknown) => void): Promise<{ wal: Wal; replay: ReplayInfo }> {
-    mkdirSync(options.dir, { recursive: true });
-    const files = readdirSync(options.dir)
+    const dir = options.dir;
+    try {
+      mkdirSync(dir, { recursive: true });
+      if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      readdirSync(dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'is not a directory (a file is in the way)' : code === 'EACCES' || code === 'EPERM' ? 'cannot be used: permission denied' : `cannot be used: ${(error as Error).message}`;
+      throw new DataDirError(`--data-dir ${dir} ${why}; pass a directory this node may write (it is created if missing)`, { cause: error });
+    }
+    const files = readdirSync(dir)
       .map((name) => ({ name, m: FILE_RE.exec(name) }))
       .filter((f) => f.m !== null)
       .map((f) => ({ name: f.name, kind: f.m![1] as 'log' | 'snapshot', gen: Number(f.m![2]) }));
     const snapshotGen = Math.max(0, ...files.filter((f) => f.kind === 'snapshot').map((f) => f.gen));
+    const logs = files.filter((f) => f.kind === 'log' && f.gen >= snapshotGen).sort((a, b) => a.gen - b.gen);
     let records = 0;
     let discardedBytes = 0;
-    if (snapshotGen > 0) {
-      const data = readFileSync(join(options.dir, fileName('snapshot', snapshotGen)));
-      const { records: recs, validBytes } = decodeFrames(data);
-      // Snapshots are written to a temp file, synced and renamed, so a bad one means the disk lied.
-      if (validBytes !== data.length) throw new Error(`snapshot ${fileName('snapshot', snapshotGen)} in ${options.dir} is corrupt at byte ${validBytes}`);
-      for (const r of recs) onRecord(r);
-      records += recs.length;
-    }
-    const logs = files.filter((f) => f.kind === 'log' && f.gen >= snapshotGen).sort((a, b) => a.gen - b.gen);
+    const salvaged: Salvaged[] = [];
+    // Replays one file; returns the bytes of its intact prefix (what a torn tail is cut back to).
+    const replayFile = (name: string, tornTailAllowed: boolean): number => {
+      const path = join(dir, name);
+      const data = readFileSync(path);
+      const replayed = replayFrames(data, path, onRecord, tornTailAllowed, options.salvage ?? false);
+      records += replayed.records;
+      if (replayed.dropped.length > 0) {
+        // Salvage: keep the original, then rewrite the file with the intact records only.
+        const copy = `${path}.damaged-${Date.now()}`;
+        copyFileSync(path, copy);
+        const tmp = `${path}.tmp`;
+        writeFileSync(tmp, encodeFrames(replayed.kept));
+        const fd = openSync(tmp, 'r+');
+        try {
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        renameSync(tmp, path);
+        fsyncDir(dir);
+        salvaged.push({ file: path, copy, dropped: replayed.dropped, records: replayed.records });
+        return statSync(path).size;
+      }
+      if (replayed.validBytes < data.length) {
+        discardedBytes += data.length - replayed.validBytes;
+        truncateSync(path, replayed.validBytes);
+      }
+      return replayed.validBytes;
+    };
+    // Snapshots are written to a temp file, synced and renamed, so any damage in one means the disk lied.
+    if (snapshotGen > 0) replayFile(fileName('snapshot', snapshotGen), false);
     let lastGen = Math.max(snapshotGen, 1);
     let lastBytes = 0;
-    for (const log of logs) {
-      const path = join(options.dir, log.name);
-      const data = readFileSync(path);
-      const { records: recs, validBytes } = decodeFrames(data);
-      for (const r of recs) onRecord(r);
-      records += recs.length;
-      if (validBytes < data.length) {
-        discardedBytes += data.length - validBytes;
-        truncateSync(path, validBytes);
-      }
+    logs.forEach((log, i) => {
+      // Only the newest log can end in a torn write: an older one was synced before the next began.
+      lastBytes = replayFile(log.name, i === logs.length - 1);
       lastGen = log.gen;
-      lastBytes = validBytes;
-    }
+    });
     // Leftovers of an interrupted compaction or files a newer snapshot covers.
     for (const f of files) {
-      if (f.gen < snapshotGen) rmSync(join(options.dir, f.name), { force: true });
+      if (f.gen < snapshotGen) rmSync(join(dir, f.name), { force: true });
     }
-    for (const name of readdirSync(options.dir)) if (name.endsWith('.tmp')) rmSync(join(options.dir, name), { force: true });
-    const fh = await open(join(options.dir, fileName('log', lastGen)), 'a');
-    fsyncDir(options.dir);
+    for (const name of readdirSync(dir)) if (name.endsWith('.tmp')) rmSync(join(dir, name), { force: true });
+    const fh = await open(join(dir, fileName('log', lastGen)), 'a');
+    fsyncDir(dir);
     const wal = new Wal(options, fh, lastGen, lastBytes);
-    return { wal, replay: { records, snapshotGen, logs: logs.length, discardedBytes } };
+    return { wal, replay: { records, snapshotGen, logs: logs.length, discardedBytes, salvaged } };
   }
 
   /** Bytes in the current log generation (what compaction would reclaim). */

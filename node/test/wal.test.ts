@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Wal, decodeFrames, encodeFrame } from '../wal.ts';
+import { LogDamagedError, Wal, decodeFrames, encodeFrame, encodeFrames } from '../wal.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -17,10 +17,18 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function openWal(dir: string, mode: 'sync' | 'deferred' = 'sync') {
+async function openWal(dir: string, mode: 'sync' | 'deferred' = 'sync', salvage = false) {
   const seen: unknown[] = [];
-  const { wal, replay } = await Wal.open({ dir, mode, onFatal: (e) => { throw e; } }, (r) => seen.push(r));
+  const { wal, replay } = await Wal.open({ dir, mode, onFatal: (e) => { throw e; }, salvage }, (r) => seen.push(r));
   return { wal, replay, seen };
+}
+
+/** A log of `count` records {i}; returns its path and each record's frame offset. */
+function writeLog(dir: string, count: number): { path: string; offsets: number[]; data: Buffer } {
+  const data = encodeFrames(Array.from({ length: count }, (_, i) => JSON.stringify({ i, pad: 'p'.repeat(20) })));
+  const path = join(dir, 'log-00000001.dat');
+  writeFileSync(path, data);
+  return { path, offsets: decodeFrames(data).offsets, data };
 }
 
 describe('frames', () => {
@@ -140,5 +148,47 @@ describe('Wal', () => {
     expect(statSync(log).size).toBe(0);
     await wal.close();
     expect(statSync(log).size).toBeGreaterThan(0);
+  });
+
+  it('refuses a log damaged before intact records, naming the file, the offset and what follows, and leaves it as it is', async () => {
+    const dir = tempDir();
+    const { path, offsets, data } = writeLog(dir, 502);
+    const damaged = Buffer.from(data);
+    damaged[offsets[250] + 20] ^= 0x01; // inside record 250's payload
+    writeFileSync(path, damaged);
+    const error = await openWal(dir).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(LogDamagedError);
+    expect((error as LogDamagedError).message).toMatch(
+      new RegExp(`^${path} is damaged at byte ${offsets[250]} of ${data.length} \\(a frame whose CRC-32 does not match\\) after 250 intact records; 251 intact records \\(${data.length - offsets[251]} bytes\\) follow from byte ${offsets[251]}, so this is not a torn tail left by a crash`),
+    );
+    expect((error as Error).message).toMatch(/--salvage-log 1/);
+    expect(readFileSync(path)).toEqual(damaged);
+  });
+
+  it('refuses a log whose first record is damaged (all later records intact)', async () => {
+    const dir = tempDir();
+    const { path, data } = writeLog(dir, 500);
+    const damaged = Buffer.from(data);
+    damaged[2] ^= 0xff; // the first frame's length
+    writeFileSync(path, damaged);
+    await expect(openWal(dir)).rejects.toThrow(/damaged at byte 0 of \d+ \(a frame of \d+ bytes that the file ends within\) after 0 intact records; 499 intact records/);
+  });
+
+  it('salvages a damaged log on request: every intact record, a copy of the original, a clean file', async () => {
+    const dir = tempDir();
+    const { path, offsets, data } = writeLog(dir, 502);
+    const damaged = Buffer.from(data);
+    damaged[offsets[250] + 20] ^= 0x01;
+    writeFileSync(path, damaged);
+    const salvaged = await openWal(dir, 'sync', true);
+    expect(salvaged.seen).toHaveLength(501);
+    expect(salvaged.seen.some((r) => (r as { i: number }).i === 250)).toBe(false);
+    expect(salvaged.replay.salvaged).toMatchObject([{ file: path, dropped: [[offsets[250], offsets[251] - offsets[250]]], records: 501 }]);
+    expect(readFileSync(salvaged.replay.salvaged[0].copy)).toEqual(damaged);
+    await salvaged.wal.append({ after: true });
+    await salvaged.wal.close();
+    const again = await openWal(dir);
+    expect(again.seen).toHaveLength(502);
+    await again.wal.close();
   });
 });
