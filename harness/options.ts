@@ -90,10 +90,13 @@ function intIn(flag: string, lo: number, hi: number) {
   };
 }
 
+/** A plain decimal number ("12", "-1", "0.5", "2e3"): Number() alone would also take "0x10", "0b1", " " or "Infinity". */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function numberIn(flag: string, lo: number, hi: number, exclusiveLo = false) {
   return (raw: string): number => {
     const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n) || n > hi || (exclusiveLo ? n <= lo : n < lo)) {
+    if (!DECIMAL.test(raw.trim()) || !Number.isFinite(n) || n > hi || (exclusiveLo ? n <= lo : n < lo)) {
       expected(flag, `a number ${exclusiveLo ? 'above' : 'from'} ${lo}${hi === Infinity ? '' : ` to ${hi}`}`, raw);
     }
     return n;
@@ -130,6 +133,8 @@ function nemesisList(raw: string): string[] {
   const bad = names.filter((n) => !allowed.includes(n));
   if (names.length === 0 || bad.length > 0) expected('nemesis', `a comma list of ${allowed.join(', ')}`, raw);
   if ((names.includes('none') || names.includes('all')) && names.length > 1) expected('nemesis', '`none` or `all` alone, or a comma list of fault packages', raw);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) expected('nemesis', `a comma list of distinct fault packages (${twice} is named twice)`, raw);
   return names[0] === 'none' ? [] : names;
 }
 
@@ -137,7 +142,7 @@ function nemesisList(raw: string): string[] {
 function nemesisInterval(raw: string): number | undefined {
   if (raw.trim() === 'auto') return undefined;
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 3600) expected('nemesis-interval', 'auto or a number of seconds above 0 and at most 3600', raw);
+  if (!DECIMAL.test(raw.trim()) || !Number.isFinite(n) || n <= 0 || n > 3600) expected('nemesis-interval', 'auto or a number of seconds above 0 and at most 3600', raw);
   return n;
 }
 
@@ -251,11 +256,18 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       out[spec.key] = value === true;
       continue;
     }
-    const text = value === undefined ? spec.default : String(value);
-    if (text === undefined || (text === 'random' && spec.flag === 'seed') || text.startsWith('<')) {
+    // Only a default can be a placeholder ("<3 × anti-entropy-ms ...>", "random"): a value given on the
+    // command line is always parsed, so "--workload '<x>'" or "--seed '<x>'" is refused, not defaulted.
+    if (value === undefined) {
+      if (spec.default === undefined || spec.default.startsWith('<') || (spec.flag === 'seed' && spec.default === 'random')) {
+        out[spec.key] = undefined;
+        continue;
+      }
+    } else if (spec.flag === 'seed' && value === 'random') {
       out[spec.key] = undefined;
       continue;
     }
+    const text = value === undefined ? spec.default! : String(value);
     out[spec.key] = spec.parse ? spec.parse(text, nodes) : text;
   }
   out.seed ??= Math.floor(Math.random() * 2 ** 31);

@@ -27,6 +27,16 @@ describe('options', () => {
     expect(parse().partitionShapes).toHaveLength(7);
   });
 
+  it('takes placeholders only as defaults, and numbers only in decimal', () => {
+    const o = parse();
+    expect(o.lagBoundMs).toBeUndefined();
+    expect(o.name).toBeUndefined();
+    expect(Number.isSafeInteger(parse('--seed', 'random').seed)).toBe(true);
+    expect(parse('--rate', '1e3').rate).toBe(1000);
+    expect(parse('--rate', '0.5').rate).toBe(0.5);
+    expect(parse('--nemesis', 'partition,clock').nemesis).toEqual(['partition', 'clock']);
+  });
+
   it('expands Kn concurrency per node', () => {
     expect(parse('--nodes', '3', '--concurrency', '3n').concurrency).toBe(9);
     expect(parse('--concurrency', '7').concurrency).toBe(7);
@@ -44,6 +54,15 @@ describe('options', () => {
     [['--concurrency', '0'], 'Expected `--concurrency` to be a number of client processes'],
     [['--nemesis-targets', 'one,most'], 'Expected `--nemesis-targets` to be a comma list of one, minority, majority, all, random, got "one,most"'],
     [['--partition-shapes', 'halves,'], 'Expected `--partition-shapes` to be a comma list of halves, isolate, majority-minority, bridge, majorities-ring, asymmetric, complete, got "halves,"'],
+    [['--workload', '<x>'], 'Expected `--workload` to be one of lww, counter, set, all, got "<x>"'],
+    [['--seed', '<x>'], 'Expected `--seed` to be an integer from 0 to any size, got "<x>"'],
+    [['--lag-bound-ms', '<3 × anti-entropy-ms, at least 1000>'], 'Expected `--lag-bound-ms` to be an integer from 1 to 3600000'],
+    [['--name', '<workload>-<nemesis>'], 'Expected `--name` to be letters, digits'],
+    [['--rate', '0x10'], 'Expected `--rate` to be a number from 0 to 1000000, got "0x10"'],
+    [['--time-limit', '0b11'], 'Expected `--time-limit` to be a number above 0'],
+    [['--min-availability', ' '], 'Expected `--min-availability` to be a number from 0 to 1'],
+    [['--nemesis-interval', '0x2'], 'Expected `--nemesis-interval` to be auto or a number of seconds'],
+    [['--nemesis', 'partition,partition'], 'Expected `--nemesis` to be a comma list of distinct fault packages (partition is named twice), got "partition,partition"'],
     [['--frobnicate'], "Unknown option '--frobnicate'"],
     [['--nodes'], "Option '--nodes <value>' argument missing"],
   ])('rejects %j with a message naming the flag and what is allowed', (args, message) => {
