@@ -1,7 +1,9 @@
 // The results browser over real HTTP on loopback: the run list newest first with links that work,
 // files served from run folders (through the latest links), nothing outside results/, and the
 // `--open latest` command line.
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +77,61 @@ describe('results server', () => {
     expect((await fetch(new URL('/escape.txt', server.url))).status).toBe(404);
     expect((await fetch(new URL('/%2e%2e/%2e%2e/etc/passwd', server.url))).status).toBe(404);
     expect((await fetch(new URL('/nope/report.html', server.url))).status).toBe(404);
+  });
+});
+
+/** A raw HTTP request (fetch would normalize the path); status, headers and body. */
+function raw(method: string, target: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  const url = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method, path: target, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${target}: no answer within 5 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('results server against hostile requests', () => {
+  it('answers files it cannot serve (a socket, a FIFO) with 404 and keeps serving, even five FIFOs at once', async () => {
+    const socketPath = path.join(root, 'node.sock');
+    const unix = createNetServer();
+    await new Promise<void>((resolve) => unix.listen(socketPath, resolve));
+    try {
+      expect((await raw('GET', '/node.sock')).status).toBe(404);
+    } finally {
+      await new Promise<void>((resolve) => unix.close(() => resolve()));
+    }
+    await execa('mkfifo', [path.join(root, 'pipe.log')]);
+    const fifo = await Promise.all(Array.from({ length: 5 }, () => raw('GET', '/pipe.log')));
+    expect(fifo.map((r) => r.status)).toEqual([404, 404, 404, 404, 404]);
+    expect((await raw('GET', '/')).status).toBe(200);
+  });
+
+  it('serves GET and HEAD only', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const r = await raw(method, '/latest/junit.xml');
+      expect(r.status).toBe(405);
+      expect(r.headers.allow).toBe('GET, HEAD');
+    }
+    const head = await raw('HEAD', '/latest/junit.xml');
+    expect(head.status).toBe(200);
+    expect(Number(head.headers['content-length'])).toBeGreaterThan(0);
+    expect(head.body).toBe('');
+  });
+
+  it('never redirects to another host', async () => {
+    await mkdir(path.join(root, 'evil.example.com'), { recursive: true });
+    for (const target of ['/.//evil.example.com', '//evil.example.com', '/%2e//evil.example.com', '///evil.example.com']) {
+      const r = await raw('GET', target);
+      if (r.status === 301) expect(r.headers.location).toBe('/evil.example.com/');
+      expect(String(r.headers.location ?? '')).not.toMatch(/^\/\/|^[a-z]+:/i);
+    }
+    expect((await raw('GET', '/.//evil.example.com')).status).toBe(301);
   });
 });
 

@@ -1,11 +1,12 @@
 // The results browser (npm run results): serves results/ on 127.0.0.1 with a page listing every run
 // (name, time, verdict, nemesis, ops) newest first, each linking to its report.html, and serves the
 // run folders' files as they are. `npm run results -- --open latest` only prints the newest report's
-// path and exits, for scripts and terminals that open files themselves.
-import { createReadStream } from 'node:fs';
-import { readdir, realpath, stat } from 'node:fs/promises';
+// path and exits, for scripts and terminals that open files themselves. It is read-only (GET and HEAD),
+// serves regular files only, never redirects off the host, and no request can crash it.
+import { constants } from 'node:fs';
+import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { listRuns } from './results.ts';
@@ -77,18 +78,16 @@ export async function startResultsServer(options: ResultsServerOptions): Promise
   const root = path.resolve(options.root);
   const host = options.host ?? '127.0.0.1';
   const server = createServer((req, res) => {
-    handle(root, req.url ?? '/').then(
-      (reply) => {
-        res.writeHead(reply.status, { 'content-type': reply.type, 'cache-control': 'no-store', ...(reply.location ? { location: reply.location } : {}) });
-        if (reply.file) createReadStream(reply.file).pipe(res);
-        else res.end(reply.body);
-      },
-      (error: Error) => {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+    // Nothing a request does may take the server down: every failure becomes a reply (or, once the
+    // reply has begun, a closed connection).
+    respond(root, req, res).catch((error: Error) => {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': contentTypes['.txt'] });
         res.end(`faultline results server: ${error.message}\n`);
-      },
-    );
+      } else res.destroy();
+    });
   });
+  server.on('clientError', (_error, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(error.code === 'EADDRINUSE' ? new Error(`Port ${options.port} on ${host} is in use: pass --port with a free port (or 0 for any)`, { cause: error }) : error),
@@ -110,10 +109,62 @@ interface Reply {
   readonly body?: string;
   readonly file?: string;
   readonly location?: string;
+  readonly allow?: string;
 }
 
-async function handle(root: string, url: string): Promise<Reply> {
-  const pathname = new URL(url, 'http://localhost').pathname;
+async function respond(root: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const head = req.method === 'HEAD';
+  const reply: Reply =
+    req.method !== 'GET' && !head
+      ? { status: 405, type: contentTypes['.txt'], body: `Method ${req.method} is not allowed: the results are read-only (GET, HEAD)\n`, allow: 'GET, HEAD' }
+      : await route(root, req.url ?? '/');
+  const headers: Record<string, string | number> = { 'content-type': reply.type, 'cache-control': 'no-store' };
+  if (reply.location) headers.location = reply.location;
+  if (reply.allow) headers.allow = reply.allow;
+  if (!reply.file) {
+    res.writeHead(reply.status, { ...headers, 'content-length': Buffer.byteLength(reply.body ?? '') });
+    res.end(head ? undefined : reply.body);
+    return;
+  }
+  // Open without blocking (a FIFO would block a thread-pool thread until a writer came) and check the
+  // opened file itself, so a file replaced between the path checks and here is still caught.
+  let handle: FileHandle;
+  try {
+    handle = await open(reply.file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    res.writeHead(code === 'EACCES' || code === 'EPERM' ? 403 : 404, { 'content-type': contentTypes['.txt'] });
+    res.end(`Cannot open ${path.basename(reply.file)}: ${code ?? (error as Error).message}\n`);
+    return;
+  }
+  try {
+    const s = await handle.stat();
+    if (!s.isFile()) {
+      await handle.close();
+      res.writeHead(404, { 'content-type': contentTypes['.txt'] });
+      res.end(`Not a regular file: ${path.basename(reply.file)}\n`);
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-length': s.size });
+    if (head) {
+      await handle.close();
+      res.end();
+      return;
+    }
+  } catch (error) {
+    await handle.close().catch(() => {});
+    throw error;
+  }
+  const stream = handle.createReadStream();
+  stream.on('error', () => res.destroy());
+  res.on('close', () => stream.destroy());
+  stream.pipe(res);
+}
+
+async function route(root: string, url: string): Promise<Reply> {
+  if (!url.startsWith('/')) return { status: 400, type: contentTypes['.txt'], body: 'Bad request target\n' };
+  // Parsed against a fixed origin as a path: a request for //host must not change the host.
+  const pathname = new URL(`http://localhost${url}`).pathname;
   if (pathname === '/' || pathname === '/index.html') {
     return { status: 200, type: contentTypes['.html'], body: renderRunList(await listRuns(root), root) };
   }
@@ -130,12 +181,15 @@ async function handle(root: string, url: string): Promise<Reply> {
   const real = await realpath(target).catch(() => undefined);
   const realRoot = await realpath(root).catch(() => root);
   if (!real || (real !== realRoot && !real.startsWith(realRoot + path.sep))) return notFound;
-  const s = await stat(real);
+  const s = await stat(real).catch(() => undefined);
+  if (!s) return notFound;
   if (s.isDirectory()) {
-    if (!pathname.endsWith('/')) return { status: 301, type: contentTypes['.txt'], body: '', location: `${pathname}/` };
+    // Built from the path's segments, so it always starts with exactly one "/": never "//host/".
+    if (!pathname.endsWith('/')) return { status: 301, type: contentTypes['.txt'], body: '', location: `/${pathname.split('/').filter(Boolean).join('/')}/` };
     const entries = (await readdir(real, { withFileTypes: true })).map((e) => (e.isDirectory() || e.isSymbolicLink() ? `${e.name}/` : e.name)).sort();
     return { status: 200, type: contentTypes['.html'], body: renderDir(rel, entries) };
   }
+  if (!s.isFile()) return { status: 404, type: contentTypes['.txt'], body: `Not a regular file: ${rel}\n` };
   return { status: 200, type: contentTypes[path.extname(real)] ?? 'application/octet-stream', file: real };
 }
 
