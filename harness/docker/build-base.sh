@@ -34,6 +34,20 @@ die() { echo "[build-base] error: $*" >&2; exit 1; }
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache="$repo/.cache/base"
 mkdir -p "$cache"
+# shellcheck source=rootfs.sh
+source "$repo/harness/docker/rootfs.sh"
+
+# Removes a work folder only once nothing is mounted under it, and never across into another file
+# system: a proc or sys left mounted by debootstrap must not be tarred or deleted into.
+remove_work() {
+  local dir="$1"
+  [[ -d "$dir" ]] || return 0
+  if ! unmount_under "$dir"; then
+    echo "[build-base] error: left $dir in place: something is still mounted under it (see above); unmount it, then remove it" >&2
+    return 1
+  fi
+  rm -rf --one-file-system -- "$dir"
+}
 
 docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (docker info failed); run 'npm run setup' first."
 
@@ -56,20 +70,22 @@ if [[ ! -s "$rootfs_tar" ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
   fi
   work="$(mktemp -d "$cache/rootfs.XXXXXX")"
-  trap 'rm -rf "$work"' EXIT
+  trap 'remove_work "$work"' EXIT
   say "debootstrap --variant=minbase bookworm (about 30 s; log in $cache/debootstrap.log)"
   if ! debootstrap --variant=minbase --include="$packages" bookworm "$work/rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1; then
     tail -n 20 "$cache/debootstrap.log" >&2
     die "debootstrap failed (full log: $cache/debootstrap.log)"
   fi
+  # debootstrap unmounts proc, sys and dev/pts itself, but not always (a busy mount): undo what is left.
+  unmount_under "$work/rootfs" || die "something is still mounted under $work/rootfs (see above) after debootstrap; refusing to tar or remove it: unmount it by hand, then run again"
   # Trim what a container never needs, as the official slim images do.
   rm -rf "$work"/rootfs/var/lib/apt/lists/* "$work"/rootfs/var/cache/apt/*.bin \
     "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/usr/share/doc/* \
     "$work"/rootfs/usr/share/man/* "$work"/rootfs/usr/share/info/* "$work"/rootfs/var/log/*.log
-  tar --numeric-owner -C "$work/rootfs" -cf "$rootfs_tar.tmp" .
+  tar --numeric-owner --one-file-system -C "$work/rootfs" -cf "$rootfs_tar.tmp" .
   mv "$rootfs_tar.tmp" "$rootfs_tar"
-  rm -rf "$work"
   trap - EXIT
+  remove_work "$work" || exit 1
   say "cached the root file system in $rootfs_tar"
 else
   say "using cached root file system $rootfs_tar"
@@ -89,7 +105,7 @@ say "using Node $node_version from $(basename "$node_tgz")"
 
 # 3. One tar: the root file system plus /usr/local/bin/node, imported as an image.
 work="$(mktemp -d "$cache/import.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+trap 'remove_work "$work"' EXIT
 mkdir -p "$work/add/usr/local/bin"
 tar -xzf "$node_tgz" -C "$work" package/bin/node
 mv "$work/package/bin/node" "$work/add/usr/local/bin/node"
