@@ -7,7 +7,7 @@
 // and the stream, so a request must arrive whole within REQUEST_TIMEOUT_MS of the call's start (a
 // client stream, Relay, must send a message at least every STREAM_IDLE_MS); otherwise the call ends
 // with DEADLINE_EXCEEDED. One sweep timer checks all calls, so the hot path pays no timer per call.
-import { ServerInterceptingCall, ServerListenerBuilder, status, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
+import { status, type ServerInterceptingCall, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
 import { MAX_ID_BYTES, MAX_VALUE_BYTES } from './validate.ts';
 
 /** The largest request message (before and after decompression) a node accepts, from clients and peers. */
@@ -23,6 +23,8 @@ const SWEEP_MS = 1000;
 // The largest valid request must fit (node/test/hostile-input.cluster.test.ts sends one).
 if (MAX_VALUE_BYTES + 4 * MAX_ID_BYTES + 1024 > MESH_BATCH_BYTES) throw new Error('MESH_BATCH_BYTES is below the largest valid write');
 
+type CallListener = Parameters<ServerInterceptingCallInterface['start']>[0];
+
 interface Pending {
   readonly call: ServerInterceptingCallInterface;
   readonly path: string;
@@ -32,14 +34,17 @@ interface Pending {
 
 /**
  * A server interceptor that ends calls whose request stalls (see above), and the sweep that does it.
- * `close()` stops the sweep.
+ * It does not wrap the call in a ServerInterceptingCall (whose per-call objects and closures measured
+ * about 4 µs per Put): it only wraps the listener the server starts the call with, and reads the time
+ * from a clock the sweep advances once a second. `close()` stops the sweep.
  */
 export function stalledRequestGuard(onStall: (path: string, limitMs: number) => void): { interceptor: ServerInterceptor; close(): void } {
   const pending = new Set<Pending>();
+  let nowMs = performance.now();
   const sweep = setInterval(() => {
-    const now = performance.now();
+    nowMs = performance.now();
     for (const p of pending) {
-      if (now - p.sinceMs < p.limitMs) continue;
+      if (nowMs - p.sinceMs < p.limitMs) continue;
       pending.delete(p);
       onStall(p.path, p.limitMs);
       p.call.sendStatus({
@@ -51,31 +56,29 @@ export function stalledRequestGuard(onStall: (path: string, limitMs: number) => 
   sweep.unref();
   const interceptor: ServerInterceptor = (method, call) => {
     const streaming = method.requestStream;
-    const entry: Pending = { call, path: method.path, limitMs: streaming ? STREAM_IDLE_MS : REQUEST_TIMEOUT_MS, sinceMs: 0 };
-    return new ServerInterceptingCall(call, {
-      start: (next) => {
-        entry.sinceMs = performance.now();
-        pending.add(entry);
-        next(
-          new ServerListenerBuilder()
-            .withOnReceiveMessage((message, nextMessage) => {
-              if (streaming) entry.sinceMs = performance.now();
-              else pending.delete(entry);
-              nextMessage(message);
-            })
-            .withOnReceiveHalfClose((nextHalfClose) => {
-              pending.delete(entry);
-              nextHalfClose();
-            })
-            .withOnCancel(() => pending.delete(entry))
-            .build(),
-        );
-      },
-      sendStatus: (st, next) => {
-        pending.delete(entry);
-        next(st);
-      },
-    });
+    const entry: Pending = { call, path: method.path, limitMs: streaming ? STREAM_IDLE_MS : REQUEST_TIMEOUT_MS, sinceMs: nowMs };
+    const start = call.start;
+    call.start = (listener: CallListener) => {
+      pending.add(entry);
+      const watched: CallListener = {
+        onReceiveMetadata: (metadata) => listener.onReceiveMetadata(metadata),
+        onReceiveMessage: (message) => {
+          if (streaming) entry.sinceMs = nowMs;
+          else pending.delete(entry);
+          listener.onReceiveMessage(message);
+        },
+        onReceiveHalfClose: () => {
+          pending.delete(entry);
+          listener.onReceiveHalfClose();
+        },
+        onCancel: () => {
+          pending.delete(entry);
+          listener.onCancel();
+        },
+      };
+      start.call(call, watched);
+    };
+    return call as ServerInterceptingCall;
   };
   return { interceptor, close: () => clearInterval(sweep) };
 }
