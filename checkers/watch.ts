@@ -112,22 +112,36 @@ function watcherDrops(history: History): Map<string, number> {
   return out;
 }
 
-/** Acknowledged writes by timestamp: when each was invoked (a final value's origin). */
+/**
+ * Acknowledged writes by timestamp: when their request was first invoked (a final value's origin). The
+ * first attempt, not the acknowledged one: a retry that the node recognised returns the timestamp of
+ * an earlier attempt, which may have been applied before a stream opened.
+ */
 function writesByTs(history: History): Map<string, number> {
+  const firstInvoke = new Map<string, number>();
+  for (const op of history) {
+    if (op.type !== 'invoke' || op.process === 'nemesis') continue;
+    const id = (op.value as { requestId?: unknown } | null)?.requestId;
+    if (typeof id === 'string' && !firstInvoke.has(id)) firstInvoke.set(id, op.time);
+  }
   const { invocation } = pairing(history);
   const out = new Map<string, number>();
   for (let c = 0; c < history.length; c++) {
     const op = history[c];
-    if (op.type !== 'ok' || typeof (op.value as { ts?: unknown })?.ts !== 'string') continue;
+    const v = op.value as { ts?: unknown; requestId?: unknown } | null;
+    if (op.type !== 'ok' || typeof v?.ts !== 'string') continue;
     if (!['write', 'write-max', 'delete', 'add', 'remove'].includes(op.f)) continue;
     const i = invocation[c];
-    const ts = (op.value as { ts: string }).ts;
-    if (!out.has(ts)) out.set(ts, i >= 0 ? history[i].time : op.time);
+    const at = (typeof v.requestId === 'string' ? firstInvoke.get(v.requestId) : undefined) ?? (i >= 0 ? history[i].time : op.time);
+    const prev = out.get(v.ts);
+    if (prev === undefined || at < prev) out.set(v.ts, at);
   }
   return out;
 }
 
 const PAUSES = new Set(['start-pause']);
+/** The writes whose replication lag is judged. */
+const LAGGED = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
 
 export interface WatchResult extends CheckResult {
   readonly streams: number;
@@ -197,7 +211,7 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
         message: `Stream ${s.name} was told of ${s.dropped} dropped events, more than the ${nodeDrops} watcher drops ${s.node} counted.`,
       });
     }
-    if (s.closeReason !== undefined && s.closeReason !== 'end of run') {
+    if (s.closeReason !== undefined && s.closeReason !== 'end of run' && s.closeReason !== 'harness reconnected') {
       const killed = kills.between(s.node, s.openTime, s.closeTime + 1);
       const pausedMeanwhile = paused.some((p) => (p.value as { nodes?: string[] })?.nodes?.includes(s.node) && p.time >= s.openTime && p.time <= s.closeTime);
       if (killed === undefined && !pausedMeanwhile) {
@@ -302,16 +316,19 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   let writes = 0;
   for (let c = 0; c < history.length; c++) {
     const op = history[c];
-    if (op.type !== 'ok' || op.node === undefined || (op.f !== 'write' && op.f !== 'write-max' && op.f !== 'delete')) continue;
-    const v = valueOf<{ entity: string; component: string; ts: string; value: number; duplicate?: boolean }>(op);
-    if (typeof v.ts !== 'string' || typeof v.entity !== 'string' || typeof v.component !== 'string' || v.duplicate === true) continue;
+    if (op.type !== 'ok' || op.node === undefined || !LAGGED.has(op.f)) continue;
+    const v = valueOf<{ entity: string; component: string; element: number; ts: string; value: number; duplicate?: boolean }>(op);
+    if (typeof v.ts !== 'string' || typeof v.entity !== 'string' || v.duplicate === true) continue;
+    // A set element is a component named by its number, behind the client's prefix ("x42").
+    const component = typeof v.component === 'string' ? v.component : typeof v.element === 'number' ? `x${v.element}` : undefined;
+    if (component === undefined) continue;
     const acked = op.time;
     if (!calm(acked - settleNs, acked + boundNs)) continue;
     let judged = false;
     for (const s of all) {
       if (s.node === op.node || s.openTime > acked || s.closeTime < acked + boundNs || s.firstDrop < acked + boundNs) continue;
       judged = true;
-      const x = s.keys.get(v.entity)?.get(v.component);
+      const x = s.keys.get(v.entity)?.get(component);
       let at = Infinity;
       if (x) {
         // A key's events come in timestamp order (max-wins: value order); the watch checker reports any
@@ -342,7 +359,7 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
           ops: [op.index, history[s.openPos].index],
           node: s.node,
           lagMs: at === Infinity ? null : nsToMs(lagNs),
-          message: `${op.f} of ${v.entity}/${v.component} (ts ${v.ts}) acknowledged on ${op.node} in a calm window ${at === Infinity ? 'never reached' : `reached ${s.node} only after ${nsToMs(lagNs)} ms, above the bound`}${at === Infinity ? ` ${s.node}'s watch stream` : ''} (bound ${boundMs} ms).`,
+          message: `${op.f} of ${v.entity}/${component} (ts ${v.ts}) acknowledged on ${op.node} in a calm window ${at === Infinity ? 'never reached' : `reached ${s.node} only after ${nsToMs(lagNs)} ms, above the bound`}${at === Infinity ? ` ${s.node}'s watch stream` : ''} (bound ${boundMs} ms).`,
         });
       }
     }
