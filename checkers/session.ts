@@ -31,7 +31,7 @@
 // Each result reports how many ops it judged; with nothing to judge it is `unknown`.
 import type { History, Op } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, finalReads, keyIndex, pairing, valueOf } from './util.ts';
+import { AnomalyList, finalReads, keyIndex, lastBefore, pairing, valueOf } from './util.ts';
 import { killWindows, type KillWindows } from './windows.ts';
 import { counters } from './counters.ts';
 
@@ -54,17 +54,7 @@ class Bound {
 
   /** Index of the bound in force for an op invoked at `invokePos`, or -1. */
   before(invokePos: number): number {
-    let lo = 0;
-    let hi = this.pos.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.pos[mid] < invokePos) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return lastBefore(this.pos, invokePos);
   }
 }
 
@@ -86,15 +76,7 @@ class RankBound {
   }
 
   before(invokePos: number): number {
-    let found = -1;
-    for (let lo = 0, hi = this.pos.length - 1; lo <= hi; ) {
-      const mid = (lo + hi) >> 1;
-      if (this.pos[mid] < invokePos) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return lastBefore(this.pos, invokePos);
   }
 }
 

@@ -163,6 +163,24 @@ export class PairMap<T> {
   }
 }
 
+/**
+ * Index of the last entry of `sorted` (ascending history positions) below `pos`, or -1: "what had
+ * completed before this op was invoked", which every per-op checker asks of its own running bounds.
+ */
+export function lastBefore(sorted: readonly number[], pos: number): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < pos) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
 /** Key for an (entity, component) pair in Maps; NUL cannot occur in either name. */
 export function componentKey(entity: string, component: string): string {
   return entity + '\u0000' + component;
