@@ -6,7 +6,7 @@
 // restarted, which is what exercises deduplication across a restart.
 import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { isWorkloadOp, pairing, valueOf } from './util.ts';
+import { isWorkloadOp, pairing } from './util.ts';
 import { killWindows } from './windows.ts';
 
 export interface ApiResult extends CheckResult {
@@ -26,29 +26,33 @@ export const api = (history: History, ctx: CheckContext): ApiResult => {
   const { completion } = pairing(history);
   const kills = killWindows(history);
   const calls: Record<string, { invoked: number; ok: number }> = {};
-  const attempts = new Map<string, { node: string; first: number; acrossRestart: boolean; count: number }>();
+  // Retries carry attempt > 0: collect their request ids first, so only those requests are followed
+  // (a map of every request id would cost more than the rest of this checker).
+  const retriedIds = new Set<string>();
+  for (const op of history) {
+    if (op.type !== 'invoke' || op.process === 'nemesis') continue;
+    const v = op.value as { requestId?: unknown; attempt?: unknown } | null;
+    if (v && typeof v.attempt === 'number' && v.attempt > 0 && typeof v.requestId === 'string') retriedIds.add(v.requestId);
+  }
+  const first = new Map<string, { node: string; time: number; acrossRestart: boolean }>();
   for (let i = 0; i < history.length; i++) {
     const op = history[i];
     if (op.type !== 'invoke' || !isWorkloadOp(op)) continue;
-    const c = (calls[op.f] ??= { invoked: 0, ok: 0 });
+    let c = calls[op.f];
+    if (!c) calls[op.f] = c = { invoked: 0, ok: 0 };
     c.invoked++;
     const done = completion[i];
     if (done >= 0 && history[done].type === 'ok') c.ok++;
-    const v = valueOf<{ requestId: string }>(op);
-    if (typeof v.requestId !== 'string' || op.node === undefined) continue;
-    const a = attempts.get(v.requestId);
-    if (!a) attempts.set(v.requestId, { node: op.node, first: op.time, acrossRestart: false, count: 1 });
-    else {
-      a.count++;
-      if (kills.between(a.node, a.first, op.time) !== undefined) a.acrossRestart = true;
-    }
+    if (retriedIds.size === 0 || op.node === undefined) continue;
+    const id = (op.value as { requestId?: unknown } | null)?.requestId;
+    if (typeof id !== 'string' || !retriedIds.has(id)) continue;
+    const a = first.get(id);
+    if (!a) first.set(id, { node: op.node, time: op.time, acrossRestart: false });
+    else if (!a.acrossRestart && kills.between(a.node, a.time, op.time) !== undefined) a.acrossRestart = true;
   }
-  let retried = 0;
+  const retried = retriedIds.size;
   let retriedAcrossRestart = 0;
-  for (const a of attempts.values()) {
-    if (a.count > 1) retried++;
-    if (a.acrossRestart) retriedAcrossRestart++;
-  }
+  for (const a of first.values()) if (a.acrossRestart) retriedAcrossRestart++;
   const missing = named.filter((f) => (calls[f]?.ok ?? 0) === 0);
   const covered = named.length - missing.length;
   const summary = named.length

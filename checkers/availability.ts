@@ -67,14 +67,19 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
   const nodes: Record<string, { judged: number; ok: number; availability: number | null; failed: number[] }> = {};
   let judged = 0;
   let ok = 0;
+  const none: { from: number; to: number }[] = [];
   for (let i = 0; i < history.length; i++) {
     const op = history[i];
     if (op.type !== 'invoke' || op.node === undefined || !isWorkloadOp(op)) continue;
     const c = completion[i];
     const doneAt = c >= 0 ? history[c].time : end;
     if (doneAt > workloadEnd) continue;
-    if ((down.get(op.node) ?? []).some((s) => s.from < doneAt && s.to > op.time)) continue;
-    const n = (nodes[op.node] ??= { judged: 0, ok: 0, availability: null, failed: [] });
+    const spans = down.get(op.node) ?? none;
+    let wasDown = false;
+    for (let k = 0; k < spans.length && !wasDown; k++) wasDown = spans[k].from < doneAt && spans[k].to > op.time;
+    if (wasDown) continue;
+    let n = nodes[op.node];
+    if (!n) nodes[op.node] = n = { judged: 0, ok: 0, availability: null, failed: [] };
     n.judged++;
     judged++;
     if (c >= 0 && history[c].type === 'ok') {

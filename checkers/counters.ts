@@ -20,7 +20,7 @@
 // The final value against all requests is the idempotency checker's. Nothing to judge → unknown.
 import type { History, IncrValue, ReadCounterValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, pairing, valueOf } from './util.ts';
+import { AnomalyList, lastBefore, pairing, valueOf } from './util.ts';
 import { killWindows } from './windows.ts';
 
 export interface CountersResult extends CheckResult {
@@ -54,16 +54,7 @@ class Cumulative {
 
   /** [p, n] summed over entries at positions < pos. */
   before(pos: number): [number, number] {
-    let lo = 0;
-    let hi = this.pos.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.pos[mid] < pos) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    const found = lastBefore(this.pos, pos);
     return found < 0 ? [0, 0] : [this.p[found], this.n[found]];
   }
 }
@@ -87,17 +78,7 @@ class ShareFloor {
   }
 
   before(pos: number): number {
-    let lo = 0;
-    let hi = this.pos.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.pos[mid] < pos) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return lastBefore(this.pos, pos);
   }
 }
 

@@ -32,68 +32,42 @@ export interface CheckerForOptions extends PerfOptions {
  * Any string is accepted so a test's workload can be passed straight from test.json; an unknown one throws.
  */
 export function checkersFor(workload: WorkloadName | (string & {}), options: CheckerForOptions = {}): Record<string, Checker> {
-  const perfChecker = perf(options);
-  const lin = () => linearizable({ model: 'register', advisory: options.strictLinearizability !== true });
+  // Every checker, in the order results list them; a workload takes those that judge its ops.
+  const every: Record<string, Checker> = {
+    convergence,
+    'lost-writes': lostWrites,
+    'max-wins': maxWins,
+    set: setChecker,
+    idempotency,
+    counters,
+    session: sessionChecker,
+    'durable-reads': durableReads,
+    deletes: deletesChecker,
+    watch: watchChecker,
+    lag: lagChecker,
+    availability,
+    linearizability: linearizable({ model: 'register', advisory: options.strictLinearizability !== true }),
+    mesh,
+    perf: perf(options),
+    faults,
+    api,
+  };
+  const only = (names: readonly string[]) => Object.fromEntries(Object.entries(every).filter(([name]) => names.includes(name)));
+  // What every workload of the store-and-mesh service gets besides its own (watch streams, faults, API).
+  const common = ['convergence', 'idempotency', 'watch', 'availability', 'mesh', 'perf', 'faults', 'api'];
+  const timestamped = ['session', 'durable-reads', 'deletes', 'lag'];
   switch (workload) {
     case 'lww':
-      return {
-        convergence,
-        'lost-writes': lostWrites,
-        'max-wins': maxWins,
-        idempotency,
-        session: sessionChecker,
-        'durable-reads': durableReads,
-        deletes: deletesChecker,
-        watch: watchChecker,
-        lag: lagChecker,
-        availability,
-        linearizability: lin(),
-        mesh,
-        perf: perfChecker,
-        faults,
-        api,
-      };
+      return only([...common, 'lost-writes', 'max-wins', ...timestamped, 'linearizability']);
     case 'counter':
-      return { convergence, idempotency, counters, watch: watchChecker, availability, mesh, perf: perfChecker, faults, api };
+      return only([...common, 'counters']);
     case 'set':
-      return {
-        convergence,
-        set: setChecker,
-        idempotency,
-        session: sessionChecker,
-        'durable-reads': durableReads,
-        deletes: deletesChecker,
-        watch: watchChecker,
-        lag: lagChecker,
-        availability,
-        mesh,
-        perf: perfChecker,
-        faults,
-        api,
-      };
+      return only([...common, 'set', ...timestamped]);
     case 'all':
-      return {
-        convergence,
-        'lost-writes': lostWrites,
-        'max-wins': maxWins,
-        set: setChecker,
-        idempotency,
-        counters,
-        session: sessionChecker,
-        'durable-reads': durableReads,
-        deletes: deletesChecker,
-        watch: watchChecker,
-        lag: lagChecker,
-        availability,
-        linearizability: lin(),
-        mesh,
-        perf: perfChecker,
-        faults,
-        api,
-      };
+      return every;
     case 'register':
     case 'cas-register':
-      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: perfChecker, faults };
+      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: every.perf, faults };
     default:
       throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
   }

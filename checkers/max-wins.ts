@@ -11,7 +11,7 @@
 // All three are invalid. Final values are strings in the final state and are compared as numbers.
 import type { History, ReadMaxValue, WriteMaxValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, componentKey, finalReads, finalVerdict, pairing, splitKey, valueOf } from './util.ts';
+import { AnomalyList, componentKey, finalReads, finalVerdict, lastBefore, pairing, splitKey, valueOf } from './util.ts';
 
 export interface MaxWinsResult extends CheckResult {
   /** ok read-max ops judged. */
@@ -35,21 +35,6 @@ interface ReadLog {
   /** The largest value among reads 0..k, and the position of the read that returned it. */
   maxValue: number[];
   maxPos: number[];
-}
-
-/** Index of the last read in `log` that completed before `pos`, or -1. */
-function lastBefore(log: ReadLog, pos: number): number {
-  let lo = 0;
-  let hi = log.done.length - 1;
-  let found = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (log.done[mid] < pos) {
-      found = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return found;
 }
 
 /** Checks that max-wins components never go down on any node and end at the largest acknowledged write. */
@@ -89,7 +74,7 @@ export const maxWins = (history: History, ctx: CheckContext): MaxWinsResult => {
       if (!log) logs.set(nk, (log = { done: [], maxValue: [], maxPos: [] }));
       // Compare with the largest read that had completed before this one was invoked.
       const invokedAt = invocation[i] >= 0 ? invocation[i] : i;
-      const k = lastBefore(log, invokedAt);
+      const k = lastBefore(log.done, invokedAt);
       if (k >= 0 && value < log.maxValue[k]) {
         decreases++;
         anomalies.add({

@@ -11,13 +11,14 @@
 //     N had shown or acknowledged before the write was invoked, for any key (monotonic writes,
 //     writes-follow-reads: a hybrid logical clock observes every timestamp it merges and never goes
 //     back). A retry that the node recognised (`duplicate`) returns the original timestamp and is exempt.
-//   - Acknowledged timestamps are unique: two requests never get the same HLC.
+//   - Acknowledged timestamps are unique: two requests never get the same HLC, and a node stamps its writes
+//     with its own id ("foreign-timestamp" otherwise).
 //   - Set elements: once N showed an element or acknowledged its add, N must keep showing it (live or
 //     removed); once N showed it removed or acknowledged its remove, N must never show it live again.
 //   - Watch streams: a stream is sent every change its node applies after it registered, so an event for a
 //     state the node had already shown or acknowledged before the stream opened means the node no longer
 //     had it: a value a crash took back comes back through anti-entropy as such an event, whether or not
-//     a client happened to read it in between. Events are also reads for every later op.
+//     a client happened to read it in between.
 //   - The final reads are one more read of every key on every node.
 // What breaks a rule is reported by the checker that owns its cause:
 //   - deletes: `resurrected`: the bound came from a tombstone (a delete, a remove, or a read of one) and
@@ -26,11 +27,11 @@
 //   - durable-reads: `lost-after-kill`: N was killed between the op that set the bound and this op, so
 //     something N had shown or acknowledged did not survive the crash. (Nodes make a write visible only
 //     once it is durable, so a correct node never shows anything a crash can take back.)
-//   - session: `stale-read`, `write-not-after`, `duplicate-timestamp`: everything else.
+//   - session: `stale-read`, `write-not-after`, `duplicate-timestamp`, `foreign-timestamp`: everything else.
 // Each result reports how many ops it judged; with nothing to judge it is `unknown`.
 import type { History, Op } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, finalReads, pairing, valueOf } from './util.ts';
+import { AnomalyList, finalReads, keyIndex, lastBefore, pairing, valueOf } from './util.ts';
 import { killWindows, type KillWindows } from './windows.ts';
 import { counters } from './counters.ts';
 
@@ -53,17 +54,7 @@ class Bound {
 
   /** Index of the bound in force for an op invoked at `invokePos`, or -1. */
   before(invokePos: number): number {
-    let lo = 0;
-    let hi = this.pos.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.pos[mid] < invokePos) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return lastBefore(this.pos, invokePos);
   }
 }
 
@@ -85,15 +76,7 @@ class RankBound {
   }
 
   before(invokePos: number): number {
-    let found = -1;
-    for (let lo = 0, hi = this.pos.length - 1; lo <= hi; ) {
-      const mid = (lo + hi) >> 1;
-      if (this.pos[mid] < invokePos) {
-        found = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return found;
+    return lastBefore(this.pos, invokePos);
   }
 }
 
@@ -104,29 +87,36 @@ export interface SessionAnalysis {
   /** Ops each checker judged. */
   readonly judged: { readonly session: number; readonly durable: number; readonly deletes: number };
   readonly deletesAcked: number;
+  /** ok read-counter ops seen (their shares are judged by the counters checker). */
+  readonly counterReads: number;
 }
 
 const WRITES = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
 const TOMBSTONES = new Set(['delete', 'remove']);
 const cache = new WeakMap<History, Map<string, SessionAnalysis>>();
 
-/** node → entity → component → T, without building a concatenated key (or a closure) per op. */
+/**
+ * Per node, per key (ids from util.keyIndex), a T: arrays indexed by id, so an op costs no string lookup
+ * beyond its node's.
+ */
 class KeyMap<T> {
-  readonly nodes = new Map<string, Map<string, Map<string, T>>>();
+  readonly #byNode = new Map<string, T[]>();
   readonly #make: () => T;
 
   constructor(make: () => T) {
     this.#make = make;
   }
 
-  get(node: string, entity: string, component: string): T {
-    let byEntity = this.nodes.get(node);
-    if (!byEntity) this.nodes.set(node, (byEntity = new Map()));
-    let byComponent = byEntity.get(entity);
-    if (!byComponent) byEntity.set(entity, (byComponent = new Map()));
-    let t = byComponent.get(component);
-    if (t === undefined) byComponent.set(component, (t = this.#make()));
-    return t;
+  get(node: string, key: number): T {
+    let list = this.#byNode.get(node);
+    if (!list) this.#byNode.set(node, (list = []));
+    return (list[key] ??= this.#make());
+  }
+
+  /** The keys with an entry on a node, and their entries. */
+  *entries(node: string): IterableIterator<[number, T]> {
+    const list = this.#byNode.get(node) ?? [];
+    for (let k = 0; k < list.length; k++) if (list[k] !== undefined) yield [k, list[k]];
   }
 }
 
@@ -145,19 +135,21 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
   const deletes = new AnomalyList();
   const judged = { session: 0, durable: 0, deletes: 0 };
   // node → component key → bound; node → bound over every key (what the node's clock has seen).
+  const keys = keyIndex(history);
   const keyBounds = new KeyMap(() => new Bound());
   // node → entity → max-wins component → the largest value it had shown or acknowledged.
   const maxBounds = new KeyMap(() => new RankBound());
   const clockBounds = new Map<string, Bound>();
   // node NUL entity → element → rank bound.
   const setBounds = new Map<string, Map<number, RankBound>>();
-  // Acknowledged timestamp → history position of the first write acknowledged with it.
-  const tsOwner = new Map<string, number>();
+  // Per node, every acknowledged write's completion position and timestamp, in completion order.
+  const ackedOn = new Map<string, { pos: number[]; ts: string[] }>();
   // Watch stream process → history position of its ok watch-open (when the node had registered it).
   const streamOpen = new Map<number | string, number>();
   // Acknowledged deletes: entity NUL component → the largest tombstone ts and its op.
   const ackedDeletes = new Map<string, { ts: string; pos: number }>();
   let deletesAcked = 0;
+  let counterReads = 0;
 
   const clockOf = (node: string): Bound => {
     let b = clockBounds.get(node);
@@ -203,6 +195,18 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
     }
   };
 
+  // Watch streams by node, in the order they opened: the first of each node, and those followed by another.
+  const firstStream = new Set<number | string>();
+  const followed = new Set<number | string>();
+  const lastStreamOf = new Map<string, number | string>();
+  for (const op of history) {
+    if (op.f !== 'watch-open' || op.type !== 'ok' || op.node === undefined) continue;
+    const previous = lastStreamOf.get(op.node);
+    if (previous === undefined) firstStream.add(op.process);
+    else followed.add(previous);
+    lastStreamOf.set(op.node, op.process);
+  }
+
   for (let c = 0; c < history.length; c++) {
     const op = history[c];
     if (op.type !== 'ok' || op.node === undefined || op.process === 'nemesis') continue;
@@ -211,12 +215,16 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
     if (i < 0) continue;
     const f = op.f;
     const v = valueOf<Record<string, unknown>>(op);
+    if (f === 'read-counter') {
+      counterReads++;
+      continue;
+    }
     if (f === 'read' || f === 'read-max') {
       if (typeof v.entity !== 'string' || typeof v.component !== 'string') continue;
       const ts = typeof v.ts === 'string' ? v.ts : null;
       if (f === 'read') {
         judged.session++;
-        const kb = keyBounds.get(node, v.entity, v.component);
+        const kb = keyBounds.get(node, keys.opKey[c]);
         const k = kb.before(i);
         if (k >= 0 && (ts === null || ts < kb.ts[k])) {
           const shown = ts === null ? 'nothing' : v.deleted === true ? `a tombstone (ts ${ts})` : `${JSON.stringify(v.value)} (ts ${ts})`;
@@ -229,7 +237,7 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         // A max-wins value never goes down on a node (the max-wins checker's rule); here only a fall
         // across a kill of that node is judged, as a value the crash took back.
         const value = typeof v.value === 'number' ? v.value : -Infinity;
-        const mb = maxBounds.get(node, v.entity, v.component);
+        const mb = maxBounds.get(node, keys.opKey[c]);
         const k = mb.before(i);
         if (k >= 0 && value < mb.rank[k]) {
           const killed = kills.between(node, history[mb.src[k]].time, history[i].time);
@@ -257,28 +265,49 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         if (k >= 0 && ts <= cb.ts[k]) {
           violation(node, op, i, cb.src[k], 'write', `${f} on ${node} was acknowledged with ts ${ts}, not after ts ${cb.ts[k]}`, false, false);
         }
-        const ownerPos = tsOwner.get(ts);
-        if (ownerPos === undefined) tsOwner.set(ts, c);
-        else {
-          const ownerId = String((history[ownerPos].value as { requestId?: unknown })?.requestId ?? '');
-          if (ownerId !== requestId) {
-            session.add({
-              type: 'duplicate-timestamp',
-              ops: [op.index, history[ownerPos].index],
-              node,
-              ts,
-              message: `Two different requests (${ownerId || 'no id'}, ${requestId || 'no id'}) were acknowledged with the same timestamp ${ts}.`,
-            });
-          }
+        // Unique timestamps, without a map of every one: a node stamps its writes with its own id, so two
+        // nodes never share one, and a write that completed before this one was invoked is already below
+        // it (write-not-after); only the writes that completed while this one was in flight are left.
+        if (!(ts.endsWith(node) && ts.charCodeAt(ts.length - node.length - 1) === 58)) {
+          session.add({
+            type: 'foreign-timestamp',
+            ops: [op.index],
+            node,
+            ts,
+            message: `${f} on ${node} was acknowledged with timestamp ${ts}, which is not ${node}'s: a node stamps its own writes.`,
+          });
         }
+        let acked = ackedOn.get(node);
+        if (!acked) ackedOn.set(node, (acked = { pos: [], ts: [] }));
+        let lo = 0;
+        for (let hi = acked.pos.length; lo < hi; ) {
+          const mid = (lo + hi) >> 1;
+          if (acked.pos[mid] <= i) lo = mid + 1;
+          else hi = mid;
+        }
+        for (let j = lo; j < acked.pos.length; j++) {
+          if (acked.ts[j] !== ts) continue;
+          const ownerPos = acked.pos[j];
+          const ownerId = String((history[ownerPos].value as { requestId?: unknown })?.requestId ?? '');
+          if (ownerId === requestId) continue;
+          session.add({
+            type: 'duplicate-timestamp',
+            ops: [op.index, history[ownerPos].index],
+            node,
+            ts,
+            message: `Two different requests (${ownerId || 'no id'}, ${requestId || 'no id'}) were acknowledged with the same timestamp ${ts}.`,
+          });
+        }
+        acked.pos.push(c);
+        acked.ts.push(ts);
       }
       clockOf(node).push(c, ts, c, false);
       if (f === 'write-max' && typeof v.result === 'number' && typeof v.entity === 'string' && typeof v.component === 'string') {
-        maxBounds.get(node, v.entity, v.component).push(c, v.result, c);
+        maxBounds.get(node, keys.opKey[c]).push(c, v.result, c);
       }
       if (f === 'write' || f === 'delete') {
         if (typeof v.entity === 'string' && typeof v.component === 'string') {
-          keyBounds.get(node, v.entity, v.component).push(c, ts, c, tomb);
+          keyBounds.get(node, keys.opKey[c]).push(c, ts, c, tomb);
           if (tomb) {
             deletesAcked++;
             const dk = v.entity + '\u0000' + v.component;
@@ -300,6 +329,13 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
       // client read at the right moment: a value the node lost comes back through anti-entropy as an event.
       const openPos = streamOpen.get(op.process);
       if (openPos === undefined) continue;
+      // Only two kinds of stream need their events looked at: one opened after an earlier stream of its
+      // node (checked against what the node had shown before), and one followed by a later stream of its
+      // node (its events are what that later stream is checked against). A node's only stream needs
+      // neither, which is every stream of a run without kills: the cost of events is then nothing.
+      const check = !firstStream.has(op.process);
+      const record = followed.has(op.process);
+      if (!check && !record) continue;
       for (const e of v.events as unknown[][]) {
         if (!Array.isArray(e) || e.length < 7) continue;
         // Indexed, not destructured: array destructuring goes through the iterator protocol, per event.
@@ -312,26 +348,25 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
         if (typeof entity !== 'string' || typeof component !== 'string' || typeof ts !== 'string') continue;
         if (kind === 'lww') {
           judged.session++;
-          const kb = keyBounds.get(node, entity, component);
-          const k = kb.before(openPos);
+          const kb = keyBounds.get(node, keys.id(entity, component));
+          const k = check ? kb.before(openPos) : -1;
           if (k >= 0 && ts <= kb.ts[k]) {
             const shown = deleted ? `a tombstone (ts ${ts})` : `${JSON.stringify(value)} (ts ${ts})`;
             violation(node, op, openPos, kb.src[k], 'read', `Watch stream ${String(v.stream)} on ${node} was sent a change of ${entity}/${component} to ${shown}, no newer than ts ${kb.ts[k]}, which ${node} had before the stream opened`, kb.tomb[k], !deleted);
           }
-          kb.push(c, ts, c, deleted === true);
-          clockOf(node).push(c, ts, c, false);
+          if (record) kb.push(c, ts, c, deleted === true);
         } else if (kind === 'max') {
           judged.session++;
           const n = Number(value);
-          const mb = maxBounds.get(node, entity, component);
-          const k = mb.before(openPos);
+          const mb = maxBounds.get(node, keys.id(entity, component));
+          const k = check ? mb.before(openPos) : -1;
           if (k >= 0 && n < mb.rank[k]) {
             const killed = kills.between(node, history[mb.src[k]].time, history[openPos].time);
             const message = `Watch stream ${String(v.stream)} on ${node} was sent max-wins ${entity}/${component} = ${n}, below the ${mb.rank[k]} ${node} had shown (op ${history[mb.src[k]].index}) before the stream opened`;
             if (killed !== undefined) durable.add({ type: 'lost-after-kill', ops: [op.index, history[mb.src[k]].index], node, killedAt: killed, message: `${message}: the crash took it back.` });
             else session.add({ type: 'stale-read', guarantee: 'monotonic-reads', ops: [op.index, history[mb.src[k]].index], node, message: `${message}.` });
           }
-          if (Number.isFinite(n)) mb.push(c, n, c);
+          if (record && Number.isFinite(n)) mb.push(c, n, c);
         }
       }
     } else if (f === 'read-set') {
@@ -366,16 +401,16 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
     const finalOp = history[view.pos];
     const inv = invocation[view.pos] >= 0 ? invocation[view.pos] : view.pos;
     const prefix = view.node + '\u0000';
-    for (const [entity, byComponent] of keyBounds.nodes.get(view.node) ?? []) {
-      for (const [component, kb] of byComponent) {
-        const at = kb.before(inv);
-        if (at < 0) continue;
-        judged.session++;
-        const fc = view.state[entity]?.components?.[component];
-        if (fc && fc.ts >= kb.ts[at]) continue;
-        const shown = fc ? (fc.deleted ? `a tombstone (ts ${fc.ts})` : `${JSON.stringify(fc.value)} (ts ${fc.ts})`) : 'nothing';
-        violation(view.node, finalOp, inv, kb.src[at], 'final', `Final read of ${entity}/${component} on ${view.node} holds ${shown}, older than ts ${kb.ts[at]}`, kb.tomb[at], fc !== undefined && fc.deleted !== true);
-      }
+    for (const [key, kb] of keyBounds.entries(view.node)) {
+      const at = kb.before(inv);
+      if (at < 0) continue;
+      judged.session++;
+      const entity = keys.entity[key];
+      const component = keys.component[key];
+      const fc = view.state[entity]?.components?.[component];
+      if (fc && fc.ts >= kb.ts[at]) continue;
+      const shown = fc ? (fc.deleted ? `a tombstone (ts ${fc.ts})` : `${JSON.stringify(fc.value)} (ts ${fc.ts})`) : 'nothing';
+      violation(view.node, finalOp, inv, kb.src[at], 'final', `Final read of ${entity}/${component} on ${view.node} holds ${shown}, older than ts ${kb.ts[at]}`, kb.tomb[at], fc !== undefined && fc.deleted !== true);
     }
     for (const [k, els] of setBounds) {
       if (!k.startsWith(prefix)) continue;
@@ -405,7 +440,7 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
   judged.durable = judged.session;
   judged.deletes += deletesAcked;
 
-  const result: SessionAnalysis = { session, durable, deletes, judged, deletesAcked };
+  const result: SessionAnalysis = { session, durable, deletes, judged, deletesAcked, counterReads };
   perCtx.set(key, result);
   return result;
 }
@@ -430,7 +465,7 @@ export const sessionChecker: Checker = (history, ctx) => {
 export const durableReads: Checker = (history, ctx) => {
   const a = analyzeSessions(history, ctx);
   const kills = killWindows(history);
-  const shares = history.some((op) => op.f === 'read-counter') ? counters(history, ctx) : undefined;
+  const shares = a.counterReads > 0 ? counters(history, ctx) : undefined;
   const list = new AnomalyList();
   for (const x of a.durable.items) list.add(x);
   for (const x of shares?.anomalies ?? []) if (x.type === 'lost-after-kill') list.add(x);

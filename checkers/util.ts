@@ -163,6 +163,24 @@ export class PairMap<T> {
   }
 }
 
+/**
+ * Index of the last entry of `sorted` (ascending history positions) below `pos`, or -1: "what had
+ * completed before this op was invoked", which every per-op checker asks of its own running bounds.
+ */
+export function lastBefore(sorted: readonly number[], pos: number): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < pos) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
 /** Key for an (entity, component) pair in Maps; NUL cannot occur in either name. */
 export function componentKey(entity: string, component: string): string {
   return entity + '\u0000' + component;
@@ -258,4 +276,63 @@ export function nsToMs(ns: number): number {
  */
 export function isWorkloadOp(op: Op): boolean {
   return op.process !== 'nemesis' && op.f !== 'final-read' && op.f !== 'stats' && !op.f.startsWith('watch-');
+}
+
+/**
+ * The name of a set element's component: the element number behind the client's prefix ("x42"). The set
+ * checker accepts any non-digit prefix when it reads final states; the per-op checkers that key set adds
+ * and removes by component use this one.
+ */
+export function setComponent(element: number): string {
+  return `x${element}`;
+}
+
+/**
+ * Interned (entity, component) keys of a history, computed once per history: the key of every op that
+ * names one (a set add or remove names the component of its element), and a way to intern more (the
+ * keys of watch events), so that checkers index arrays by key id instead of looking strings up in maps
+ * for every op and every event.
+ */
+export interface KeyIndex {
+  /** opKey[i]: the key id of op i, or -1. */
+  readonly opKey: Int32Array;
+  readonly entity: string[];
+  readonly component: string[];
+  /** The id of a key, interned when new. */
+  id(entity: string, component: string): number;
+  /** The id of a key, or -1 when no op or event named it. */
+  find(entity: string, component: string): number;
+}
+
+const keyIndexCache = new WeakMap<History, KeyIndex>();
+
+export function keyIndex(history: History): KeyIndex {
+  const hit = keyIndexCache.get(history);
+  if (hit && hit.opKey.length === history.length) return hit;
+  const byEntity = new Map<string, Map<string, number>>();
+  const entity: string[] = [];
+  const component: string[] = [];
+  const id = (e: string, c: string): number => {
+    let m = byEntity.get(e);
+    if (!m) byEntity.set(e, (m = new Map()));
+    let k = m.get(c);
+    if (k === undefined) {
+      k = entity.length;
+      m.set(c, k);
+      entity.push(e);
+      component.push(c);
+    }
+    return k;
+  };
+  const find = (e: string, c: string): number => byEntity.get(e)?.get(c) ?? -1;
+  const opKey = new Int32Array(history.length).fill(-1);
+  for (let i = 0; i < history.length; i++) {
+    const v = history[i].value as { entity?: unknown; component?: unknown; element?: unknown } | null;
+    if (v === null || typeof v !== 'object' || typeof v.entity !== 'string') continue;
+    if (typeof v.component === 'string') opKey[i] = id(v.entity, v.component);
+    else if (typeof v.element === 'number') opKey[i] = id(v.entity, setComponent(v.element));
+  }
+  const index: KeyIndex = { opKey, entity, component, id, find };
+  keyIndexCache.set(history, index);
+  return index;
 }

@@ -12,27 +12,24 @@
 //
 // lag: the time from an acknowledged write's completion to the first event on another node's stream with
 // an equal or later timestamp (for max-wins, an equal or greater value): how long replication takes. Only
-// writes in calm windows are judged: no fault active from `settleMs` before the write to `lagBoundMs`
-// after it, and only streams open through that span without drops. A write that reaches a node later
+// writes in calm windows are judged: no fault active from `settleMs` (1 s; 5 s after a kill or pause)
+// before the write to `lagBoundMs` after it, and only streams open through that span without drops. A write that reaches a node later
 // than the bound, or never, is "lag-exceeded". Relays deliver in milliseconds and anti-entropy only every
 // period, so when the 95th percentile of the judged lags (20 or more) exceeds `relayBoundMs` (a fifth of
 // the anti-entropy period, at least 50 ms) writes are arriving by anti-entropy: "slow-replication". The
 // result gives the quantiles of every judged lag.
-import type { FinalState, History } from '../harness/history.ts';
+import type { FinalState, History, Op } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, finalReads, nsToMs, pairing, quantiles, valueOf } from './util.ts';
+import { AnomalyList, FloatBuffer, finalReads, keyIndex, nsToMs, pairing, quantiles, valueOf } from './util.ts';
 import { faultSpans, killWindows } from './windows.ts';
 
 /** [atNs, entity, component, value, ts, kind, deleted, droppedBefore], as recorded. */
 type Event = [number, string, string, string, string, string, boolean, number];
 
 
-/** One key's events on one stream, in arrival order. */
+/** One key's events on one stream, in arrival order (the recorded arrays themselves, not copies). */
 interface KeyEvents {
-  readonly at: number[];
-  readonly ts: string[];
-  readonly value: string[];
-  readonly deleted: boolean[];
+  readonly events: Event[];
   readonly kind: string;
 }
 
@@ -79,11 +76,8 @@ function streams(history: History): Stream[] {
           let byComponent = s.keys.get(e[1]);
           if (!byComponent) s.keys.set(e[1], (byComponent = new Map()));
           let k = byComponent.get(e[2]);
-          if (!k) byComponent.set(e[2], (k = { at: [], ts: [], value: [], deleted: [], kind: e[5] }));
-          k.at.push(e[0]);
-          k.ts.push(e[4]);
-          k.value.push(e[3]);
-          k.deleted.push(e[6] === true);
+          if (!k) byComponent.set(e[2], (k = { events: [], kind: e[5] }));
+          k.events.push(e);
         }
       } else if (op.f === 'watch-close') {
         s.closeTime = op.time;
@@ -112,22 +106,45 @@ function watcherDrops(history: History): Map<string, number> {
   return out;
 }
 
-/** Acknowledged writes by timestamp: when each was invoked (a final value's origin). */
+/**
+ * Acknowledged writes by timestamp: when their request was first invoked (a final value's origin). The
+ * first attempt, not the acknowledged one: a retry that the node recognised returns the timestamp of
+ * an earlier attempt, which may have been applied before a stream opened.
+ */
 function writesByTs(history: History): Map<string, number> {
+  const firstInvoke = new Map<string, number>();
+  for (const op of history) {
+    if (op.type !== 'invoke' || op.process === 'nemesis') continue;
+    const id = (op.value as { requestId?: unknown } | null)?.requestId;
+    if (typeof id === 'string' && !firstInvoke.has(id)) firstInvoke.set(id, op.time);
+  }
   const { invocation } = pairing(history);
   const out = new Map<string, number>();
   for (let c = 0; c < history.length; c++) {
     const op = history[c];
-    if (op.type !== 'ok' || typeof (op.value as { ts?: unknown })?.ts !== 'string') continue;
+    const v = op.value as { ts?: unknown; requestId?: unknown } | null;
+    if (op.type !== 'ok' || typeof v?.ts !== 'string') continue;
     if (!['write', 'write-max', 'delete', 'add', 'remove'].includes(op.f)) continue;
     const i = invocation[c];
-    const ts = (op.value as { ts: string }).ts;
-    if (!out.has(ts)) out.set(ts, i >= 0 ? history[i].time : op.time);
+    const at = (typeof v.requestId === 'string' ? firstInvoke.get(v.requestId) : undefined) ?? (i >= 0 ? history[i].time : op.time);
+    const prev = out.get(v.ts);
+    if (prev === undefined || at < prev) out.set(v.ts, at);
   }
   return out;
 }
 
 const PAUSES = new Set(['start-pause']);
+/**
+ * Faults after which the mesh itself needs time: peers' connections to a restarted (or long frozen) node
+ * wait in reconnect backoff and TCP SYN retransmission for seconds, dropping relays meanwhile (anti-
+ * entropy repairs them). Measured: writes 1.3 s after a restart of two nodes had a 95th percentile lag of
+ * 290 ms. So the calm window after such a fault starts 5 s after it ended.
+ */
+const PROCESS_FAULTS = new Set(['kill', 'pause']);
+const NO_EVENTS: readonly Event[] = [];
+const PROCESS_SETTLE_NS = 5e9;
+/** The writes whose replication lag is judged. */
+const LAGGED = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
 
 export interface WatchResult extends CheckResult {
   readonly streams: number;
@@ -172,16 +189,22 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
     for (const [entity, byComponent] of s.keys) {
       for (const [component, k] of byComponent) {
         if (k.kind === 'counter') continue;
-        for (let j = 1; j < k.ts.length; j++) {
-          const same = k.ts[j] === k.ts[j - 1] && k.value[j] === k.value[j - 1] && k.deleted[j] === k.deleted[j - 1];
-          const back = k.kind === 'max' ? Number(k.value[j]) < Number(k.value[j - 1]) : k.ts[j] < k.ts[j - 1];
+        const ev = k.events;
+        const max = k.kind === 'max';
+        for (let j = 1; j < ev.length; j++) {
+          const a = ev[j - 1];
+          const b = ev[j];
+          // The common case first, with one comparison: a later timestamp (max-wins: a greater value).
+          if (max ? Number(b[3]) > Number(a[3]) : b[4] > a[4]) continue;
+          const same = b[4] === a[4] && b[3] === a[3] && b[6] === a[6];
+          const back = max ? Number(b[3]) < Number(a[3]) : b[4] < a[4];
           if (!same && !back) continue;
           anomalies.add({
             type: same ? 'watch-duplicate' : 'watch-out-of-order',
             ops: [first],
             node: s.node,
             stream: s.name,
-            message: `Stream ${s.name} delivered ${entity}/${component} = ${JSON.stringify(k.value[j])} (ts ${k.ts[j]}) ${same ? 'twice' : `after ${JSON.stringify(k.value[j - 1])} (ts ${k.ts[j - 1]})`}.`,
+            message: `Stream ${s.name} delivered ${entity}/${component} = ${JSON.stringify(b[3])} (ts ${b[4]}) ${same ? 'twice' : `after ${JSON.stringify(a[3])} (ts ${a[4]})`}.`,
           });
         }
       }
@@ -197,7 +220,7 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
         message: `Stream ${s.name} was told of ${s.dropped} dropped events, more than the ${nodeDrops} watcher drops ${s.node} counted.`,
       });
     }
-    if (s.closeReason !== undefined && s.closeReason !== 'end of run') {
+    if (s.closeReason !== undefined && s.closeReason !== 'end of run' && s.closeReason !== 'harness reconnected') {
       const killed = kills.between(s.node, s.openTime, s.closeTime + 1);
       const pausedMeanwhile = paused.some((p) => (p.value as { nodes?: string[] })?.nodes?.includes(s.node) && p.time >= s.openTime && p.time <= s.closeTime);
       if (killed === undefined && !pausedMeanwhile) {
@@ -217,9 +240,9 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
         const k = byComponent?.get(component);
         const what = `${entity}/${component}`;
         if (k) {
-          const j = k.ts.length - 1;
-          if (k.ts[j] === fc.ts && (fc.deleted === true ? k.deleted[j] : k.value[j] === fc.value)) continue;
-          anomalies.add({ type: 'watch-missed', ops: [finalIndex], node: s.node, stream: s.name, message: `Stream ${s.name} last delivered ${what} = ${JSON.stringify(k.value[j])} (ts ${k.ts[j]}), but ${s.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}).` });
+          const e = k.events[k.events.length - 1];
+          if (e[4] === fc.ts && (fc.deleted === true ? e[6] === true : e[3] === fc.value)) continue;
+          anomalies.add({ type: 'watch-missed', ops: [finalIndex], node: s.node, stream: s.name, message: `Stream ${s.name} last delivered ${what} = ${JSON.stringify(e[3])} (ts ${e[4]}), but ${s.node} ends with ${JSON.stringify(fc.value)} (ts ${fc.ts}).` });
         } else {
           const invokedAt = origins().get(fc.ts);
           if (invokedAt === undefined || invokedAt <= s.openTime) continue;
@@ -228,7 +251,7 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
       }
       for (const [counter, value] of Object.entries(fe.counters ?? {})) {
         const k = byComponent?.get(counter);
-        const last = k ? k.value[k.value.length - 1] : undefined;
+        const last = k ? k.events[k.events.length - 1][3] : undefined;
         if (k ? Number(last) === value : !(incrInvokes().get(`${entity}\u0000${counter}`) ?? []).some((t) => t > s.openTime)) continue;
         anomalies.add({
           type: 'watch-missed',
@@ -264,6 +287,8 @@ export interface LagResult extends CheckResult {
   readonly writes: number;
   /** (write, node) pairs judged. */
   readonly samples: number;
+  /** (write, node) pairs where the write never reached that node's stream. */
+  readonly never: number;
   readonly lagMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number } | null;
 }
 
@@ -290,90 +315,112 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   // Fault spans, from each op's invocation (when known) to its stop.
   let endTime = 0;
   for (const op of history) endTime = Math.max(endTime, op.time);
+  // A fault's span reaches `settleMs` past its stop (a restarted or resumed node longer, see below).
   const spans = faultSpans(history.filter((op) => op.process === 'nemesis')).map((s) => {
     const inv = (s.start.value as { invokedAt?: unknown })?.invokedAt;
-    return { from: typeof inv === 'number' ? inv : s.start.time - 30e9, to: s.stop?.time ?? endTime };
+    const settle = PROCESS_FAULTS.has(s.kind) ? Math.max(settleNs, PROCESS_SETTLE_NS) : settleNs;
+    return { from: typeof inv === 'number' ? inv : s.start.time - 30e9, to: (s.stop?.time ?? endTime) + settle };
   });
   // Heal and final reads end the judged part of the run: only writes before the heal are judged.
   const heal = history.find((op) => op.process === 'nemesis' && op.f === 'heal');
   const workloadEnd = heal ? heal.time : endTime;
-  const calm = (from: number, to: number) => to <= workloadEnd && !spans.some((s) => s.from < to && s.to > from);
-  const lags: number[] = [];
-  let writes = 0;
+  // Spans merged and sorted, so that writes, which come in time order, are tested with a moving index.
+  const merged: { from: number; to: number }[] = [];
+  for (const sp of [...spans].sort((a, b) => a.from - b.from)) {
+    const top = merged[merged.length - 1];
+    if (top && sp.from <= top.to) top.to = Math.max(top.to, sp.to);
+    else merged.push({ ...sp });
+  }
+  let span = 0;
+  const calm = (from: number, to: number) => {
+    if (to > workloadEnd) return false;
+    while (span < merged.length && merged[span].to <= from) span++;
+    return span >= merged.length || merged[span].from >= to;
+  };
+  // The judged writes, grouped by key and sorted by timestamp (max-wins: by value), so each key's writes
+  // are matched with each stream's events for that key in one merge pass (events come in that order on
+  // a correct stream; the watch checker reports any that do not).
+  interface Judged { readonly op: Op; readonly component: string; readonly ts: string; readonly value: number; readonly max: boolean; readonly acked: number; judged: boolean }
+  const keys = keyIndex(history);
+  const groups: Judged[][] = [];
   for (let c = 0; c < history.length; c++) {
     const op = history[c];
-    if (op.type !== 'ok' || op.node === undefined || (op.f !== 'write' && op.f !== 'write-max' && op.f !== 'delete')) continue;
-    const v = valueOf<{ entity: string; component: string; ts: string; value: number; duplicate?: boolean }>(op);
-    if (typeof v.ts !== 'string' || typeof v.entity !== 'string' || typeof v.component !== 'string' || v.duplicate === true) continue;
+    if (op.type !== 'ok' || op.node === undefined || !LAGGED.has(op.f)) continue;
+    const v = valueOf<{ ts: string; value: number; duplicate?: boolean }>(op);
+    const key = keys.opKey[c];
+    if (typeof v.ts !== 'string' || key < 0 || v.duplicate === true) continue;
     const acked = op.time;
-    if (!calm(acked - settleNs, acked + boundNs)) continue;
-    let judged = false;
-    for (const s of all) {
-      if (s.node === op.node || s.openTime > acked || s.closeTime < acked + boundNs || s.firstDrop < acked + boundNs) continue;
-      judged = true;
-      const x = s.keys.get(v.entity)?.get(v.component);
-      let at = Infinity;
-      if (x) {
-        // A key's events come in timestamp order (max-wins: value order); the watch checker reports any
-        // that do not, so a binary search for the first event at or past the write is enough here.
-        let lo = 0;
-        let hi = x.at.length;
-        if (op.f === 'write-max') {
-          const target = Number(v.value);
-          while (lo < hi) {
-            const mid = (lo + hi) >> 1;
-            if (Number(x.value[mid]) >= target) hi = mid;
-            else lo = mid + 1;
-          }
-        } else {
-          while (lo < hi) {
-            const mid = (lo + hi) >> 1;
-            if (x.ts[mid] >= v.ts) hi = mid;
-            else lo = mid + 1;
+    if (!calm(acked, acked + boundNs)) continue;
+    (groups[key] ??= []).push({ op, component: keys.component[key], ts: v.ts, value: Number(v.value), max: op.f === 'write-max', acked, judged: false });
+  }
+  // Lags in ms; a write that never arrived counts as MAX_VALUE (sorted last).
+  const lags = new FloatBuffer();
+  let never = 0;
+  for (let key = 0; key < groups.length; key++) {
+    const all_ = groups[key];
+    if (all_ === undefined) continue;
+    const entity = keys.entity[key];
+    const component = keys.component[key];
+    {
+      for (const ws of [all_.filter((w) => !w.max), all_.filter((w) => w.max)]) {
+        if (ws.length === 0) continue;
+        const max = ws[0].max;
+        ws.sort(max ? (a, b) => a.value - b.value : (a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+        for (const s of all) {
+          const ev = s.keys.get(entity)?.get(component)?.events ?? NO_EVENTS;
+          let j = 0;
+          for (const w of ws) {
+            if (s.node === w.op.node || s.openTime > w.acked || s.closeTime < w.acked + boundNs || s.firstDrop < w.acked + boundNs) continue;
+            w.judged = true;
+            while (j < ev.length && (max ? Number(ev[j][3]) < w.value : ev[j][4] < w.ts)) j++;
+            const at = j < ev.length ? ev[j][0] : Infinity;
+            const lagNs = Math.max(0, at - w.acked);
+            if (at === Infinity) never++;
+            lags.push(at === Infinity ? Number.MAX_VALUE : nsToMs(lagNs));
+            if (lagNs > boundNs) {
+              anomalies.add({
+                type: 'lag-exceeded',
+                ops: [w.op.index, history[s.openPos].index],
+                node: s.node,
+                lagMs: at === Infinity ? null : nsToMs(lagNs),
+                message: `${w.op.f} of ${entity}/${component} (ts ${w.ts}) acknowledged on ${w.op.node} in a calm window ${at === Infinity ? `never reached ${s.node}'s watch stream` : `reached ${s.node} only after ${nsToMs(lagNs)} ms, above the bound`} (bound ${boundMs} ms).`,
+              });
+            }
           }
         }
-        if (lo < x.at.length) at = x.at[lo];
-      }
-      const lagNs = Math.max(0, at - acked);
-      lags.push(lagNs === Infinity ? Infinity : nsToMs(lagNs));
-      if (lagNs > boundNs) {
-        anomalies.add({
-          type: 'lag-exceeded',
-          ops: [op.index, history[s.openPos].index],
-          node: s.node,
-          lagMs: at === Infinity ? null : nsToMs(lagNs),
-          message: `${op.f} of ${v.entity}/${v.component} (ts ${v.ts}) acknowledged on ${op.node} in a calm window ${at === Infinity ? 'never reached' : `reached ${s.node} only after ${nsToMs(lagNs)} ms, above the bound`}${at === Infinity ? ` ${s.node}'s watch stream` : ''} (bound ${boundMs} ms).`,
-        });
       }
     }
-    if (judged) writes++;
   }
-  const finite = Float64Array.from(lags.filter((l) => Number.isFinite(l)));
-  const q = quantiles(finite);
-  const never = lags.length - finite.length;
+  let writes = 0;
+  for (const ws of groups) if (ws) for (const w of ws) if (w.judged) writes++;
+  const q = quantiles(lags.view());
+  const samples = lags.length;
   // Relays carry a write to its peers within milliseconds; anti-entropy only every period. When most
   // calm-window writes take a good part of a period, they are arriving by anti-entropy: relays are lost.
   const relayBoundMs = typeof ctx.relayBoundMs === 'number' ? ctx.relayBoundMs : defaultRelayBoundMs(typeof ctx.antiEntropyMs === 'number' ? ctx.antiEntropyMs : undefined);
-  const p95 = lags.length === 0 ? 0 : never > lags.length * 0.05 ? Infinity : quantiles(Float64Array.from(lags.map((l) => (Number.isFinite(l) ? l : Number.MAX_VALUE)))).p95;
-  if (lags.length >= MIN_RELAY_SAMPLES && p95 > relayBoundMs) {
+  const p95 = samples === 0 ? 0 : q.p95 === Number.MAX_VALUE ? Infinity : q.p95;
+  if (samples >= MIN_RELAY_SAMPLES && p95 > relayBoundMs) {
     anomalies.add({
       type: 'slow-replication',
       ops: [],
-      p95Ms: Number.isFinite(p95) && p95 !== Number.MAX_VALUE ? p95 : null,
-      message: `In calm windows, 95% of writes reached the other nodes only within ${Number.isFinite(p95) && p95 !== Number.MAX_VALUE ? `${p95} ms` : 'never'}, above ${relayBoundMs} ms (a fifth of the anti-entropy period): writes arrive by anti-entropy, so relays are being lost.`,
+      p95Ms: Number.isFinite(p95) ? p95 : null,
+      message: `In calm windows, 95% of writes reached the other nodes only within ${Number.isFinite(p95) ? `${p95} ms` : 'never'}, above ${relayBoundMs} ms (a fifth of the anti-entropy period): writes arrive by anti-entropy, so relays are being lost.`,
     });
   }
-  const lagMs = lags.length === 0 ? null : { p50: q.p50, p95: q.p95, p99: q.p99, max: never > 0 ? Infinity : q.max };
-  const valid = anomalies.count > 0 ? false : lags.length === 0 ? 'unknown' : true;
+  const finiteMax = (x: number) => (x === Number.MAX_VALUE ? -1 : x);
+  // -1 stands for "never" in the quantiles (a write that did not reach a node at all).
+  const lagMs = samples === 0 ? null : { p50: finiteMax(q.p50), p95: finiteMax(q.p95), p99: finiteMax(q.p99), max: never > 0 ? -1 : q.max };
+  const valid = anomalies.count > 0 ? false : samples === 0 ? 'unknown' : true;
   return {
     valid,
-    ...(lags.length === 0 ? { error: 'no write was acknowledged in a calm window while another node had a watch stream open, so no lag was judged' } : {}),
+    ...(samples === 0 ? { error: 'no write was acknowledged in a calm window while another node had a watch stream open, so no lag was judged' } : {}),
     boundMs,
     relayBoundMs,
     settleMs,
     writes,
-    samples: lags.length,
-    lagMs: lagMs && { ...lagMs, max: Number.isFinite(lagMs.max) ? lagMs.max : -1 },
+    samples,
+    never,
+    lagMs,
     ...anomalies.summary(),
   };
 };

@@ -41,7 +41,7 @@ export interface Options {
   readonly nodes: number;
   readonly workload: string;
   readonly nemesis: readonly string[];
-  /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 1) for the k packages that run (harness/run.ts resolves it). */
+  /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 2) for the k packages that run (harness/run.ts resolves it). */
   readonly nemesisIntervalS: number | undefined;
   readonly nemesisTargets: readonly TargetKind[];
   readonly partitionShapes: readonly PartitionShape[];
@@ -156,7 +156,7 @@ export const OPTION_TABLE: readonly Spec[] = [
     kind: 'number',
     unit: 's',
     default: 'auto',
-    description: 'time between fault ops, which go in rounds: every package starts and then stops once per round, in a seeded order; auto = time limit / (2 × packages + 1), so one round fits and clients run one interval past the last stop',
+    description: 'time between fault ops, which go in rounds: every package starts and then stops once per round, in a seeded order; auto = time limit / (2 × packages + 2), so one round is due two intervals before the time limit',
     parse: nemesisInterval,
   },
   {

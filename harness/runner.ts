@@ -25,7 +25,7 @@ export interface RunPlan {
   readonly rate: number;
   /** How long the clients run, from the start of the workload (not of the run: setup is not counted). */
   readonly timeLimitS: number;
-  /** Seconds between fault ops, already resolved (run.ts turns `auto` into timeLimit / (2k + 1)). */
+  /** Seconds between fault ops, already resolved (run.ts turns `auto` into timeLimit / (2k + 2)). */
   readonly nemesisIntervalS: number;
   readonly recoveryMs: number;
   readonly opTimeoutMs: number;
@@ -148,9 +148,9 @@ export class Runner {
     const address = this.#plan.nodes.find((n) => n.name === node)?.address;
     if (!old || !address) return;
     this.#clients.set(node, this.#system.client(address, { opTimeoutMs: this.#plan.opTimeoutMs }));
+    // Its watch stream moves to the new client (before the old one closes under it).
+    this.#watchers[this.#plan.nodes.findIndex((n) => n.name === node)]?.clientReplaced();
     old.close();
-    // Its watch stream too: what the node applies from now on (anti-entropy repairs) must be seen.
-    this.#watchers[this.#plan.nodes.findIndex((n) => n.name === node)]?.reopenNow();
   }
 
   client(node: string): StoreMeshClient {
@@ -176,11 +176,15 @@ export class Runner {
     this.#startNs = this.#history.now();
     this.progress.workloadStartedMs = Date.now();
     const nemesis = this.#nemesisLoop(rngs.nemesis, stopNemesis.signal);
+    let workersDone = false;
     try {
       await Promise.all(rngs.workers.map((rng, i) => this.#workerLoop(i, rng, signal)));
+      workersDone = true;
     } finally {
-      // Whatever happened to the workers, no fault may be injected after this point.
-      stopNemesis.abort();
+      // The workers ended at the time limit: the nemesis ends too, once it has stopped the faults it
+      // started (see #nemesisLoop). Interrupted, or a worker failed: no fault may be injected or stopped
+      // after this point (the heal undoes them all).
+      if (!workersDone) stopNemesis.abort();
       await nemesis;
       signal.removeEventListener('abort', onAbort);
     }
@@ -266,15 +270,28 @@ export class Runner {
     if (this.#packages.length === 0) return;
     const { iterators, order } = nemesisStreams(this.#packages, rng);
     const deadlineNs = this.#startNs + Math.round(this.#plan.timeLimitS * 1e9);
+    // Packages whose last op started a fault (start, bump or strobe) that no stop has ended yet.
+    const started = new Set<number>();
     for (let i = 0; ; i++) {
       const dueNs = this.#startNs + opDueNs(i, this.#plan.nemesisIntervalS);
-      if (dueNs >= deadlineNs) return;
+      if (dueNs >= deadlineNs) break;
       await abortableSleep((dueNs - this.#history.now()) / 1e6, signal);
-      if (signal.aborted || this.#history.now() >= deadlineNs) return;
+      if (signal.aborted) return;
+      if (this.#history.now() >= deadlineNs) break;
       const k = order.next().value as number;
       const next = iterators[k].next();
       if (next.done) continue;
       await this.#nemesisOp(this.#packages[k], next.value);
+      if (next.value.f.startsWith('stop-')) started.delete(k);
+      else started.add(k);
+    }
+    // At the time limit, a fault still in force gets its own stop now rather than only the final heal:
+    // slow ops (restarts, probes) can push a round's last stops past the limit, and then that package
+    // would not have run (a start and a stop) although it was drawn.
+    for (const k of started) {
+      if (signal.aborted) return;
+      const next = iterators[k].next();
+      if (!next.done) await this.#nemesisOp(this.#packages[k], next.value);
     }
   }
 

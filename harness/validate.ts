@@ -94,8 +94,9 @@ async function main(): Promise<number> {
       only: { type: 'string' },
     },
   });
-  // Several seeds by default, as a single run proves little; CI's short subset runs one.
-  const seeds = Number(values.seeds ?? (values.ci ? 1 : 3));
+  // Five seeds by default, as a single run proves little (every planted bug must be caught in all five);
+  // CI's short subset runs one.
+  const seeds = Number(values.seeds ?? (values.ci ? 1 : 5));
   const firstSeed = Number(values.seed ?? 1000);
   const timeLimit = values['time-limit'] ?? (values.ci ? '12' : '25');
   if (!Number.isSafeInteger(seeds) || seeds < 1) throw new Error(`Expected \`--seeds\` to be a positive integer, got "${values.seeds}"`);

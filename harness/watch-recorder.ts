@@ -10,7 +10,8 @@
 //                with atNs the arrival time on the history's clock and kind "lww", "max" or "counter"
 //                (counter events carry the counter's value and an empty ts).
 //   watch-close  invoke + ok when the stream ended: value { stream, reason } (reason "end of run" when the
-//                harness closed it after the final reads).
+//                harness closed it after the final reads, "harness reconnected" when it closed it to open
+//                a new one on the fresh client of a restarted node; otherwise the error).
 import type { WatchEvent } from '../proto/gen/faultline.ts';
 import type { StoreMeshClient } from './client.ts';
 import type { HistoryWriter } from './history-writer.ts';
@@ -31,6 +32,8 @@ export class WatchRecorder {
   #streams = 0;
   #failures = 0;
   #stopped = false;
+  /** Why the harness itself closes the current stream: "end of run", or "harness reconnected". */
+  #closeReason: string | undefined;
   #current: { cancel: () => void } | undefined;
   #process = 0;
   #stream = '';
@@ -80,7 +83,13 @@ export class WatchRecorder {
         } else {
           this.#flush();
           this.#history.append({ process, node, type: 'invoke', f: 'watch-close', value: { stream } });
-          this.#history.append({ process, node, type: 'ok', f: 'watch-close', value: { stream, reason: error ?? 'end of run' } });
+          this.#history.append({ process, node, type: 'ok', f: 'watch-close', value: { stream, reason: error ?? this.#closeReason ?? 'end of run' } });
+        }
+        const reconnected = this.#closeReason === 'harness reconnected';
+        this.#closeReason = undefined;
+        if (reconnected && !this.#stopped) {
+          this.#open();
+          return;
         }
         if (!open) this.#failures++;
         if (!this.#stopped) {
@@ -109,17 +118,29 @@ export class WatchRecorder {
     this.#history.append({ process: this.#process, node: this.#node, type: 'ok', f: 'watch-events', value: { ...value, events } });
   }
 
-  /** Opens the stream now if it is waiting to be opened again (its node is back). */
-  reopenNow(): void {
-    if (this.#stopped || this.#current || !this.#reopen) return;
-    clearTimeout(this.#reopen);
-    this.#reopen = undefined;
-    this.#open();
+  /**
+   * The node's client was replaced (its node was restarted): a stream still on the old client is closed
+   * on purpose (recorded as "harness reconnected", not as an error), and a new one opens at once on the
+   * new client, so what the node applies from now on (anti-entropy repairs) is seen.
+   */
+  clientReplaced(): void {
+    if (this.#stopped) return;
+    if (this.#current) {
+      this.#closeReason = 'harness reconnected';
+      this.#current.cancel();
+      return; // onEnd schedules the reopen; make it immediate
+    }
+    if (this.#reopen) {
+      clearTimeout(this.#reopen);
+      this.#reopen = undefined;
+      this.#open();
+    }
   }
 
   /** Closes the stream for good (recorded as watch-close "end of run"). */
   stop(): void {
     this.#stopped = true;
+    this.#closeReason = 'end of run';
     if (this.#reopen) clearTimeout(this.#reopen);
     this.#current?.cancel();
   }

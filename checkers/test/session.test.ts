@@ -61,13 +61,17 @@ describe('session', () => {
     expect(sessionChecker(ok.ops, ctx()).valid).toBe(true);
   });
 
-  it('catches two requests acknowledged with one timestamp, and a node clock that goes back across keys', () => {
+  it('catches two requests acknowledged with one timestamp, one stamped with another node id, and a node clock that goes back across keys', () => {
     const b = new HistoryBuilder();
-    write(b, 0, 'n1', 'a', hlc(10));
-    b.call(1, 'n2', 'write', { entity: 'f', component: 'c', value: 'b', requestId: 'rb' }, 'ok', { entity: 'f', component: 'c', value: 'b', requestId: 'rb', ts: hlc(10) });
+    // Two writes in flight on n1 at once (neither completed before the other began) get the same ts.
+    b.add(0, 'invoke', 'write', { entity: 'e', component: 'c', value: 'a', requestId: 'ra' }, 'n1');
+    b.add(1, 'invoke', 'write', { entity: 'f', component: 'c', value: 'b', requestId: 'rb' }, 'n1');
+    b.add(0, 'ok', 'write', { entity: 'e', component: 'c', value: 'a', requestId: 'ra', ts: hlc(10) }, 'n1');
+    b.add(1, 'ok', 'write', { entity: 'f', component: 'c', value: 'b', requestId: 'rb', ts: hlc(10) }, 'n1');
+    b.call(2, 'n2', 'write', { entity: 'h', component: 'c', value: 'y', requestId: 'ry' }, 'ok', { entity: 'h', component: 'c', value: 'y', requestId: 'ry', ts: hlc(11, 0, 'n1') });
     b.call(0, 'n1', 'write', { entity: 'g', component: 'c', value: 'z', requestId: 'rz' }, 'ok', { entity: 'g', component: 'c', value: 'z', requestId: 'rz', ts: hlc(9) });
     const types = sessionChecker(b.ops, ctx()).anomalies?.map((a) => a.type);
-    expect(types).toEqual(['duplicate-timestamp', 'write-not-after']);
+    expect(types).toEqual(['duplicate-timestamp', 'foreign-timestamp', 'write-not-after']);
   });
 
   it('holds set reads to what the node showed: an element it showed never disappears', () => {

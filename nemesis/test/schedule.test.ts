@@ -87,13 +87,13 @@ describe('the round-robin schedule', () => {
     expect(new Set(Array.from({ length: 20 }, (_, s) => JSON.stringify(take(s).slice(0, 10)))).size).toBeGreaterThan(10);
   });
 
-  it('auto interval fits one whole round, then one calm interval, before the time limit', () => {
+  it('auto interval has one whole round due two intervals before the time limit', () => {
     for (const [limit, k] of [[30, 5], [30, 1], [20, 5], [7, 3], [30, 6]]) {
       const interval = autoIntervalS(limit, k);
-      expect(opsBefore(limit, interval)).toBe(2 * k);
-      expect(opDueNs(2 * k - 1, interval)).toBeLessThanOrEqual(limit * 1e9 - interval * 1e9 + 1);
+      expect(opsBefore(limit, interval)).toBe(2 * k + 1);
+      expect(opDueNs(2 * k - 1, interval)).toBeLessThanOrEqual(limit * 1e9 - 2 * interval * 1e9 + 1);
     }
-    expect(autoIntervalS(30, 5)).toBeCloseTo(30 / 11);
+    expect(autoIntervalS(30, 5)).toBeCloseTo(30 / 12);
   });
 
   it('schedules op i at (i + 1) × interval, and none at or after the limit', () => {
