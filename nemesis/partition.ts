@@ -22,7 +22,7 @@ import {
 } from './grudge.ts';
 import { allNodes, collectErrors, errorText, flushChain, listChain, onEveryNode, PARTITION_CHAIN, partitionRules, removeChain, run, setChainRules } from './net.ts';
 import { completion, healReport, HEAL_LATER, nodeStates, notRunningText, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
-import { grudgeMismatches, probeConnectivity, type ProbeOptions } from './probe.ts';
+import { PROBE_LEAD_MS, PROBE_WINDOW_MS, grudgeMismatches, probeConnectivity, type ProbeOptions } from './probe.ts';
 import { alternate, sortNodes } from './schedule.ts';
 
 export interface PartitionOptions extends FaultPackageOptions {
@@ -332,13 +332,20 @@ export async function checkPartition(cluster: ClusterControl, grudge: Grudge, op
   // A packet that arrived proves its pair is not cut; a pair that heard nothing may only have missed
   // the window (a probe that started late on a loaded machine). So a probe that finds a pair cut that
   // the grudge lets through is repeated, up to PROBE_ATTEMPTS in all, and a pair counts as through when
-  // any attempt heard it; a pair that got through against the grudge is conclusive at once.
+  // any attempt heard it; a pair that got through against the grudge is conclusive at once. Each repeat
+  // doubles the window and the launch lead: with the load average at 6.6 on 2 cores (a validation run
+  // beside other work), docker exec of the three probes started so far apart that three 700 ms
+  // probes in a row each missed a pair the grudge lets through, in 3 of 6 partition ops of one run.
+  // A pair a rule really cuts stays silent however long the window, so only the time grows.
   let probe: Connectivity | undefined;
   let attempts = 0;
+  const windowMs = options.windowMs ?? PROBE_WINDOW_MS;
+  const leadMs = options.leadMs ?? PROBE_LEAD_MS;
   try {
     while (attempts < PROBE_ATTEMPTS) {
+      const scale = 2 ** attempts;
       attempts++;
-      const next = (await probeConnectivity(cluster, { ...options, only: running })).oneWay;
+      const next = (await probeConnectivity(cluster, { ...options, windowMs: windowMs * scale, leadMs: leadMs * scale, only: running })).oneWay;
       probe = probe ? orMatrices(probe, next) : next;
       const mismatches = grudgeMismatches(probe, grudge);
       if (mismatches.length === 0 || mismatches.some((m) => m.includes('got through'))) break;

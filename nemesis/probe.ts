@@ -20,6 +20,12 @@ export interface ProbeOptions {
   readonly windowMs?: number;
   /** How long one TCP connect may take before the peer counts as unreachable. @default windowMs - 100 */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long before the common start the probes are launched, for docker exec and Node start-up. A
+   * container whose probe starts later than the lead plus windowMs - 150 ms misses the window.
+   * @default PROBE_LEAD_MS
+   */
+  readonly leadMs?: number;
   /** Probe only among these nodes (e.g. the running ones: a stopped or paused container cannot run it). @default every node */
   readonly only?: readonly string[];
 }
@@ -79,24 +85,25 @@ sock.bind(Number(udpPort), () => {
 `;
 
 /** How long before the common start the probes are launched: docker exec and Node start-up take about this long. */
-const PROBE_LEAD_MS = 400;
+export const PROBE_LEAD_MS = 400;
 
 /** Probes every pair of nodes at once and returns the measured one-way (UDP) and TCP matrices. */
 export async function probeConnectivity(cluster: ClusterControl, options: ProbeOptions = {}): Promise<ProbeResult> {
   const only = options.only ? new Set(options.only) : undefined;
   const nodes = cluster.nodes.filter((n) => !only || only.has(n.name)).map((n) => ({ name: n.name, ip: n.ip }));
   const windowMs = options.windowMs ?? PROBE_WINDOW_MS;
+  const leadMs = options.leadMs ?? PROBE_LEAD_MS;
   const args = [
     JSON.stringify(nodes),
     String(options.udpPort ?? 7999),
     String(options.tcpPort ?? 7000),
     String(windowMs),
     String(options.connectTimeoutMs ?? Math.max(100, windowMs - 100)),
-    String(Date.now() + PROBE_LEAD_MS),
+    String(Date.now() + leadMs),
   ];
   const outputs = await Promise.all(
     nodes.map(async ({ name }) => {
-      const result = await run(cluster, name, ['node', '-e', PROBE, name, ...args], PROBE_LEAD_MS + windowMs + 10_000);
+      const result = await run(cluster, name, ['node', '-e', PROBE, name, ...args], leadMs + windowMs + 10_000);
       const line = result.stdout.trim().split('\n').pop() ?? '';
       try {
         return { name, ...(JSON.parse(line) as { heard: string[]; tcp: Record<string, boolean> }) };
