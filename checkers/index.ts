@@ -17,14 +17,19 @@ import { lagChecker, watchChecker } from './watch.ts';
 import { availability } from './availability.ts';
 import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
 import type { History } from '../harness/history.ts';
+import { isModelName, MODEL_NAMES, type ModelName } from './models/index.ts';
+import type { ModelOptions } from './models/model.ts';
 
-export type WorkloadName = 'lww' | 'counter' | 'set' | 'all' | 'register' | 'cas-register';
+export type WorkloadName = 'lww' | 'counter' | 'set' | 'all' | ModelName;
 
-export const WORKLOADS: readonly WorkloadName[] = ['lww', 'counter', 'set', 'all', 'register', 'cas-register'];
+/** The workloads of the store-and-mesh service, then one per linearizability model (models/index.ts). */
+export const WORKLOADS: readonly WorkloadName[] = ['lww', 'counter', 'set', 'all', ...MODEL_NAMES];
 
 export interface CheckerForOptions extends PerfOptions {
   /** Make the lww workload's linearizability count toward the verdict. @default false */
   readonly strictLinearizability?: boolean;
+  /** The model's options (initial value, nil reads) for a model workload. */
+  readonly model?: ModelOptions;
 }
 
 /**
@@ -65,10 +70,8 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
       return only([...common, 'set', ...timestamped]);
     case 'all':
       return every;
-    case 'register':
-    case 'cas-register':
-      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: every.perf, faults };
     default:
+      if (isModelName(workload)) return { linearizability: linearizable({ ...options.model, model: workload }), perf: every.perf, faults };
       throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
   }
 }
