@@ -17,13 +17,12 @@ import { lagChecker, watchChecker } from './watch.ts';
 import { availability } from './availability.ts';
 import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
 import type { History } from '../harness/history.ts';
-import { isModelName, MODEL_NAMES, type ModelName } from './models/index.ts';
+import { modelCheckers } from './model-checkers.ts';
+import { isModelName } from './models/index.ts';
 import type { ModelOptions } from './models/model.ts';
 
-export type WorkloadName = 'lww' | 'counter' | 'set' | 'all' | ModelName;
-
-/** The workloads of the store-and-mesh service, then one per linearizability model (models/index.ts). */
-export const WORKLOADS: readonly WorkloadName[] = ['lww', 'counter', 'set', 'all', ...MODEL_NAMES];
+import { WORKLOADS, type WorkloadName } from './workload-names.ts';
+export { WORKLOADS, type WorkloadName };
 
 export interface CheckerForOptions extends PerfOptions {
   /** Make the lww workload's linearizability count toward the verdict. @default false */
@@ -71,7 +70,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
     case 'all':
       return every;
     default:
-      if (isModelName(workload)) return { linearizability: linearizable({ ...options.model, model: workload }), perf: every.perf, faults };
+      if (isModelName(workload)) return modelCheckers(workload, options.model, options);
       throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
   }
 }

@@ -16,8 +16,8 @@
 // when first needed.
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { checkersFor, WORKLOADS, type WorkloadName } from '../checkers/index.ts';
+import { WORKLOADS, type WorkloadName } from '../checkers/workload-names.ts';
+import { modelCheckers } from '../checkers/model-checkers.ts';
 import { MODEL_NAMES, MODELS, isModelName, type ModelName } from '../checkers/models/index.ts';
 import { NIL_READS, type ModelOptions, type NilRead } from '../checkers/models/model.ts';
 import { compose, mergeResults, type CheckContext, type CheckResult, type ComposedResult, type Validity } from '../checkers/types.ts';
@@ -169,6 +169,7 @@ async function readJsonl(file: string, warnings: string[]): Promise<Op[]> {
     for (const text of (await readText(file)).split('\n')) c.line(text);
     return c.end();
   }
+  const { createInterface } = await import('node:readline');
   const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   for await (const text of lines) c.line(text);
   return c.end();
@@ -369,7 +370,9 @@ async function checkOne(input: string, opts: CheckCliOptions): Promise<Checked> 
     ...(opts.allKeys ? { linearizableAllKeys: true } : {}),
   };
   const history: History = loaded.history;
-  const result = compose(checkersFor(workload, { model: opts.modelOptions }))(history, ctx);
+  // The store's workloads need every checker (index.ts); a model workload only its three.
+  const checkers = isModelName(workload) ? modelCheckers(workload, opts.modelOptions) : (await import('../checkers/index.ts')).checkersFor(workload);
+  const result = compose(checkers)(history, ctx);
 
   // Re-checking a run folder refreshes its verdict files, keeping what only the run knew (stats,
   // durations, and the run's own `run`/`heal` results, which no history can re-derive). The verdict
@@ -411,7 +414,7 @@ function expand(input: string): string[] {
   if (!existsSync(input) || !statSync(input).isDirectory() || existsSync(path.join(input, 'history.jsonl'))) return [input];
   const found: string[] = [];
   const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       const p = path.join(dir, entry.name);
       if (entry.isDirectory()) {
         if (existsSync(path.join(p, 'history.jsonl')) && existsSync(path.join(p, 'test.json'))) found.push(p);
