@@ -20,10 +20,9 @@ export class JepsenLogError extends Error {
 
 const OP_LINE = /^\S+\s+jepsen\.util\s+-\s+(\S+)\s+:(invoke|ok|fail|info)\s+:?(\S+)(?:\s+(.*?))?\s*$/;
 
-/** True when the text looks like a Jepsen log (its first non-blank line is a log line naming a logger). */
+/** True when the text looks like a Jepsen log: an op line of jepsen.util within its first 64 KiB. */
 export function looksLikeJepsenLog(text: string): boolean {
-  const first = /^\s*(\S.*)$/m.exec(text.slice(0, 4096))?.[1] ?? '';
-  return /^(TRACE|DEBUG|INFO|WARN|ERROR)\s+\S+/.test(first);
+  return /^.*\bjepsen\.util\s+-\s+\S+\s+:(invoke|ok|fail|info)\b/m.test(text.slice(0, 65536));
 }
 
 /** Parses one EDN value of the small kind Jepsen logs print; undefined when it is something else. */

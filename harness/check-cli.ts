@@ -206,7 +206,8 @@ function kindOf(file: string, text: string | undefined): Kind | undefined {
   const start = text.trimStart();
   if (start.startsWith('{"')) return 'jsonl';
   if (/^[[{;]/.test(start)) return 'edn';
-  if (/^(TRACE|DEBUG|INFO|WARN|ERROR)\s+\S+/.test(start)) return 'log';
+  // A Jepsen log: an op line of jepsen.util near the start (checkers/jepsen-log.ts says the same).
+  if (/^.*\bjepsen\.util\s+-\s+\S+\s+:(invoke|ok|fail|info)\b/m.test(text.slice(0, 65536))) return 'log';
   return undefined;
 }
 
@@ -495,8 +496,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     const c = await checkOne(input, opts);
     tally[c.verdict === 'error' ? 'error' : c.verdict === true ? 'valid' : c.verdict === false ? 'invalid' : 'unknown']++;
     if (opts.json) {
-      const { result, ...rest } = c;
-      console.log(JSON.stringify({ ...rest, valid: c.verdict === 'error' ? undefined : c.verdict, ...(result ? { results: result.results } : {}) }));
+      // valid is the verdict exited with (for a run folder, merged with what the run kept); an unreadable input has `error` instead.
+      const { result, verdict, input: _input, ...rest } = c;
+      console.log(JSON.stringify({ input: c.input, ...(verdict === 'error' ? {} : { valid: verdict }), ...rest, ...(result ? { results: result.results } : {}) }));
     } else if (single) printFull(c);
     else printLine(c);
   }
