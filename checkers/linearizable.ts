@@ -118,6 +118,48 @@ interface SearchOutcome {
   path?: { ops: number[]; states: number[] };
 }
 
+/**
+ * The cache of explored configurations: a set of 53-bit keys, each held as a 32-bit high word and a
+ * 21-bit low word in open-addressed typed arrays. A Set of numbers would box every key above 2^31 as a
+ * heap number, and the garbage collector then took a fifth of the search's time.
+ */
+class KeySet {
+  private hi = new Int32Array(1 << 12);
+  /** Low word + 1; 0 marks an empty slot. */
+  private lo = new Int32Array(1 << 12);
+  size = 0;
+  /** Adds the key; returns false if it was already there. */
+  add(hi: number, lo: number): boolean {
+    const mask = this.hi.length - 1;
+    const l = lo + 1;
+    let i = (hi ^ Math.imul(l, 0x9e3779b1)) & mask;
+    for (;;) {
+      const at = this.lo[i];
+      if (at === 0) break;
+      if (at === l && this.hi[i] === hi) return false;
+      i = (i + 1) & mask;
+    }
+    this.hi[i] = hi;
+    this.lo[i] = l;
+    if (++this.size * 2 > this.hi.length) this.grow();
+    return true;
+  }
+  private grow(): void {
+    const { hi, lo } = this;
+    this.hi = new Int32Array(hi.length * 2);
+    this.lo = new Int32Array(lo.length * 2);
+    const mask = this.hi.length - 1;
+    for (let j = 0; j < hi.length; j++) {
+      const l = lo[j];
+      if (l === 0) continue;
+      let i = (hi[j] ^ Math.imul(l, 0x9e3779b1)) & mask;
+      while (this.lo[i] !== 0) i = (i + 1) & mask;
+      this.hi[i] = hi[j];
+      this.lo[i] = l;
+    }
+  }
+}
+
 const UNSET = -2;
 const ILLEGAL = -1;
 
@@ -188,7 +230,7 @@ class Search {
   private readonly prev: Int32Array;
   private readonly z1: Int32Array;
   private readonly z2: Int32Array;
-  private readonly cache = new Set<number>();
+  private readonly cache = new KeySet();
   private readonly stackEntry: number[] = [];
   private readonly stackState: number[] = [];
   private readonly statesAtBreak = new Set<number>();
@@ -274,7 +316,7 @@ class Search {
     let steps = 0;
     while (remaining > 0) {
       if ((++steps & 4095) === 0) {
-        // Out of time, or the cache nears V8's Set size limit (2^24): give up as unknown, never crash or hang.
+        // Out of time, or the cache past 12M configurations (~200 MB): give up as unknown, never crash or hang.
         if (performance.now() > deadline || cache.size > 12_000_000) {
           save();
           return this.finish('unknown');
@@ -291,9 +333,7 @@ class Search {
         if (ns >= 0) {
           const n1 = h1 ^ z1[op];
           const n2 = h2 ^ z2[op];
-          const key = (n1 >>> 0) * 2097152 + (((n2 ^ Math.imul(ns + 1, 0x9e3779b1)) >>> 0) & 0x1fffff);
-          if (!cache.has(key)) {
-            cache.add(key);
+          if (cache.add(n1, ((n2 ^ Math.imul(ns + 1, 0x9e3779b1)) >>> 0) & 0x1fffff)) {
             stackEntry.push(entry);
             stackState.push(state);
             state = ns;

@@ -5,10 +5,11 @@
 //
 // The bundle can never be stale. It lives in dist/check/<hash>/, where <hash> is a SHA-256 over the
 // path and content of every file esbuild read to make it (recorded by an esbuild plugin as it loads them,
-// so the hash covers exactly what was compiled), and dist/check/manifest.json lists those files with
-// their stat (inode, size, mtime and ctime). Every start stats them (~100 files, 1-2 ms); if any stat
-// differs, it re-hashes the contents and rebuilds when the hash differs: an edit, a new import (its
-// importer changed), a dependency upgrade in node_modules. ctime cannot be set back by a user (utimes
+// so the hash covers exactly what was compiled; packages are not bundled but loaded from node_modules),
+// and dist/check/manifest.json lists those files with their stat (inode, size, mtime and ctime). Every
+// start stats them (~30 files, about a millisecond); if any stat
+// differs, it re-hashes the contents and rebuilds when the hash differs: an edit, or a new import (its
+// importer changed), or a change of this file or of esbuild's version (both are inputs too). ctime cannot be set back by a user (utimes
 // itself moves it), so an edit that restores mtime and size is still seen; a stat change with the same
 // content (git checkout, touch) only refreshes the manifest. The output files are checked the same way.
 // Builds go to a temporary folder renamed into place, so concurrent starts never see half a bundle. `import.meta.url` in each source file is replaced by that file's own
@@ -117,6 +118,9 @@ export async function ensureBundle(options = {}) {
     target: 'node22',
     logLevel: 'silent',
     metafile: true,
+    // Packages stay in node_modules, loaded by Node as installed (so never stale) and only when used:
+    // ajv for a run folder's results, edn-data for EDN. The bundle holds only this repository's sources.
+    packages: 'external',
     plugins: [{
       name: 'hash-sources',
       setup(b) {
@@ -130,6 +134,10 @@ export async function ensureBundle(options = {}) {
       },
     }],
   });
+  // The build itself is an input too: this file (its options) and the esbuild that ran it.
+  for (const extra of [fileURLToPath(import.meta.url), path.join(root, 'node_modules', 'esbuild', 'package.json')]) {
+    if (existsSync(extra)) contents.set(path.relative(base, extra), readFileSync(extra));
+  }
   const hash = await sha256([...contents.keys()].sort().flatMap((rel) => [rel, '\0', contents.get(rel), '\0']));
   const outputs = {};
   for (const out of Object.keys(result.metafile.outputs)) {
