@@ -2,7 +2,9 @@
 // and peak memory of every lww checker except linearizability on generated lww histories of 10k, 100k
 // and 1M ops, and of linearizability on register histories of 1k, 10k and 100k ops over 10 keys.
 // Each size runs in its own child process so its peak RSS (getrusage maxRSS) is its own; the history is
-// generated first and only the checking is timed.
+// generated first and only the checking is timed. A last row (`publicBatch`) checks Porcupine's 102 etcd
+// histories (checkers/test/fixtures) as whole `npm run check` processes: all in one process, beside one
+// process per file, the loop a CI script would otherwise run.
 //
 // Generated histories are realistic in shape: 10 concurrent processes on 5 nodes interleave invokes and
 // completions, 2% of ops end info and 1% fail, 5% are deletes, faults start and stop every few seconds, every
@@ -10,8 +12,12 @@
 // round of final reads in which every node holds the winning write of every key. Values are decided at
 // completion, so the histories are valid and linearizable apart from info ops (which take effect half
 // the time), and the checkers do all their work instead of stopping early.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import type { FinalState, Op, OpType } from '../harness/history.ts';
 import { createRng } from '../harness/rng.ts';
 import { checkersFor } from './index.ts';
@@ -229,6 +235,53 @@ function child(kind: 'lww' | 'register', size: number): void {
   }));
 }
 
+/** A child process's wall time and CPU time (user + sys, from /usr/bin/time), its stdout and exit code. */
+export function timedRun(command: string, args: readonly string[], cwd?: string): { wallMs: number; cpuMs: number; stdout: string; code: number } {
+  if (!existsSync('/usr/bin/time')) throw new Error('Benchmarks of whole processes need /usr/bin/time (Debian: apt-get install -y time).');
+  const dir = mkdtempSync(path.join(tmpdir(), 'faultline-time-'));
+  const out = path.join(dir, 'time');
+  const started = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', out, command, ...args], { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const wallMs = performance.now() - started;
+  const [user, sys] = readFileSync(out, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number);
+  rmSync(dir, { recursive: true, force: true });
+  return { wallMs: Math.round(wallMs), cpuMs: Math.round((user + sys) * 1000), stdout: r.stdout, code: r.status ?? -1 };
+}
+
+/** Porcupine's etcd histories, decompressed into a fresh temporary folder (plain files, as Porcupine reads them). */
+export function etcdHistories(): string {
+  const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test', 'fixtures', 'porcupine', 'etcd');
+  const dir = mkdtempSync(path.join(tmpdir(), 'faultline-etcd-'));
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(fixtures).filter((f) => f.endsWith('.log.gz'))) writeFileSync(path.join(dir, f.slice(0, -3)), gunzipSync(readFileSync(path.join(fixtures, f))));
+  return dir;
+}
+
+/** The public-format row: 102 histories checked in one `npm run check` process, and one process each. */
+function publicBatch(): Record<string, unknown> {
+  const dir = etcdHistories();
+  const check = fileURLToPath(new URL('../harness/check.mjs', import.meta.url));
+  const files = readdirSync(dir).sort().map((f) => path.join(dir, f));
+  timedRun(process.execPath, [check, files[0]]); // builds the bundle if it is out of date, outside the timing
+  const batch = timedRun(process.execPath, [check, dir]);
+  let loopWallMs = 0;
+  let loopCpuMs = 0;
+  const verdicts = { valid: 0, invalid: 0, other: 0 };
+  for (const f of files) {
+    const r = timedRun(process.execPath, [check, f]);
+    loopWallMs += r.wallMs;
+    loopCpuMs += r.cpuMs;
+    verdicts[r.code === 0 ? 'valid' : r.code === 1 ? 'invalid' : 'other']++;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    histories: files.length,
+    batch: { wallMs: batch.wallMs, cpuMs: batch.cpuMs, summary: batch.stdout.trim().split('\n').at(-1) },
+    perFileLoop: { wallMs: loopWallMs, cpuMs: loopCpuMs, verdicts },
+    loopOverBatchCpu: Math.round((loopCpuMs / Math.max(1, batch.cpuMs)) * 10) / 10,
+  };
+}
+
 function main(): void {
   const self = fileURLToPath(import.meta.url);
   const run = (kind: string, size: number): Record<string, unknown> =>
@@ -239,9 +292,12 @@ function main(): void {
   // also counts the time other processes held the core; both are printed.
   const cpu = (r: Record<string, unknown>): number => r.checkCpuMs as number;
   const ratio = (a: Record<string, unknown>, b: Record<string, unknown>): number => Math.round((cpu(b) / Math.max(1, cpu(a))) * 100) / 100;
+  const batch = publicBatch();
   console.log(JSON.stringify({
     node: process.version,
+    loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number),
     checkersExceptLinearizability: lww,
+    publicBatch: batch,
     linearizability: lin,
     growthOfCpuTime: { lww100kOver10k: ratio(lww[0], lww[1]), lww1MOver100k: ratio(lww[1], lww[2]), lin10kOver1k: ratio(lin[0], lin[1]), lin100kOver10k: ratio(lin[1], lin[2]) },
     targets: {

@@ -6,7 +6,8 @@
 // :time nanoseconds (the op's position when absent); :index is reassigned to the op's position so it is
 // dense. Keywords become their names, sets become arrays, nil becomes null. Register values stay as
 // Jepsen writes them (:read nil or the value read, :write v, :cas [old new]); histories of independent
-// keys, whose values are [key value] tuples, become {key, value} so the checker splits them by key.
+// keys, whose values are [key value] tuples, become {key, value} so the checker splits them by key; so do
+// ops that carry their key in a :key field (Porcupine's key-value histories: {:f :get, :key "5", :value nil}).
 import { EDNListParser } from 'edn-data/dist/parse.js';
 import type { Op, OpType, Process } from '../harness/history.ts';
 
@@ -21,7 +22,8 @@ export class EdnHistoryError extends Error {
 }
 
 const TYPES = new Set<string>(['invoke', 'ok', 'fail', 'info']);
-const REGISTER_FS = new Set(['read', 'write', 'cas']);
+/** Ops whose values Jepsen's independent checker wraps as [key value]: the registers' and the key-value model's. */
+const KEYED_FS = new Set(['read', 'write', 'cas', 'get', 'put', 'append']);
 
 function plain(v: unknown): unknown {
   if (typeof v === 'bigint') return Number(v);
@@ -79,7 +81,8 @@ export function parseEdnHistory(text: string): Op[] {
     return plain(f) as Record<string, unknown>;
   });
   // Independent keys: Jepsen's independent checker wraps every register value as [key value].
-  const independent = raw.some((o) => o.f === 'write' && Array.isArray(o.value) && (o.value as unknown[]).length === 2);
+  // A write (or put, append) of a 2-vector says so; a cas value is a 2-vector of its own, so it cannot.
+  const independent = raw.some((o) => (o.f === 'write' || o.f === 'put' || o.f === 'append') && Array.isArray(o.value) && (o.value as unknown[]).length === 2);
   return raw.map((o, i): Op => {
     const type = o.type;
     if (typeof type !== 'string' || !TYPES.has(type)) {
@@ -91,8 +94,10 @@ export function parseEdnHistory(text: string): Op[] {
     else throw new EdnHistoryError(`Op ${i + 1} has :process ${JSON.stringify(o.process)}; expected an integer or :nemesis.`);
     if (typeof o.f !== 'string') throw new EdnHistoryError(`Op ${i + 1} has :f ${JSON.stringify(o.f)}; expected a keyword.`);
     let value = o.value ?? null;
-    if (independent && process !== 'nemesis' && REGISTER_FS.has(o.f) && Array.isArray(value) && value.length === 2) {
+    if (independent && process !== 'nemesis' && KEYED_FS.has(o.f) && Array.isArray(value) && value.length === 2) {
       value = { key: value[0], value: value[1] ?? null };
+    } else if (o.key !== undefined && process !== 'nemesis') {
+      value = { key: o.key, value };
     }
     const op: { -readonly [K in keyof Op]: Op[K] } = {
       index: i,

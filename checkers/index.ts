@@ -17,14 +17,18 @@ import { lagChecker, watchChecker } from './watch.ts';
 import { availability } from './availability.ts';
 import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
 import type { History } from '../harness/history.ts';
+import { modelCheckers } from './model-checkers.ts';
+import { isModelName } from './models/index.ts';
+import type { ModelOptions } from './models/model.ts';
 
-export type WorkloadName = 'lww' | 'counter' | 'set' | 'all' | 'register' | 'cas-register';
-
-export const WORKLOADS: readonly WorkloadName[] = ['lww', 'counter', 'set', 'all', 'register', 'cas-register'];
+import { WORKLOADS, type WorkloadName } from './workload-names.ts';
+export { WORKLOADS, type WorkloadName };
 
 export interface CheckerForOptions extends PerfOptions {
   /** Make the lww workload's linearizability count toward the verdict. @default false */
   readonly strictLinearizability?: boolean;
+  /** The model's options (initial value, nil reads) for a model workload. */
+  readonly model?: ModelOptions;
 }
 
 /**
@@ -65,10 +69,8 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
       return only([...common, 'set', ...timestamped]);
     case 'all':
       return every;
-    case 'register':
-    case 'cas-register':
-      return { linearizability: linearizable({ model: workload as 'register' | 'cas-register' }), perf: every.perf, faults };
     default:
+      if (isModelName(workload)) return modelCheckers(workload, options.model, options);
       throw new Error(`Unknown workload ${JSON.stringify(workload)}: expected one of ${WORKLOADS.join(', ')}.`);
   }
 }

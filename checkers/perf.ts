@@ -124,7 +124,7 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
 
     const toMs = (q: Quantiles): Quantiles => ({ count: q.count, p50: nsToMs(q.p50), p95: nsToMs(q.p95), p99: nsToMs(q.p99), max: nsToMs(q.max) });
     const latencyMs: Record<string, Record<string, Quantiles>> = {};
-    for (const [f, bufs] of [...byF.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+    for (const [f, bufs] of [...byF.entries()].sort(byName)) {
       const per: Record<string, Quantiles> = {};
       const all = new Float64Array(bufs[0].length + bufs[1].length + bufs[2].length);
       let at = 0;
@@ -138,7 +138,7 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
     }
     const windowStats = (k: number): WindowStats => {
       const lat: Record<string, Quantiles> = {};
-      for (const [f, buf] of [...inWindow[k].entries()].sort((a, b) => a[0].localeCompare(b[0]))) lat[f] = toMs(quantiles(buf.view()));
+      for (const [f, buf] of [...inWindow[k].entries()].sort(byName)) lat[f] = toMs(quantiles(buf.view()));
       return { ops: windowOps[k], availability: windowOps[k] > 0 ? windowOk[k] / windowOps[k] : null, latencyMs: lat };
     };
     const buckets: Bucket[] = [];
@@ -177,4 +177,9 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
       durationMs: nsToMs(durationNs),
     };
   };
+}
+
+/** Code-unit order of op names: locale-free, and it spares loading ICU's collator (~10 ms of start-up). */
+function byName(a: readonly [string, unknown], b: readonly [string, unknown]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }

@@ -106,6 +106,64 @@ describe('linearizability (hand-made)', () => {
   });
 });
 
+describe('linearizability (models and options)', () => {
+  it('starts the register at --initial-value: a first read of 0 is right only if it started at 0', () => {
+    const b = new HistoryBuilder();
+    b.call(0, 'n1', 'read', null, 'ok', 0);
+    expect(casRegister(b.ops, ctx()).valid).toBe(false);
+    expect(linearizable({ model: 'cas-register', initialValue: 0 })(b.ops, ctx()).valid).toBe(true);
+  });
+
+  it('with nil-read unknown a nil read is not judged (and counted); alone it leaves the check unknown', () => {
+    const b = new HistoryBuilder();
+    b.call(0, 'n1', 'write', 1, 'ok');
+    b.call(1, 'n2', 'read', null, 'ok', null);
+    expect(register(b.ops, ctx()).valid).toBe(false); // nil = empty, but 1 was written
+    const knossos = linearizable({ model: 'register', nilRead: 'unknown' })(b.ops, ctx());
+    expect(knossos.valid).toBe(true);
+    expect(Object.values(knossos.notJudged)).toEqual([1]);
+    const onlyNil = new HistoryBuilder();
+    onlyNil.call(1, 'n2', 'read', null, 'ok', null);
+    const r = linearizable({ model: 'register', nilRead: 'unknown' })(onlyNil.ops, ctx());
+    expect(r.valid).toBe('unknown');
+    expect(r.error).toMatch(/not judged: 1 read of nil/);
+  });
+
+  it('kv: append concatenates per key; a get that misses an acknowledged append fails, naming the key', () => {
+    const kv = linearizable({ model: 'kv' });
+    const b = new HistoryBuilder();
+    b.call(0, 'n1', 'put', { key: 'a', value: 'x' }, 'ok');
+    b.call(0, 'n1', 'append', { key: 'a', value: 'y' }, 'ok');
+    b.call(0, 'n1', 'append', { key: 'b', value: 'z' }, 'ok');
+    b.call(1, 'n2', 'get', { key: 'b' }, 'ok', { key: 'b', value: 'z' });
+    b.call(1, 'n2', 'get', { key: 'a' }, 'ok', { key: 'a', value: 'xy' });
+    expect(kv(b.ops, ctx()).valid).toBe(true);
+    const [inv] = b.call(1, 'n2', 'get', { key: 'a' }, 'ok', { key: 'a', value: 'x' });
+    const r = kv(b.ops, ctx());
+    expect(r.failedKeys).toEqual(['a']);
+    const a = r.anomalies![0];
+    expect(a.cannotPlace).toEqual({ op: inv, describe: 'get() → "x"' });
+    expect((a.linearization as { describe: string; state: string }[]).map((s) => `${s.describe} ${s.state}`)).toEqual(['put("x") "x"', 'append("y") "xy"', 'get() → "xy" "xy"']);
+  });
+
+  it('stops undecided keys once one fails, unless asked to decide all', () => {
+    const b = new HistoryBuilder();
+    b.call(0, 'n1', 'write', { key: 'bad', value: 1 }, 'ok');
+    b.call(0, 'n1', 'read', { key: 'bad' }, 'ok', { key: 'bad', value: 2 });
+    // A hard key: many concurrent info writes and a read no write explains, which takes a long search to refute.
+    for (let p = 0; p < 14; p++) b.add(10 + p, 'invoke', 'write', { key: 'hard', value: p });
+    for (let i = 0; i < 30; i++) b.call(100, 'n1', 'read', { key: 'hard' }, 'ok', { key: 'hard', value: i % 14 });
+    b.call(100, 'n1', 'read', { key: 'hard' }, 'ok', { key: 'hard', value: 'never' });
+    const r = register(b.ops, ctx());
+    expect(r.valid).toBe(false);
+    expect(r.failedKeys).toEqual(['bad']);
+    expect(r.stoppedKeys).toEqual(['hard']);
+    const all = register(b.ops, { ...ctx(), linearizableAllKeys: true });
+    expect([...all.failedKeys].sort()).toEqual(['bad', 'hard']);
+    expect(all.stoppedKeys).toEqual([]);
+  });
+});
+
 /**
  * A concurrent register history that is linearizable by construction: each op picks a linearization
  * point inside its [invoke, complete] interval, and reads return the value at their point.

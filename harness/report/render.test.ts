@@ -128,4 +128,19 @@ describe('renderReport', () => {
     expect(out).not.toContain('<section id="faults">');
     expect(reportDataFromHtml(out).model.windows).toEqual([]);
   });
+
+  it('shows a non-linearizable key as its longest partial linearization and the op that cannot be placed', () => {
+    const anomaly = {
+      type: 'non-linearizable', ops: [9, 8], message: 'Key "x": no linearization of the history up to op 9 exists', key: 'x',
+      possibleStates: [2], linearizationLength: 2, cannotPlace: { op: 8, describe: 'read() → 1' },
+      linearization: [{ op: 0, describe: 'write(1)', state: '1' }, { op: 4, describe: 'write(2)', state: '2' }],
+    };
+    const withLin = { ...run, results: { ...run.results, checkers: { ...run.results.checkers, linearizability: { valid: false as const, anomalies: [anomaly] } } } };
+    const page = renderReport(withLin);
+    const block = page.slice(page.indexOf('id="checker-linearizability"'), page.indexOf('id="checker-perf"'));
+    expect(block).toContain('<summary>Longest partial linearization: 2 ops, then op 8 cannot be placed</summary>');
+    expect(block).toMatch(/<td><a class="op" href="#op-0">0<\/a><\/td><td>write\(1\)<\/td><td>1<\/td>.*href="#op-4">4<\/a><\/td><td>write\(2\)<\/td><td>2<\/td>.*<tr class="cannot"><td><a class="op" href="#op-8">8<\/a><\/td><td>✗ read\(\) → 1<\/td><td>cannot be placed: the key could only hold 2<\/td>/s);
+    // Anomalies of other checkers carry no such table.
+    expect(html).not.toContain('class="linearization"');
+  });
 });

@@ -102,6 +102,28 @@ function detailValue(v: unknown): string | undefined {
   return undefined;
 }
 
+/** Steps of a partial linearization shown in the report (the last ones, before the op that cannot be placed). */
+const shownLinearizationSteps = 12;
+
+/**
+ * The visual answer of a non-linearizable key (checkers/linearizable.ts): the end of the longest partial
+ * linearization, each op with the state after it, then the op that cannot be placed. Empty otherwise.
+ */
+function linearization(a: Anomaly): string {
+  const cannot = a.cannotPlace as { op: number; describe: string } | undefined;
+  const steps = a.linearization as { op: number; describe: string; state: string }[] | undefined;
+  if (!cannot || !steps) return '';
+  const total = typeof a.linearizationLength === 'number' ? a.linearizationLength : steps.length;
+  const shown = steps.slice(-shownLinearizationSteps);
+  const row = (op: number, what: string, after: string, cls = '') => `<tr${cls ? ` class="${cls}"` : ''}><td><a class="op" href="#op-${op}">${op}</a></td><td>${escapeHtml(what)}</td><td>${escapeHtml(after)}</td></tr>`;
+  const states = ((a.possibleStates as unknown[] | undefined) ?? []).map((v) => (v === null ? 'nil' : JSON.stringify(v))).join(' or ');
+  return `<details class="linearization"><summary>Longest partial linearization: ${total} ops, then op ${cannot.op} cannot be placed</summary><table>`
+    + `<tr><th>op</th><th>linearized</th><th>state after</th></tr>${total > shown.length ? `<tr><td colspan="3" class="hint">… ${total - shown.length} earlier ops</td></tr>` : ''}`
+    + shown.map((s) => row(s.op, s.describe, s.state)).join('')
+    + row(cannot.op, `✗ ${cannot.describe}`, `cannot be placed: the key could only hold ${states}`, 'cannot')
+    + '</table></details>';
+}
+
 function renderChecker(name: string, r: CheckResult, opAt: (i: number) => Op | undefined): string {
   const anomalies = r.anomalies ?? [];
   const details = Object.entries(r)
@@ -116,7 +138,7 @@ function renderChecker(name: string, r: CheckResult, opAt: (i: number) => Op | u
       .map((i) => `<a class="op" href="#op-${i}" title="${escapeHtml(opTitle(opAt(i)))}">${i}</a>`)
       .join('');
     const more = a.ops.length > maxOpLinks ? ` <span class="count">+${a.ops.length - maxOpLinks} more</span>` : '';
-    return `<li><span class="atype">${escapeHtml(a.type)}</span> ${escapeHtml(a.message)}${a.ops.length ? `<span class="ops">ops:${links}${more}</span>` : ''}</li>`;
+    return `<li><span class="atype">${escapeHtml(a.type)}</span> ${escapeHtml(a.message)}${a.ops.length ? `<span class="ops">ops:${links}${more}</span>` : ''}${linearization(a)}</li>`;
   };
   const first = anomalies.slice(0, shownAnomalies).map(item).join('');
   const rest = anomalies.slice(shownAnomalies, maxAnomalies).map(item).join('');
