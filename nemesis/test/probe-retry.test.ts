@@ -15,10 +15,12 @@ class LateProbeCluster implements ClusterControl {
   readonly nodes = ['n1', 'n2', 'n3'].map((name, i) => ({ name, ip: `10.0.0.${i + 2}` }));
   readonly windows: number[] = [];
   readonly leads: number[] = [];
-  constructor(
-    private readonly lateMs: Record<string, number>,
-    private readonly cut: ReadonlySet<string> = new Set(),
-  ) {}
+  private readonly lateMs: Record<string, number>;
+  private readonly cut: ReadonlySet<string>;
+  constructor(lateMs: Record<string, number>, cut: ReadonlySet<string> = new Set()) {
+    this.lateMs = lateMs;
+    this.cut = cut;
+  }
 
   async exec(node: string, cmd: readonly string[]) {
     // node -e PROBE self nodesJson udpPort tcpPort windowMs connectTimeoutMs startAtMs
