@@ -15,6 +15,7 @@ import { counters } from './counters.ts';
 import { deletesChecker, durableReads, sessionChecker } from './session.ts';
 import { lagChecker, watchChecker } from './watch.ts';
 import { availability } from './availability.ts';
+import { values } from './values.ts';
 import { compose, type Checker, type ComposedResult, type CheckContext } from './types.ts';
 import type { History } from '../harness/history.ts';
 import { modelCheckers } from './model-checkers.ts';
@@ -40,6 +41,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
   const every: Record<string, Checker> = {
     convergence,
     'lost-writes': lostWrites,
+    values,
     'max-wins': maxWins,
     set: setChecker,
     idempotency,
@@ -62,7 +64,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
   const timestamped = ['session', 'durable-reads', 'deletes', 'lag'];
   switch (workload) {
     case 'lww':
-      return only([...common, 'lost-writes', 'max-wins', ...timestamped, 'linearizability']);
+      return only([...common, 'lost-writes', 'values', 'max-wins', ...timestamped, 'linearizability']);
     case 'counter':
       return only([...common, 'counters']);
     case 'set':

@@ -131,6 +131,15 @@ export interface RetryPolicy {
   /** Wait before the first retry, doubling each time up to maxBackoffNs. @default 250 ms, 2 s */
   readonly backoffNs?: number;
   readonly maxBackoffNs?: number;
+  /**
+   * Every resendEvery-th acknowledged op that has a retry is sent once more, resendAfterNs later, with
+   * the same request id: the service must recognise it (reply `duplicate`, the original timestamp) even
+   * after its node was killed and restarted in between, which tests that request ids are durable.
+   * @default 0 (never)
+   */
+  readonly resendEvery?: number;
+  /** @default 6 s */
+  readonly resendAfterNs?: number;
 }
 
 interface PendingRetry {
@@ -152,11 +161,17 @@ export function retrying(policy: RetryPolicy, gen: Gen): Gen {
   const base = policy.backoffNs ?? 250e6;
   const cap = policy.maxBackoffNs ?? 2e9;
   const backoff = (attempt: number) => Math.min(cap, base * 2 ** Math.max(0, attempt - 1));
-  const make = (inner: Gen, innerLast: Op | undefined, pending: readonly PendingRetry[], inFlight: PendingRetry | undefined): Gen => ({
+  const resendEvery = policy.resendEvery ?? 0;
+  const resendAfter = policy.resendAfterNs ?? 6e9;
+  const make = (inner: Gen, innerLast: Op | undefined, pending: readonly PendingRetry[], inFlight: PendingRetry | undefined, acked = 0): Gen => ({
     next(ctx, rng) {
       let queue = pending;
       let last = innerLast;
       const done = ctx.last;
+      if (!inFlight && done && done.type === 'ok' && resendEvery > 0 && maxAttempts > 1) {
+        const op = policy.retryOf(done);
+        if (op && ++acked % resendEvery === 0) queue = [...queue, { op, attempt: 1, dueNs: done.time + resendAfter }];
+      }
       if (inFlight) {
         // The previous op was a retry: send it once more unless it got a definite answer.
         if (done && done.type !== 'ok' && inFlight.attempt + 1 < maxAttempts) {
@@ -173,7 +188,7 @@ export function retrying(policy: RetryPolicy, gen: Gen): Gen {
       if (due >= 0) {
         const r = queue[due];
         const op = { f: r.op.f, value: { ...(r.op.value as object), attempt: r.attempt } };
-        return { op, delayNs: 0, gen: make(inner, last, queue.filter((_, i) => i !== due), r) };
+        return { op, delayNs: 0, gen: make(inner, last, queue.filter((_, i) => i !== due), r, acked) };
       }
       const step = inner.next({ ...ctx, last }, rng);
       if (!step) return null;
@@ -183,9 +198,9 @@ export function retrying(policy: RetryPolicy, gen: Gen): Gen {
         const i = queue.findIndex((r) => r.dueNs === soonest);
         const r = queue[i];
         const op = { f: r.op.f, value: { ...(r.op.value as object), attempt: r.attempt } };
-        return { op, delayNs: soonest - ctx.timeNs, gen: make(inner, last, queue.filter((_, j) => j !== i), r) };
+        return { op, delayNs: soonest - ctx.timeNs, gen: make(inner, last, queue.filter((_, j) => j !== i), r, acked) };
       }
-      return { ...step, gen: make(step.gen, last, queue, undefined) };
+      return { ...step, gen: make(step.gen, last, queue, undefined, acked) };
     },
   });
   return make(gen, undefined, [], undefined);

@@ -11,7 +11,7 @@ import { retrying, stagger, timeLimit, type Gen } from './generator.ts';
 import type { HistoryWriter } from './history-writer.ts';
 import type { FinalState, Op } from './history.ts';
 import { createRng, type Rng } from './rng.ts';
-import { retryOf, workloads } from './workloads/index.ts';
+import { RESEND_EVERY, retryOf, workloads } from './workloads/index.ts';
 import { WatchRecorder } from './watch-recorder.ts';
 import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
 import { opDueNs, opsBefore, roundShortfall, rounds } from '../nemesis/schedule.ts';
@@ -68,8 +68,9 @@ export function workerRngs(seed: number, workers: number): { workers: Rng[]; nem
 export function workerGenerator(plan: RunPlan, worker: number, startNs = 0): Gen {
   const workload = workloads[plan.workload];
   if (!workload) throw new Error(`Unknown workload "${plan.workload}"`);
-  // Mutating ops that ended info are retried later with the same request id (after their node is back).
-  const base = retrying({ retryOf }, workload.generator(worker, { keys: plan.keys, runTag: plan.runTag }));
+  // Mutating ops that ended info are retried later with the same request id (after their node is back),
+  // and one acknowledged op in RESEND_EVERY is sent again 6 s later, when a kill may have come between.
+  const base = retrying({ retryOf, resendEvery: RESEND_EVERY }, workload.generator(worker, { keys: plan.keys, runTag: plan.runTag }));
   // Each worker staggers its ops so that all workers together approach --rate.
   const meanDelayS = plan.rate > 0 ? plan.concurrency / plan.rate : 0;
   return timeLimit(plan.timeLimitS, stagger(meanDelayS, base), startNs);

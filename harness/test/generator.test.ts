@@ -126,6 +126,36 @@ describe('schedules are reproducible from the seed', () => {
     }
   });
 
+  it('sends every n-th acknowledged mutating op again later, with its request id and without its result', () => {
+    const gen = retrying({ retryOf, resendEvery: 3, resendAfterNs: 5e9 }, workloads.lww.generator(0, { keys: 3, runTag: 't' }));
+    const rng = createRng(5);
+    let step = gen.next({ ...ctx, timeNs: 0 }, rng)!;
+    const acked: any[] = [];
+    const sent: any[] = [];
+    let t = 0;
+    for (let i = 0; i < 200 && t < 12e9; i++) {
+      t += 100e6;
+      const v = step.op.value as any;
+      sent.push({ f: step.op.f, ...v, at: t });
+      // Every op is acknowledged; a write's ok carries its timestamp and the duplicate flag.
+      const result = step.op.f === 'write' ? { ...v, ts: `ts${i}`, duplicate: false } : v;
+      if (retryOf({ index: i, time: t, process: 0, type: 'ok', f: step.op.f, value: v }) && v.attempt === undefined) acked.push({ ...result, at: t });
+      step = step.gen.next({ ...ctx, timeNs: t, last: { index: i, time: t, process: 0, type: 'ok', f: step.op.f, value: result } }, rng)!;
+    }
+    const resent = sent.filter((o) => o.attempt === 1);
+    expect(resent.length).toBeGreaterThan(2);
+    for (const r of resent) {
+      const original = acked.find((a) => a.requestId === r.requestId)!;
+      expect(original, r.requestId).toBeDefined();
+      expect(r.value).toBe(original.value);
+      expect(r.ts, JSON.stringify(r)).toBeUndefined();
+      expect(r.duplicate).toBeUndefined();
+      expect(r.at - original.at).toBeGreaterThanOrEqual(5e9);
+    }
+    // Every third acknowledged mutating op (of those acknowledged long enough before the end) came back.
+    expect(resent.length).toBe(acked.filter((a) => a.at + 5e9 < t).filter((_, i) => i % 3 === 2).length);
+  });
+
   it('keeps a session thread intact around retries and in a mix (each generator sees its own last op)', () => {
     const gen = retrying({ retryOf }, workloads.all.generator(0, { keys: 3, runTag: 't' }));
     const ops = preview(gen, createRng(4), ctx, 600);

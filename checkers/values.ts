@@ -1,0 +1,170 @@
+// Values: every LWW value a node shows must be one a client wrote, under the one timestamp it was
+// written with. The lww workload writes a distinct value per request (a retry sends the same request id
+// and value again), so a value and its HLC identify one application of one write. Judged over every
+// observation of an LWW component, whether a client read it, a watch stream was sent it, or a final
+// read found it:
+//   - `value-mismatch`: the HLC shown is one an acknowledged write or delete was stamped with, but the
+//     state is not what that op wrote (another value, a tombstone where a value was written, or a value
+//     where it deleted): the store kept the timestamp and lost the content, e.g. a log that replays a
+//     tombstone as a value, or a merge that mixes two states.
+//   - `phantom-value`: a value no write of that key had sent by the time it was shown.
+//   - `applied-twice`: one request's value shown under two HLCs: the write was applied twice, e.g. a
+//     retry of a request that had already taken effect, after the node forgot its request id.
+// Keys that also take max-wins writes, and values that more than one request wrote, are not judged
+// (their values do not identify one write). With no observation to judge the result is `unknown`.
+import type { History } from '../harness/history.ts';
+import type { CheckResult, Checker } from './types.ts';
+import { AnomalyList, finalReads, keyIndex, pairing, valueOf } from './util.ts';
+
+interface Written {
+  /** The request id that wrote it ('' when several did or none was given: then not judged for twice). */
+  rid: string;
+  /** Position of the first invocation that sent it. */
+  invokePos: number;
+  /** The first HLC it was shown or acknowledged with, and the op that showed it. */
+  ts?: string;
+  tsOp?: number;
+}
+
+interface Stamped {
+  key: number;
+  deleted: boolean;
+  value: string;
+  op: number;
+}
+
+export const values: Checker = (history: History, ctx): CheckResult => {
+  const keys = keyIndex(history);
+  const { invocation } = pairing(history);
+  const anomalies = new AnomalyList();
+  const lwwKeys = new Set<number>();
+  const maxKeys = new Set<number>();
+  // key id → value → what wrote it.
+  const written = new Map<number, Map<string, Written>>();
+  // HLC → what the acknowledged op stamped with it wrote.
+  const stamped = new Map<string, Stamped>();
+  for (let i = 0; i < history.length; i++) {
+    const op = history[i];
+    if (op.process === 'nemesis' || op.node === undefined) continue;
+    const f = op.f;
+    if (f === 'write-max' || f === 'read-max') {
+      maxKeys.add(keys.opKey[i]);
+      continue;
+    }
+    if (f !== 'write' && f !== 'delete') continue;
+    const v = valueOf<{ value: unknown; requestId: unknown; ts: unknown; duplicate: unknown }>(op);
+    const key = keys.opKey[i];
+    if (key < 0) continue;
+    lwwKeys.add(key);
+    if (op.type === 'invoke' && f === 'write' && typeof v.value === 'string') {
+      let byValue = written.get(key);
+      if (!byValue) written.set(key, (byValue = new Map()));
+      const rid = typeof v.requestId === 'string' ? v.requestId : '';
+      const w = byValue.get(v.value);
+      if (!w) byValue.set(v.value, { rid, invokePos: i });
+      else if (w.rid !== rid) w.rid = '';
+    } else if (op.type === 'ok' && typeof v.ts === 'string' && !stamped.has(v.ts)) {
+      const inv = invocation[i] >= 0 ? valueOf<{ value: unknown }>(history[invocation[i]]) : {};
+      stamped.set(v.ts, { key, deleted: f === 'delete', value: f === 'write' && typeof inv.value === 'string' ? inv.value : '', op: i });
+    }
+  }
+  for (const k of maxKeys) lwwKeys.delete(k);
+
+  let judged = 0;
+  const keyName = (k: number) => `${keys.entity[k]}/${keys.component[k]}`;
+  /** One observation of key `key` at history position `pos`: a live value or a tombstone, with its HLC. */
+  const observe = (key: number, pos: number, value: string | null, ts: string | null, deleted: boolean, how: string): void => {
+    if (!lwwKeys.has(key) || ts === null) return;
+    judged++;
+    const op = history[pos];
+    const where = `${how} on ${op.node}`;
+    const s = stamped.get(ts);
+    if (s !== undefined && s.key === key) {
+      const same = s.deleted ? deleted || value === null : !deleted && value === s.value;
+      if (!same) {
+        anomalies.add({
+          type: 'value-mismatch',
+          ops: [op.index, history[s.op].index],
+          node: op.node,
+          message: `${where} showed ${keyName(key)} as ${deleted || value === null ? 'a tombstone' : JSON.stringify(value)} at ts ${ts}, but that ts was acknowledged for ${s.deleted ? 'a delete' : `the write of ${JSON.stringify(s.value)}`} (op ${history[s.op].index})`,
+        });
+      }
+    }
+    if (deleted || value === null) return;
+    const w = written.get(key)?.get(value);
+    if (w === undefined || w.invokePos > pos) {
+      anomalies.add({
+        type: 'phantom-value',
+        ops: [op.index],
+        node: op.node,
+        message: `${where} showed ${keyName(key)} = ${JSON.stringify(value)} (ts ${ts}), a value no write of that key had sent${w ? ' yet' : ''}`,
+      });
+      return;
+    }
+    if (w.rid === '') return;
+    if (w.ts === undefined) {
+      w.ts = ts;
+      w.tsOp = pos;
+    } else if (w.ts !== ts) {
+      anomalies.add({
+        type: 'applied-twice',
+        ops: [op.index, history[w.tsOp!].index],
+        node: op.node,
+        message: `${where} showed ${keyName(key)} = ${JSON.stringify(value)} at ts ${ts}, but op ${history[w.tsOp!].index} showed the same write (request ${w.rid}) at ts ${w.ts}: one request applied twice`,
+      });
+    }
+  };
+
+  // Acknowledged writes first: an acknowledgement names the HLC its value was applied with.
+  for (const [ts, s] of stamped) {
+    if (s.deleted) continue;
+    const w = written.get(s.key)?.get(s.value);
+    if (w && w.rid !== '' && w.ts === undefined) {
+      w.ts = ts;
+      w.tsOp = s.op;
+    }
+  }
+  for (let c = 0; c < history.length; c++) {
+    const op = history[c];
+    if (op.type !== 'ok' || op.node === undefined || op.process === 'nemesis') continue;
+    if (op.f === 'read') {
+      const v = valueOf<{ value: unknown; ts: unknown; deleted: unknown }>(op);
+      const ts = typeof v.ts === 'string' ? v.ts : null;
+      observe(keys.opKey[c], c, typeof v.value === 'string' ? v.value : null, ts, v.deleted === true, `a read (op ${op.index})`);
+    } else if (op.f === 'write') {
+      // A retry the node recognised returns the original HLC: it must be the one the value was shown with.
+      const v = valueOf<{ ts: unknown }>(op);
+      const inv = invocation[c] >= 0 ? valueOf<{ value: unknown }>(history[invocation[c]]) : {};
+      if (typeof v.ts === 'string' && typeof inv.value === 'string') observe(keys.opKey[c], c, inv.value, v.ts, false, `the acknowledgement of a write (op ${op.index})`);
+    } else if (op.f === 'watch-events') {
+      const events = valueOf<{ events: unknown }>(op).events;
+      if (!Array.isArray(events)) continue;
+      for (const e of events as unknown[][]) {
+        if (!Array.isArray(e) || e.length < 8 || e[5] === 'max' || e[5] === 'counter') continue;
+        const key = keys.find(String(e[1]), String(e[2]));
+        if (key < 0) continue;
+        observe(key, c, e[6] === true ? null : String(e[3]), typeof e[4] === 'string' && e[4] !== '' ? e[4] : null, e[6] === true, `a watch event (op ${op.index})`);
+      }
+    }
+  }
+  const fr = finalReads(history, ctx);
+  for (const read of [...fr.rounds.values()].flatMap((byNode) => [...byNode.values()])) {
+    for (const [entity, e] of Object.entries(read.state)) {
+      for (const [component, comp] of Object.entries(e.components ?? {})) {
+        if (comp.kind === 'max') continue;
+        const key = keys.find(entity, component);
+        if (key < 0) continue;
+        observe(key, read.pos, comp.deleted ? null : comp.value, comp.ts, comp.deleted === true, 'the final read');
+      }
+    }
+  }
+
+  if (judged === 0) {
+    return { valid: 'unknown', judged: 0, message: 'no LWW value was shown with its timestamp (no read, watch event or final read of an LWW component)', anomalies: [] };
+  }
+  return {
+    valid: anomalies.count === 0,
+    judged,
+    ...anomalies.summary(),
+  };
+};
