@@ -110,6 +110,8 @@ export async function ensureBundle(options = {}) {
   const tmp = path.join(outDir, `.tmp-${process.pid}-${Date.now()}`);
   const result = await build({
     entryPoints: [entry],
+    // Paths in the metafile are relative to this folder: it must be `base`, whatever the cwd.
+    absWorkingDir: base,
     outdir: tmp,
     bundle: true,
     splitting: true,

@@ -41,7 +41,7 @@ describe('composition', () => {
     const r = checkerFor('lww')(b.ops, ctx());
     expect(r.results.linearizability).toMatchObject({ valid: false, advisory: true, expected: 'AP store: not linearizable under partitions' });
     expect(Object.fromEntries(Object.entries(r.results).map(([k, v]) => [k, v.valid]))).toEqual({
-      convergence: true, 'lost-writes': true, 'max-wins': true, idempotency: true, session: true, 'durable-reads': true, deletes: true, watch: true, lag: 'unknown', availability: true, linearizability: false, mesh: true, perf: true, faults: true, api: true,
+      convergence: true, 'lost-writes': true, values: true, 'max-wins': true, idempotency: true, session: true, 'durable-reads': true, deletes: true, watch: true, lag: 'unknown', availability: true, linearizability: false, mesh: true, perf: true, faults: true, api: true,
     });
     // The one write fell in a fault window, so no lag could be judged: the run is unknown, not valid.
     expect(r.valid).toBe('unknown');

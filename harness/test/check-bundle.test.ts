@@ -1,8 +1,9 @@
 // The bundled `npm run check` (harness/check.mjs): it must never run a bundle older than its sources.
-import { appendFileSync, mkdtempSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ensureBundle } from '../check.mjs';
 
@@ -67,6 +68,25 @@ describe('the check bundle', () => {
       expect(await main([history, '--json'])).toBe(1);
     } finally {
       console.log = log;
+    }
+  });
+
+  it('builds from any working directory (esbuild reports outputs relative to its own)', () => {
+    // The bundle once resolved esbuild's output paths against its base instead of esbuild's working
+    // directory, so a build from a working directory at another depth (CI's clone in /tmp/ci/main,
+    // or a user's shell in /) looked for its outputs in the wrong place.
+    const base = mkdtempSync(path.join(tmpdir(), 'faultline-cwd-'));
+    mkdirSync(path.join(base, 'src'));
+    writeFileSync(path.join(base, 'src', 'a.ts'), 'export async function main(): Promise<number> { return 7; }\n');
+    const entry = pathToFileURL(fileURLToPath(new URL('../check.mjs', import.meta.url))).href;
+    const script = `import { ensureBundle } from ${JSON.stringify(entry)};
+      import { pathToFileURL } from 'node:url';
+      const r = await ensureBundle({ base: ${JSON.stringify(base)}, entry: 'src/a.ts', outDir: 'out' });
+      console.log(await (await import(pathToFileURL(r.file).href)).main());`;
+    for (const cwd of ['/', path.join(base, 'src')]) {
+      rmSync(path.join(base, 'out'), { recursive: true, force: true });
+      const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd, encoding: 'utf8' });
+      expect(run.stdout.trim(), `cwd ${cwd}: ${run.stderr}`).toBe('7');
     }
   });
 });
