@@ -149,6 +149,19 @@ export function removeDataDirs(specs: readonly NodeSpec[]): void {
 }
 
 /** A promise-based Store client on 127.0.0.1:port. */
+/** What a test started (nodes, clients, data dirs), released together after each test: kill -9, close, remove. */
+export class TestResources {
+  readonly procs: NodeProcess[] = [];
+  readonly closers: { close(): void }[] = [];
+  readonly specs: NodeSpec[] = [];
+
+  async release(): Promise<void> {
+    for (const c of this.closers.splice(0)) c.close();
+    await Promise.all(this.procs.splice(0).map((p) => p.kill('SIGKILL')));
+    removeDataDirs(this.specs.splice(0));
+  }
+}
+
 export class StoreApi {
   readonly client: StoreClient;
   /** Deadline of every unary call, ms; 0: none (the benchmark saves the per-call timer). */

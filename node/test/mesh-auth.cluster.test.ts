@@ -5,17 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { MeshPeer, StoreApi, clusterSpecs, newMeshSecret, removeDataDirs, startNode, waitForMesh, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
+import { MeshPeer, StoreApi, clusterSpecs, newMeshSecret, startNode, waitForMesh, waitUntil, TestResources } from '../testing.ts';
 
-const procs: NodeProcess[] = [];
-const closers: { close(): void }[] = [];
-const specsToRemove: NodeSpec[] = [];
-
-afterEach(async () => {
-  for (const c of closers.splice(0)) c.close();
-  await Promise.all(procs.splice(0).map((p) => p.kill('SIGKILL')));
-  removeDataDirs(specsToRemove.splice(0));
-});
+const resources = new TestResources();
+const { procs, closers, specs: specsToRemove } = resources;
+afterEach(() => resources.release());
 
 /** n1 (and n2 when `both`) running; n3 is a member that never starts, so a test can speak for it. */
 async function cluster(both = false) {

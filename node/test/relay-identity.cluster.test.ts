@@ -4,17 +4,11 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { MeshPeer, StoreApi, clusterSpecs, removeDataDirs, startNode, waitForMesh, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
+import { MeshPeer, StoreApi, clusterSpecs, startNode, waitForMesh, waitUntil, type NodeSpec, TestResources } from '../testing.ts';
 
-const procs: NodeProcess[] = [];
-const closers: { close(): void }[] = [];
-const specsToRemove: NodeSpec[] = [];
-
-afterEach(async () => {
-  for (const c of closers.splice(0)) c.close();
-  await Promise.all(procs.splice(0).map((p) => p.kill('SIGKILL')));
-  removeDataDirs(specsToRemove.splice(0));
-});
+const resources = new TestResources();
+const { procs, closers, specs: specsToRemove } = resources;
+afterEach(() => resources.release());
 
 async function start(spec: NodeSpec): Promise<StoreApi> {
   procs.push(await startNode(spec));

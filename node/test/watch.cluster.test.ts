@@ -5,17 +5,11 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import type { WatchEvent } from '../../proto/gen/faultline.ts';
-import { StoreApi, clusterSpecs, removeDataDirs, startNode, waitUntil, type NodeProcess, type NodeSpec } from '../testing.ts';
+import { StoreApi, clusterSpecs, startNode, waitUntil, TestResources } from '../testing.ts';
 
-const procs: NodeProcess[] = [];
-const closers: { close(): void }[] = [];
-const specsToRemove: NodeSpec[] = [];
-
-afterEach(async () => {
-  for (const c of closers.splice(0)) c.close();
-  await Promise.all(procs.splice(0).map((p) => p.kill('SIGKILL')));
-  removeDataDirs(specsToRemove.splice(0));
-});
+const resources = new TestResources();
+const { procs, closers, specs: specsToRemove } = resources;
+afterEach(() => resources.release());
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
