@@ -72,26 +72,27 @@ export const values: Checker = (history: History, ctx): CheckResult => {
 
   let judged = 0;
   // Every watch stream is sent every change and the final reads show most of them again: an
-  // observation already judged (same key, state and HLC) is counted without judging it again, which
-  // gives the same anomalies (each is about one state and HLC) at one map lookup per repeat.
-  const seen = new Map<string, { entity: string; component: string; value: string | null; deleted: boolean; judged: boolean }>();
-  let last: { entity: string; component: string; value: string | null; deleted: boolean; judged: boolean } | undefined;
-  const repeat = (entity: string, component: string, value: string | null, ts: string, deleted: boolean): boolean => {
+  // observation already judged (same key, state and HLC) is counted without judging it again, at one
+  // map lookup per repeat. The verdict is the same; each wrong state and HLC is reported once, at its
+  // first observation, not once per node that showed it.
+  type Seen = { entity: string; component: string; value: string | null; deleted: boolean; judged: boolean };
+  const seen = new Map<string, Seen>();
+  /** undefined for a repeat (counted if the first was judged), else the new entry for observe()'s outcome. */
+  const first = (entity: string, component: string, value: string | null, ts: string, deleted: boolean): Seen | undefined => {
     const s = seen.get(ts);
     if (s !== undefined && s.entity === entity && s.component === component && s.value === value && s.deleted === deleted) {
       if (s.judged) judged++;
-      return true;
+      return undefined;
     }
-    last = { entity, component, value, deleted, judged: false };
-    seen.set(ts, last);
-    return false;
+    const entry = { entity, component, value, deleted, judged: false };
+    seen.set(ts, entry);
+    return entry;
   };
   const keyName = (k: number) => `${keys.entity[k]}/${keys.component[k]}`;
-  /** One observation of key `key` at history position `pos`: a live value or a tombstone, with its HLC. */
-  const observe = (key: number, pos: number, value: string | null, ts: string | null, deleted: boolean, how: string): void => {
-    if (!lwwKeys.has(key) || ts === null) return;
+  /** One observation of key `key` at history position `pos`: a live value or a tombstone, with its HLC; true if judged. */
+  const observe = (key: number, pos: number, value: string | null, ts: string | null, deleted: boolean, how: string): boolean => {
+    if (!lwwKeys.has(key) || ts === null) return false;
     judged++;
-    if (last) last.judged = true;
     const op = history[pos];
     const where = `${how} on ${op.node}`;
     const s = stamped.get(ts);
@@ -106,7 +107,7 @@ export const values: Checker = (history: History, ctx): CheckResult => {
         });
       }
     }
-    if (deleted || value === null) return;
+    if (deleted || value === null) return true;
     const w = written.get(key)?.get(value);
     if (w === undefined || w.invokePos > pos) {
       anomalies.add({
@@ -115,9 +116,9 @@ export const values: Checker = (history: History, ctx): CheckResult => {
         node: op.node,
         message: `${where} showed ${keyName(key)} = ${JSON.stringify(value)} (ts ${ts}), a value no write of that key had sent${w ? ' yet' : ''}`,
       });
-      return;
+      return true;
     }
-    if (w.rid === '') return;
+    if (w.rid === '') return true;
     if (w.ts === undefined) {
       w.ts = ts;
       w.tsOp = pos;
@@ -129,6 +130,7 @@ export const values: Checker = (history: History, ctx): CheckResult => {
         message: `${where} showed ${keyName(key)} = ${JSON.stringify(value)} at ts ${ts}, but op ${history[w.tsOp!].index} showed the same write (request ${w.rid}) at ts ${w.ts}: one request applied twice`,
       });
     }
+    return true;
   };
 
   // Acknowledged writes first: an acknowledgement names the HLC its value was applied with.
@@ -148,13 +150,13 @@ export const values: Checker = (history: History, ctx): CheckResult => {
       const ts = typeof v.ts === 'string' ? v.ts : null;
       const value = typeof v.value === 'string' ? v.value : null;
       const key = keys.opKey[c];
-      if (ts === null || !lwwKeys.has(key) || repeat(keys.entity[key], keys.component[key], value, ts, v.deleted === true)) continue;
-      observe(key, c, value, ts, v.deleted === true, `a read (op ${op.index})`);
+      if (ts === null || !lwwKeys.has(key)) continue;
+      const entry = first(keys.entity[key], keys.component[key], value, ts, v.deleted === true);
+      if (entry) entry.judged = observe(key, c, value, ts, v.deleted === true, `a read (op ${op.index})`);
     } else if (op.f === 'write') {
       // A retry the node recognised returns the original HLC: it must be the one the value was shown with.
       const v = valueOf<{ ts: unknown }>(op);
       const inv = invocation[c] >= 0 ? valueOf<{ value: unknown }>(history[invocation[c]]) : {};
-      last = undefined;
       if (typeof v.ts === 'string' && typeof inv.value === 'string') observe(keys.opKey[c], c, inv.value, v.ts, false, `the acknowledgement of a write (op ${op.index})`);
     } else if (op.f === 'watch-events') {
       const events = valueOf<{ events: unknown }>(op).events;
@@ -164,10 +166,10 @@ export const values: Checker = (history: History, ctx): CheckResult => {
         const ts = typeof e[4] === 'string' && e[4] !== '' ? e[4] : null;
         if (ts === null) continue;
         const value = e[6] === true ? null : String(e[3]);
-        if (repeat(String(e[1]), String(e[2]), value, ts, e[6] === true)) continue;
+        const entry = first(String(e[1]), String(e[2]), value, ts, e[6] === true);
+        if (!entry) continue;
         const key = keys.find(String(e[1]), String(e[2]));
-        if (key < 0 || !lwwKeys.has(key)) continue;
-        observe(key, c, value, ts, e[6] === true, `a watch event (op ${op.index})`);
+        if (key >= 0) entry.judged = observe(key, c, value, ts, e[6] === true, `a watch event (op ${op.index})`);
       }
     }
   }
@@ -177,10 +179,11 @@ export const values: Checker = (history: History, ctx): CheckResult => {
       for (const [component, comp] of Object.entries(e.components ?? {})) {
         if (comp.kind === 'max') continue;
         const value = comp.deleted ? null : comp.value;
-        if (typeof comp.ts !== 'string' || repeat(entity, component, value, comp.ts, comp.deleted === true)) continue;
+        if (typeof comp.ts !== 'string') continue;
+        const entry = first(entity, component, value, comp.ts, comp.deleted === true);
+        if (!entry) continue;
         const key = keys.find(entity, component);
-        if (key < 0 || !lwwKeys.has(key)) continue;
-        observe(key, read.pos, value, comp.ts, comp.deleted === true, 'the final read');
+        if (key >= 0) entry.judged = observe(key, read.pos, value, comp.ts, comp.deleted === true, 'the final read');
       }
     }
   }
