@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cluster } from './cluster.ts';
 import { connectDocker, ensureImage } from './image.ts';
+import { storeMesh } from './systems/store-mesh/index.ts';
 
 export interface ClusterStartMeasurement {
   readonly nodes: number;
@@ -34,7 +35,7 @@ export async function measureClusterStart(nodes = 5, options: { readonly runs?: 
   const teardownRunsMs: number[] = [];
   for (let run = 0; run < runs; run++) {
     started = performance.now();
-    const cluster = await Cluster.start({ runId: `bench-${process.pid}-${run}`, nodes, image, docker });
+    const cluster = await Cluster.start({ system: storeMesh, runId: `bench-${process.pid}-${run}`, nodes, image, docker });
     healthyRunsMs.push(performance.now() - started);
     started = performance.now();
     await cluster.teardown();

@@ -11,12 +11,13 @@ import { parseOptions, type Options } from './options.ts';
 import { runTest } from './run.ts';
 import { readHistory } from './results.ts';
 import { isWorkloadOp } from '../checkers/util.ts';
+import { systemNamed } from './systems/index.ts';
 
 async function recordedOpsRate(concurrency: string, timeLimitS: number): Promise<Record<string, number | string>> {
   const dir = mkdtempSync(join(tmpdir(), 'fl-bench-'));
   try {
     const options = parseOptions(['--nodes', '5', '--rate', '0', '--concurrency', concurrency, '--time-limit', String(timeLimitS), '--nemesis', 'none', '--results-dir', dir, '--name', 'bench', '--seed', '1']) as Options;
-    const report = await runTest(options, new AbortController().signal);
+    const report = await runTest(systemNamed(options.system), options, new AbortController().signal);
     // Only the workload phase counts: completions of client ops before the time limit, which counts from
     // the workload's first op.
     const history = await readHistory(report.folder.history);

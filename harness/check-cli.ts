@@ -363,9 +363,11 @@ async function checkOne(input: string, opts: CheckCliOptions): Promise<Checked> 
     if (error instanceof BadArguments) return { input, verdict: 'error', error: error.message, warnings: [], elapsedMs: ms() };
     throw error;
   }
-  const { checkContext } = loaded.kind === 'jsonl' ? await import('./options.ts') : { checkContext: undefined };
+  const { checkContext } = loaded.kind === 'jsonl' ? await import('./check-context.ts') : { checkContext: undefined };
+  // The calls of the store's workloads (the api checker requires each acknowledged once); a model workload's checkers do not read them.
+  const calls = checkContext && !isModelName(workload) ? (await import('./workloads/index.ts')).workloads[workload]?.calls : undefined;
   const ctx: CheckContext = {
-    ...(checkContext ? checkContext(loaded.test?.nodes ?? [], workload, loaded.test?.options ?? {}) : { nodes: [], workload }),
+    ...(checkContext ? checkContext(loaded.test?.nodes ?? [], workload, loaded.test?.options ?? {}, calls) : { nodes: [], workload }),
     nemesis: loaded.nemesis ?? [],
     ...(opts.linearizableBudgetMs !== undefined ? { linearizableBudgetMs: opts.linearizableBudgetMs } : {}),
     ...(opts.allKeys ? { linearizableAllKeys: true } : {}),

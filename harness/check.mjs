@@ -146,7 +146,9 @@ export async function ensureBundle(options = {}) {
     const rel = path.relative(tmp, path.resolve(base, out));
     outputs[rel] = await sha256([readFileSync(path.join(tmp, rel))]);
   }
-  const entryOut = path.relative(tmp, path.resolve(base, Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint)[0]));
+  // With splitting, every dynamic import() target is an entry point of its own: pick the CLI's output.
+  const entryRel = path.relative(base, entry).split(path.sep).join('/');
+  const entryOut = path.relative(tmp, path.resolve(base, Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === entryRel)[0]));
   const dir = path.join(outDir, hash);
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);

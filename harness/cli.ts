@@ -9,6 +9,7 @@ import { helpText, parseOptions, UsageError, type Options } from './options.ts';
 import { runTest, type RunReport } from './run.ts';
 import { faultsLine } from './report/faults.ts';
 import type { Progress } from './runner.ts';
+import { systemNamed } from './systems/index.ts';
 
 const EXIT: Record<string, number> = { true: 0, false: 1, unknown: 2 };
 
@@ -61,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     let report: RunReport;
     try {
-      report = await runTest(run, controller.signal, {
+      report = await runTest(systemNamed(run.system), run, controller.signal, {
         log: (line) => {
           if (tty) process.stderr.write('\r\x1b[2K');
           console.error(`${stamp()} ${line}`);

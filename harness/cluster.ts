@@ -1,7 +1,7 @@
 // The cluster: N node containers (n1..nN) on a private Docker bridge network, driven with dockerode.
 // It implements the nemesis's ClusterControl (exec, kill, restart, pause, unpause) and the lifecycle the
-// runner needs: start and wait until every node answers Health, logs, and a teardown that leaves nothing
-// behind. The harness talks to each node straight at its container IP on port 7000, so no ports are
+// runner needs: start and wait until every node is ready (as its System says), logs, and a teardown that leaves nothing
+// behind. The harness talks to each node straight at its container IP on the system's port, so no ports are
 // published and several clusters can run side by side.
 //
 // Every Docker object carries labels: faultline=<runId>, faultline.node, and the owner's host name and
@@ -16,22 +16,9 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import pRetry, { AbortError } from 'p-retry';
 import type { ClusterControl, ExecResult, NodeBackEvent, NodeBackListener, NodeBackReport, NodeState } from '../nemesis/types.ts';
-import type { HealthReply } from '../proto/gen/faultline.ts';
-import { callStoreOnce } from './client.ts';
 import { connectDocker, errorText } from './image.ts';
-import { storeMesh, type System } from './system.ts';
-
-/** The port the service listens on inside every container (Store and Mesh on one gRPC server). */
-export const servicePort = storeMesh.port;
-/**
- * The libfaketime offset file inside every container (see harness/docker/entrypoint.sh). It holds one
- * offset in seconds from the real clock, with sign and optional fraction: "+0", "+30", "-30", "+0.5".
- * The service reads it on every clock call, so a write takes effect at once. Write it atomically
- * (write a temporary file, then mv it over this one) so the service never sees a half-written file.
- */
-export const clockFile = '/var/lib/faultline/faketime';
-/** Where the service keeps its data inside the container; it survives kill and restart. */
-export const dataDir = storeMesh.dataDir;
+import type { Options } from './options.ts';
+import type { System } from './system.ts';
 
 export interface ClusterOptions {
   /** Names this run's Docker objects: network faultline-<runId>, containers faultline-<runId>-nN. Letters, digits, '.', '_', '-'. */
@@ -40,13 +27,11 @@ export interface ClusterOptions {
   readonly nodes: number;
   /** The node image tag, from ensureImage(). */
   readonly image: string;
-  /** A planted bug for every node (--bug NAME); none when absent. */
-  readonly bug?: string;
-  /** Anti-entropy period of the nodes (--anti-entropy-ms); the service's default when absent. */
-  readonly antiEntropyMs?: number;
-  /** Clock skew the nodes tolerate before counting a skew event (--max-skew-ms); the service's default when absent. */
-  readonly maxSkewMs?: number;
-  /** How long start() and restart() wait for a node to answer Health. @default 30000 */
+  /** The system under test: its nodes' command line, environment, readiness and capabilities. */
+  readonly system: System;
+  /** The test's options that shape every node (--bug, and the options the system reads); the system's defaults where absent. */
+  readonly options?: Partial<Options>;
+  /** How long start() and restart() wait for a node to be ready. @default 30000 */
   readonly healthTimeoutMs?: number;
   /** Remove objects of dead harness runs on this host before starting. @default true */
   readonly removeLeftovers?: boolean;
@@ -54,8 +39,6 @@ export interface ClusterOptions {
   readonly onProgress?: (line: string) => void;
   /** An existing client; by default one is made with connectDocker(). */
   readonly docker?: Docker;
-  /** The system under test: the command line of each node's service. @default storeMesh */
-  readonly system?: System;
   /** The cluster is meant to outlive the harness (--leave-running): later runs must not sweep it away. @default false */
   readonly keep?: boolean;
 }
@@ -65,7 +48,7 @@ export interface ClusterNode {
   readonly name: string;
   /** The container's IP on the run's network. */
   readonly ip: string;
-  /** ip:7000, for a gRPC client. */
+  /** ip:port of the system's client API. */
   readonly address: string;
 }
 
@@ -89,6 +72,7 @@ export class Cluster implements ClusterControl {
   #nodes: ClusterNode[];
   readonly #docker: Docker;
   readonly #healthTimeoutMs: number;
+  readonly #system: System;
   readonly #progress: (line: string) => void;
   /** Node-back listeners by nemesis name, called in registration order. */
   readonly #listeners = new Map<string, NodeBackListener>();
@@ -102,7 +86,9 @@ export class Cluster implements ClusterControl {
     docker: Docker;
     healthTimeoutMs: number;
     progress: (line: string) => void;
+    system: System;
   }) {
+    this.#system = init.system;
     this.runId = init.runId;
     this.networkName = init.networkName;
     this.image = init.image;
@@ -123,8 +109,8 @@ export class Cluster implements ClusterControl {
   }
 
   /**
-   * Creates the network and the containers, starts them all at once and waits until every node answers
-   * Health. On failure everything created is removed again and the error names the node and shows its
+   * Creates the network and the containers, starts them all at once and waits until every node is
+   * ready. On failure everything created is removed again and the error names the node and shows its
    * last log lines.
    */
   static async start(options: ClusterOptions): Promise<Cluster> {
@@ -148,8 +134,9 @@ export class Cluster implements ClusterControl {
       docker,
       healthTimeoutMs: options.healthTimeoutMs ?? 30_000,
       progress,
+      system: options.system,
     });
-    // One mesh secret per run, shared by every node (a restart reuses the container and its environment).
+    // One secret per run (for peers that authenticate each other), shared by every node (a restart reuses the container and its environment).
     // It lives only in the containers' environment: never in a log line, the test or the results.
     const meshSecret = randomBytes(32).toString('hex');
     try {
@@ -172,10 +159,10 @@ export class Cluster implements ClusterControl {
       if (failures.length > 1) {
         throw new Error(`${failures.length} of ${names.length} nodes did not become healthy:\n\n${failures.map((f) => f.message).join('\n\n')}`, { cause: failures[0] });
       }
-      // Healthy is not yet connected: a write made before a node's mesh reached its peers is not relayed
-      // (anti-entropy repairs it later), so every run starts from a fully connected mesh.
-      await cluster.#waitMeshConnected(names);
-      progress(`cluster ${options.runId}: ${names.length} nodes healthy and connected in ${Math.round(performance.now() - started)} ms`);
+      // Ready is not yet formed (every peer connected, or a leader elected): the run starts only from a
+      // formed cluster, where the system declares what that means.
+      await cluster.#waitFormed(names);
+      progress(`cluster ${options.runId}: ${names.length} nodes ready and formed in ${Math.round(performance.now() - started)} ms`);
       return cluster;
     } catch (error) {
       await cluster.teardown().catch((teardownError: unknown) => {
@@ -247,7 +234,7 @@ export class Cluster implements ClusterControl {
   }
 
   /**
-   * Starts a stopped node's container again and waits until its service answers Health. The node-back
+   * Starts a stopped node's container again and waits until its service is ready. The node-back
    * listeners run as soon as the container runs (`restarted`: a fresh network namespace, so network
    * faults are re-applied before the service can reach its peers) and once it is healthy (`healthy`);
    * what they did is returned. A node that was already running is left alone (no listener runs).
@@ -322,9 +309,25 @@ export class Cluster implements ClusterControl {
     return this.#nodeBack(node, 'unpaused');
   }
 
-  /** One Health call to the node. */
-  health(node: string, options: { readonly timeoutMs?: number } = {}): Promise<HealthReply> {
-    return healthCall(this.#node(node), options.timeoutMs ?? 2_000);
+  /** One readiness probe of the node (the system's own); rejects with why it is not ready. */
+  ready(node: string, options: { readonly timeoutMs?: number } = {}): Promise<void> {
+    return this.#system.ready(this.#node(node), options.timeoutMs ?? 2_000);
+  }
+
+  /** The port the system under test serves its clients on in every container. */
+  get port(): number {
+    return this.#system.port;
+  }
+
+  /** Fault packages the system under test cannot take, with why. */
+  get unsupportedFaults(): Readonly<Record<string, string>> | undefined {
+    return this.#system.unsupportedFaults;
+  }
+
+  /** A node's wall clock as its service sees it; undefined when the system declares no way to read it. */
+  get wallClock(): ((node: string, timeoutMs: number) => Promise<number>) | undefined {
+    const read = this.#system.wallClock;
+    return read ? (node, timeoutMs) => read(this.#node(node), timeoutMs) : undefined;
   }
 
   /** The node's stdout and stderr so far, interleaved as written (also for a stopped container). */
@@ -401,7 +404,7 @@ export class Cluster implements ClusterControl {
     if (!ip) throw new Error(`${node}: container has no IP address on network ${this.networkName} (state ${info.State.Status}).`);
     const previous = this.#node(node);
     if (previous.ip && previous.ip !== ip) this.#progress(`${node}: IP changed from ${previous.ip} to ${ip}`);
-    this.#nodes = this.#nodes.map((n) => (n.name === node ? { name: node, ip, address: `${ip}:${servicePort}` } : n));
+    this.#nodes = this.#nodes.map((n) => (n.name === node ? { name: node, ip, address: `${ip}:${this.#system.port}` } : n));
   }
 
   async #waitHealthy(node: string): Promise<void> {
@@ -410,9 +413,12 @@ export class Cluster implements ClusterControl {
     try {
       await pRetry(
         async () => {
-          const reply = await healthCall(this.#node(node), 1_000);
-          if (!reply.ok) throw new Error(`Health answered ok=false (node "${reply.node}")`);
-          if (reply.node !== node) throw new AbortError(`Health answered as node "${reply.node}", expected "${node}"`);
+          try {
+            await this.#system.ready(this.#node(node), 1_000);
+          } catch (error) {
+            // A node that answers as another node will not become this one by waiting.
+            throw (error as { permanent?: boolean }).permanent ? new AbortError((error as Error).message) : error;
+          }
         },
         {
           retries: Number.POSITIVE_INFINITY,
@@ -429,7 +435,7 @@ export class Cluster implements ClusterControl {
       const state = await this.#state(node).catch(() => undefined);
       const status = state ? `container ${state.Status}${state.Running ? '' : `, exit code ${state.ExitCode}`}` : 'container state unknown';
       throw new Error(
-        `${node} (${this.containerName(node)}, ${this.#node(node).address}) did not answer Health within ` +
+        `${node} (${this.containerName(node)}, ${this.#node(node).address}) was not ready within ` +
           `${Math.round(performance.now() - started)} ms (timeout ${timeoutMs} ms; ${status}; last error: ${errorText(error)}).\n` +
           `Last log lines of ${node}:\n${await this.#logTail(node)}`,
         { cause: error },
@@ -437,16 +443,15 @@ export class Cluster implements ClusterControl {
     }
   }
 
-  /** Waits until every node's Health lists each of its peers as connected (peers_connected). */
-  async #waitMeshConnected(names: readonly string[]): Promise<void> {
+  /** Waits until the system says the cluster is formed (a system without that capability is formed once every node is ready). */
+  async #waitFormed(names: readonly string[]): Promise<void> {
+    const unformed = this.#system.unformed;
+    if (!unformed) return;
     const deadline = performance.now() + this.#healthTimeoutMs;
     for (;;) {
-      const replies = await Promise.all(names.map((name) => healthCall(this.#node(name), 1_000).catch((error: unknown) => errorText(error))));
-      const last = replies.flatMap((r, i) =>
-        typeof r === 'string' ? [`${names[i]}: ${r}`] : r.peersConnected.length < r.peers.length ? [`${names[i]} connected to [${r.peersConnected.join(', ')}] of ${r.peers.length} peers`] : [],
-      );
+      const last = await unformed(names.map((name) => this.#node(name)), 1_000);
       if (last.length === 0) return;
-      if (performance.now() > deadline) throw new Error(`the nodes' mesh did not connect within ${this.#healthTimeoutMs} ms: ${last.join('; ')}`);
+      if (performance.now() > deadline) throw new Error(`the ${this.#system.name} cluster did not form within ${this.#healthTimeoutMs} ms: ${last.join('; ')}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -521,14 +526,15 @@ function validateOptions(options: ClusterOptions): void {
   if (typeof options.image !== 'string' || options.image === '') {
     throw new Error('Expected `image` to be an image tag (from ensureImage()), got ' + JSON.stringify(options.image));
   }
-  for (const key of ['antiEntropyMs', 'maxSkewMs', 'healthTimeoutMs'] as const) {
+  for (const key of ['healthTimeoutMs'] as const) {
     const value = options[key];
     if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
       throw new Error(`Expected \`${key}\` to be a non-negative integer number of milliseconds, got ${JSON.stringify(value)}`);
     }
   }
-  if (options.bug !== undefined && !/^[a-zA-Z0-9_-]+$/.test(options.bug)) {
-    throw new Error(`Expected \`bug\` to be a bug name (letters, digits, '-', '_'), got ${JSON.stringify(options.bug)}`);
+  const bug = options.options?.bug;
+  if (bug !== undefined && !/^[a-zA-Z0-9_-]+$/.test(bug)) {
+    throw new Error(`Expected \`bug\` to be a bug name (letters, digits, '-', '_'), got ${JSON.stringify(bug)}`);
   }
 }
 
@@ -592,9 +598,9 @@ function containerSpec(
   ip: string,
   meshSecret: string,
 ): Docker.ContainerCreateOptions {
-  const system = options.system ?? storeMesh;
-  const cmd = system.command(name, names, options);
-  const env = system.env?.(name, names, { ...options, meshSecret }) ?? {};
+  const settings = { options: (options.options ?? {}) as Options, secret: meshSecret };
+  const cmd = options.system.command(name, names, settings);
+  const env = options.system.env?.(name, names, settings) ?? {};
   return {
     name: containerName,
     Image: options.image,
@@ -627,11 +633,6 @@ function mergeReports(a: NodeBackReport, b: NodeBackReport): NodeBackReport {
   const reapplied: Record<string, NodeBackReport['reapplied'][string]> = { ...a.reapplied };
   for (const [name, value] of Object.entries(b.reapplied)) reapplied[name] = { ...reapplied[name], ...value };
   return { reapplied, errors: [...a.errors, ...b.errors] };
-}
-
-function healthCall(node: ClusterNode, timeoutMs: number): Promise<HealthReply> {
-  if (!node.address) return Promise.reject(new Error(`${node.name} has no address yet`));
-  return callStoreOnce<HealthReply>(node.name, node.address, 'health', timeoutMs);
 }
 
 // Demultiplexes a non-TTY `docker logs` buffer: frames of an 8-byte header (stream, 0, 0, 0, size

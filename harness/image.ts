@@ -71,27 +71,44 @@ const contextFiles = ['Dockerfile', 'dist/node.mjs', 'harness/docker/entrypoint.
  */
 export async function ensureImage(options: EnsureImageOptions = {}): Promise<string> {
   const progress = options.onProgress ?? (() => {});
-  const docker = options.docker ?? (await connectDocker());
-
   progress('bundling the node service into dist/node.mjs');
   await buildNodeBundle({ ...options.bundle, outFile: path.join(repoRoot, 'dist', 'node.mjs') });
+  return ensureSystemImage({ ...options, repository: nodeImageRepository, dockerfile: 'Dockerfile', files: contextFiles });
+}
 
+export interface SystemImageOptions extends EnsureImageOptions {
+  /** The image's repository name; the tag is a hash of everything that goes into it. */
+  readonly repository: string;
+  /** The Dockerfile, relative to the repository root. */
+  readonly dockerfile: string;
+  /** Every file of the build context (the Dockerfile among them), relative to the repository root. */
+  readonly files: readonly string[];
+}
+
+/**
+ * Makes sure an image of a system under test exists on the base every faultline image uses (the
+ * official Node image or the offline base) and returns its tag, <repository>:<12 hex digits of the hash
+ * of the base image id and every context file>, so a change to any of them builds a new one.
+ */
+export async function ensureSystemImage(options: SystemImageOptions): Promise<string> {
+  const progress = options.onProgress ?? (() => {});
+  const docker = options.docker ?? (await connectDocker());
   const baseImage = await chooseBase(docker, options, progress);
   const base = await docker.getImage(baseImage).inspect();
   const hash = createHash('sha256');
   hash.update(`base ${base.Id}\n`);
-  for (const file of contextFiles) {
+  for (const file of options.files) {
     hash.update(`${file}\n`);
     hash.update(await readFile(path.join(repoRoot, file)));
   }
-  const tag = `${nodeImageRepository}:${hash.digest('hex').slice(0, 12)}`;
+  const tag = `${options.repository}:${hash.digest('hex').slice(0, 12)}`;
 
   if (!options.force && (await imageExists(docker, tag))) {
     progress(`reusing ${tag} (base ${baseImage})`);
     return tag;
   }
   progress(`building ${tag} on ${baseImage}`);
-  await buildImage(docker, tag, baseImage, options.force ?? false, progress);
+  await buildImage(docker, tag, baseImage, options.force ?? false, progress, options.files, options.dockerfile);
   progress(`built ${tag}`);
   return tag;
 }
@@ -150,11 +167,14 @@ async function buildImage(
   baseImage: string,
   noCache: boolean,
   progress: (line: string) => void,
+  files: readonly string[],
+  dockerfile: string,
 ): Promise<void> {
   const stream = await docker.buildImage(
-    { context: repoRoot, src: [...contextFiles] },
+    { context: repoRoot, src: [...files] },
     {
       t: tag,
+      dockerfile,
       buildargs: { BASE_IMAGE: baseImage },
       labels: { faultline: 'image' },
       nocache: noCache,

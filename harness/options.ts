@@ -2,42 +2,34 @@
 // description, unit and default; parsing, validation and `--help` are all generated from the table.
 // parseOptions never exits: it throws UsageError, which the CLI turns into exit code 254.
 import { parseArgs } from 'node:util';
-import { workloadNames, workloads } from './workloads/index.ts';
-import type { CheckContext } from '../checkers/types.ts';
+import { faultPackageNames } from '../nemesis/index.ts';
+import { shapeNames, type ShapeName } from '../nemesis/grudge.ts';
+import { targetKinds, type TargetKind } from '../nemesis/schedule.ts';
+import type { System } from './system.ts';
+import { DEFAULT_SYSTEM, SYSTEMS, systemNamed } from './systems/index.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** The planted bugs the node service understands (node/ validates them too). */
-export const PLANTED_BUGS = [
-  'no-anti-entropy',
-  'wall-clock-lww',
-  'ack-before-fsync',
-  'no-dedupe',
-  'threat-lww',
-  'echo-relay',
-  'remote-before-durable',
-  'stale-reads',
-  'tombstone-loses',
-  'incr-reply-before',
-  'watch-skip-repair',
-  'quorum-writes',
-  'no-relay',
-] as const;
+// Every name list is read from its owner: fault packages from nemesis/index.ts, partition shapes from
+// nemesis/grudge.ts, target kinds from nemesis/schedule.ts, systems from harness/systems/index.ts, and
+// each system's workloads, planted bugs and own options from that system.
 
-/** Which nodes a fault draws its targets from, as Jepsen's node specs. */
-export const TARGET_KINDS = ['one', 'minority', 'majority', 'all', 'random'] as const;
-export type TargetKind = (typeof TARGET_KINDS)[number];
+/** Which nodes a fault draws its targets from, as Jepsen's node specs (owner: nemesis/schedule.ts). */
+export const TARGET_KINDS = targetKinds;
+export type { TargetKind };
 
-/** Partition shapes (nemesis/grudge.ts computes each as a pure grudge). */
-export const PARTITION_SHAPES = ['halves', 'isolate', 'majority-minority', 'bridge', 'majorities-ring', 'asymmetric', 'complete'] as const;
-export type PartitionShape = (typeof PARTITION_SHAPES)[number];
+/** Partition shapes (owner: nemesis/grudge.ts, which computes each as a pure grudge). */
+export const PARTITION_SHAPES = shapeNames;
+export type PartitionShape = ShapeName;
 
-/** Fault packages; `all` and `none` are also accepted (nemesis/index.ts resolves them). */
-export const NEMESIS_NAMES = ['partition', 'clock', 'kill', 'pause', 'packet', 'netem'] as const;
+/** Fault packages (owner: nemesis/index.ts); `all` and `none` are also accepted. */
+export const NEMESIS_NAMES = faultPackageNames;
 
 export interface Options {
+  /** The system under test (harness/systems/). */
+  readonly system: string;
   readonly nodes: number;
   readonly workload: string;
   readonly nemesis: readonly string[];
@@ -63,6 +55,8 @@ export interface Options {
   readonly minAvailability: number;
   readonly resultsDir: string;
   readonly name: string | undefined;
+  /** The options the system under test owns (its SystemOptionSpec flags, e.g. "etcd-reads"), by flag. */
+  readonly systemOptions: Readonly<Record<string, string>>;
 }
 
 interface Spec {
@@ -72,8 +66,34 @@ interface Spec {
   readonly unit?: string;
   readonly default?: string;
   readonly description: string;
-  /** Turns the raw text into the option's value or throws UsageError. */
-  readonly parse?: (raw: string, nodes: number) => unknown;
+  /** Turns the raw text into the option's value or throws UsageError; `system` is the run's system under test. */
+  readonly parse?: (raw: string, nodes: number, system: System) => unknown;
+  /** For a system's own option: the system that owns it. */
+  readonly owner?: string;
+}
+
+/** `--workload`: one of the system's workloads. */
+function workloadOf(raw: string, _nodes: number, system: System): string {
+  const names = Object.keys(system.workloads);
+  if (!names.includes(raw)) expected('workload', `a workload of the ${system.name} system: one of ${names.join(', ')}`, raw);
+  return raw;
+}
+
+/** `--bug`: one of the system's planted bugs. */
+function bugOf(raw: string, _nodes: number, system: System): string {
+  const names = Object.keys(system.bugs ?? {});
+  if (names.length === 0) throw new UsageError(`The ${system.name} system has no planted bugs, so \`--bug ${raw}\` cannot apply; drop --bug, or use --system with one that has them (${SYSTEMS.filter((x) => x.bugs).map((x) => x.name).join(', ')})`);
+  if (!names.includes(raw)) expected('bug', `a planted bug of the ${system.name} system: one of ${names.join(', ')}`, raw);
+  return raw;
+}
+
+/** Every option a system owns, as a row of the table. */
+function systemOptionSpecs(): Spec[] {
+  return SYSTEMS.flatMap((system) =>
+    (system.options ?? []).map(
+      (o): Spec => ({ flag: o.flag, key: 'systemOptions', kind: 'string', default: o.default, description: `${o.description} (--system ${system.name})`, parse: oneOf(o.flag, o.values), owner: system.name }),
+    ),
+  );
 }
 
 function expected(flag: string, what: string, raw: string): never {
@@ -147,8 +167,16 @@ function nemesisInterval(raw: string): number | undefined {
 }
 
 export const OPTION_TABLE: readonly Spec[] = [
+  { flag: 'system', key: 'system', kind: 'string', default: DEFAULT_SYSTEM, description: `the system under test: ${SYSTEMS.map((x) => `${x.name} (${x.description})`).join('; ')}`, parse: oneOf('system', SYSTEMS.map((x) => x.name)) },
   { flag: 'nodes', key: 'nodes', kind: 'int', unit: 'count', default: '5', description: 'node containers in the cluster (n1..nN)', parse: intIn('nodes', 1, 9) },
-  { flag: 'workload', key: 'workload', kind: 'string', default: 'lww', description: `what the clients do: ${workloadNames().join(', ')}`, parse: (raw) => oneOf('workload', workloadNames())(raw) },
+  {
+    flag: 'workload',
+    key: 'workload',
+    kind: 'string',
+    default: `<the system's: ${SYSTEMS.map((x) => `${x.defaultWorkload} for ${x.name}`).join(', ')}>`,
+    description: `what the clients do: ${SYSTEMS.map((x) => `${Object.keys(x.workloads).join(', ')} (${x.name})`).join('; ')}`,
+    parse: workloadOf,
+  },
   { flag: 'nemesis', key: 'nemesis', kind: 'string', default: 'none', description: `faults to inject: comma list of ${NEMESIS_NAMES.join(', ')}; or all, none`, parse: nemesisList },
   {
     flag: 'nemesis-interval',
@@ -183,7 +211,7 @@ export const OPTION_TABLE: readonly Spec[] = [
   { flag: 'recovery-ms', key: 'recoveryMs', kind: 'int', unit: 'ms', default: '10000', description: 'after healing, how long final reads may wait for the nodes to converge', parse: intIn('recovery-ms', 0, 3_600_000) },
   { flag: 'seed', key: 'seed', kind: 'int', default: 'random', description: 'seed of every random choice; the same seed and options give the same schedule', parse: intIn('seed', 0, Number.MAX_SAFE_INTEGER) },
   { flag: 'test-count', key: 'testCount', kind: 'int', unit: 'runs', default: '1', description: 'run the test this many times (seed, seed+1, ...)', parse: intIn('test-count', 1, 10_000) },
-  { flag: 'bug', key: 'bug', kind: 'string', description: `start the nodes with a planted bug: ${PLANTED_BUGS.join(', ')}`, parse: (raw) => oneOf('bug', PLANTED_BUGS)(raw) },
+  { flag: 'bug', key: 'bug', kind: 'string', description: `start the nodes with a planted bug of the system: ${SYSTEMS.filter((x) => x.bugs).map((x) => `${Object.keys(x.bugs ?? {}).join(', ')} (${x.name})`).join('; ')}`, parse: bugOf },
   { flag: 'leave-running', key: 'leaveRunning', kind: 'boolean', default: 'false', description: 'keep the cluster after the run for debugging (prints how to remove it)' },
   { flag: 'op-timeout-ms', key: 'opTimeoutMs', kind: 'int', unit: 'ms', default: '1000', description: 'deadline of every client call; a write past it is recorded as info', parse: intIn('op-timeout-ms', 10, 600_000) },
   { flag: 'keys', key: 'keys', kind: 'int', unit: 'count', default: '5', description: 'entities the workload spreads over (fewer keys, more conflicts)', parse: intIn('keys', 1, 100_000) },
@@ -209,6 +237,7 @@ export const OPTION_TABLE: readonly Spec[] = [
   },
   { flag: 'results-dir', key: 'resultsDir', kind: 'string', default: 'results', description: 'where run folders are written' },
   { flag: 'name', key: 'name', kind: 'string', default: '<workload>-<nemesis>', description: 'test name (the run folder is results/<name>/<start time>/)', parse: (raw) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$/.test(raw) ? raw : expected('name', 'letters, digits, . _ - (at most 81, not starting with . _ -)', raw)) },
+  ...systemOptionSpecs(),
   { flag: 'help', key: 'help', kind: 'boolean', description: 'show this help' },
 ];
 
@@ -248,10 +277,21 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   const raw = parsed.values as Record<string, string | boolean | undefined>;
   if (raw.help) return 'help';
   const nodes = raw.nodes === undefined ? 5 : (intIn('nodes', 1, 9)(raw.nodes as string) as number);
+  // The system comes first: which workloads, bugs and system options are valid depends on it.
+  const system = systemNamed(raw.system === undefined ? DEFAULT_SYSTEM : (oneOf('system', SYSTEMS.map((x) => x.name))(String(raw.system)) as string));
   const out: Record<string, unknown> = {};
+  const systemOptions: Record<string, string> = {};
   for (const spec of OPTION_TABLE) {
     if (spec.key === 'help') continue;
     const value = raw[spec.flag];
+    if (spec.owner !== undefined) {
+      if (spec.owner !== system.name) {
+        if (value !== undefined) throw new UsageError(`\`--${spec.flag}\` is an option of --system ${spec.owner}, and this run tests ${system.name}; drop it or add --system ${spec.owner}`);
+        continue;
+      }
+      systemOptions[spec.flag] = spec.parse!(value === undefined ? spec.default! : String(value), nodes, system) as string;
+      continue;
+    }
     if (spec.kind === 'boolean') {
       out[spec.key] = value === true;
       continue;
@@ -268,20 +308,44 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       continue;
     }
     const text = value === undefined ? spec.default! : String(value);
-    out[spec.key] = spec.parse ? spec.parse(text, nodes) : text;
+    out[spec.key] = spec.parse ? spec.parse(text, nodes, system) : text;
   }
+  out.workload ??= system.defaultWorkload;
+  out.systemOptions = systemOptions;
   out.seed ??= Math.floor(Math.random() * 2 ** 31);
   return out as unknown as Options;
+}
+
+/** The test's name when --name is not given: <workload>-<nemesis>[-bug-<bug>], prefixed with the system unless it is the default one. */
+export function defaultTestName(options: Options): string {
+  const nemesis = options.nemesis.length ? options.nemesis.join('_') : 'none';
+  const system = options.system === DEFAULT_SYSTEM ? '' : `${options.system}-`;
+  return `${system}${options.workload}-${nemesis}${options.bug ? `-bug-${options.bug}` : ''}`;
 }
 
 /** The command line that reproduces a run: every option that differs from its default, plus the seed. */
 export function reproduceCommand(options: Options): string {
   const args: string[] = [];
+  const system = systemNamed(options.system);
   for (const spec of OPTION_TABLE) {
     if (spec.key === 'help' || spec.key === 'seed' || spec.key === 'testCount') continue;
+    if (spec.owner !== undefined) {
+      const own = options.systemOptions?.[spec.flag];
+      if (spec.owner === system.name && own !== undefined && own !== spec.default) args.push(`--${spec.flag}`, own);
+      continue;
+    }
     const v = options[spec.key];
     // A default is read against this run's node count, so "2n" on 3 nodes is the default 6.
-    const d = spec.kind === 'boolean' ? false : spec.default === undefined || spec.default.startsWith('<') ? undefined : spec.parse ? spec.parse(spec.default, options.nodes) : spec.default;
+    const d =
+      spec.flag === 'workload'
+        ? system.defaultWorkload
+        : spec.kind === 'boolean'
+          ? false
+          : spec.default === undefined || spec.default.startsWith('<')
+            ? undefined
+            : spec.parse
+              ? spec.parse(spec.default, options.nodes, system)
+              : spec.default;
     if (JSON.stringify(v) === JSON.stringify(d)) continue;
     if (spec.kind === 'boolean') {
       if (v) args.push(`--${spec.flag}`);
@@ -291,18 +355,4 @@ export function reproduceCommand(options: Options): string {
   }
   args.push('--seed', String(options.seed));
   return `npm run jepsen -- ${args.join(' ')}`;
-}
-
-/** What the checkers know of a run besides its history (also rebuilt by `npm run check` from test.json). */
-export function checkContext(nodes: readonly string[], workload: string, options: Partial<Options>): CheckContext {
-  const calls = workloads[workload]?.calls;
-  return {
-    nodes,
-    workload,
-    ...(calls ? { calls } : {}),
-    ...(options.recoveryMs !== undefined ? { recoveryMs: options.recoveryMs } : {}),
-    ...(options.antiEntropyMs !== undefined ? { antiEntropyMs: options.antiEntropyMs } : {}),
-    ...(options.lagBoundMs !== undefined ? { lagBoundMs: options.lagBoundMs } : {}),
-    ...(options.minAvailability !== undefined ? { minAvailability: options.minAvailability } : {}),
-  };
 }

@@ -7,15 +7,15 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { checkerFor, type WorkloadName } from '../checkers/index.ts';
-import { mergeResults, type CheckResult, type Validity } from '../checkers/types.ts';
+import { compose, mergeResults, type CheckResult, type Validity } from '../checkers/types.ts';
 import { resolveNemeses } from '../nemesis/index.ts';
 import { autoIntervalS } from '../nemesis/schedule.ts';
 import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
 import { HistoryWriter } from './history-writer.ts';
-import { storeMesh } from './system.ts';
-import { checkContext, reproduceCommand, type Options } from './options.ts';
+import type { System } from './system.ts';
+import { checkContext } from './check-context.ts';
+import { defaultTestName, reproduceCommand, type Options } from './options.ts';
 import { writeRunOutputs } from './report/index.ts';
 import { packagesRan } from './report/faults.ts';
 import { countOps, createRunFolder, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
@@ -26,6 +26,8 @@ export const HARNESS_VERSION = '0.1.0';
 /** The whole test as one plain value (Jepsen's test map), written to test.json. */
 export interface Test {
   readonly name: string;
+  /** The system under test, as `--system` names it. */
+  readonly system: string;
   readonly runId: string;
   readonly startTime: string;
   readonly seed: number;
@@ -69,10 +71,10 @@ function logNemesisPlan(plan: RunPlan, packages: readonly FaultPackage[], auto: 
 }
 
 export function makeTest(options: Options, startTime = new Date()): Test {
-  const nemesisName = options.nemesis.length ? options.nemesis.join('_') : 'none';
-  const name = options.name ?? `${options.workload}-${nemesisName}${options.bug ? `-bug-${options.bug}` : ''}`;
+  const name = options.name ?? defaultTestName(options);
   return {
     name,
+    system: options.system,
     runId: `${startTime.toISOString().replace(/\D/g, '').slice(2, 14)}${randomBytes(2).toString('hex')}`,
     startTime: startTime.toISOString(),
     seed: options.seed,
@@ -87,10 +89,12 @@ export function makeTest(options: Options, startTime = new Date()): Test {
 }
 
 /**
- * Runs one test. `signal` aborts the workload early (SIGINT): the run still heals, reads, tears down
- * and writes its results, with the verdict at best `unknown`.
+ * Runs one test of `system` (the entry points look it up by options.system in harness/systems/). `signal`
+ * aborts the workload early (SIGINT): the run still heals, reads, tears down and writes its results,
+ * with the verdict at best `unknown`.
  */
-export async function runTest(options: Options, signal: AbortSignal, hooks: RunHooks = {}): Promise<RunReport> {
+export async function runTest(system: System, options: Options, signal: AbortSignal, hooks: RunHooks = {}): Promise<RunReport> {
+  if (system.name !== options.system) throw new Error(`runTest was given the ${system.name} system for options naming ${options.system}`);
   const log = hooks.log ?? (() => undefined);
   const test = makeTest(options);
   const started = Date.now();
@@ -113,7 +117,6 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   try {
     const removed = await removeLeftovers();
     if (removed.length) log(`removed leftovers of crashed runs: ${removed.join(', ')}`);
-    const system = storeMesh;
     image = await system.image({ onProgress: log });
     if (signal.aborted) throw new Error('aborted before the cluster started');
     log(`starting ${options.nodes} nodes from ${image}`);
@@ -121,9 +124,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       runId: test.runId,
       nodes: options.nodes,
       image,
-      bug: options.bug,
-      antiEntropyMs: options.antiEntropyMs,
-      maxSkewMs: options.maxSkewMs,
+      options,
       onProgress: log,
       system,
       keep: options.leaveRunning,
@@ -150,11 +151,12 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
       opTimeoutMs: options.opTimeoutMs,
       keys: options.keys,
       runTag: test.runId,
+      options,
     };
     if (packages.length > 0) logNemesisPlan(plan, packages, options.nemesisIntervalS === undefined, log);
     runner = new Runner(plan, history, packages, system);
     const live = runner;
-    // A restarted node gets fresh client connections once it answers Health (see Runner.reconnect). Not
+    // A restarted node gets fresh client connections once it is ready (see Runner.reconnect). Not
     // earlier: a connection attempted while the container is still coming up waited about a second for
     // TCP's SYN retransmission (measured), while one made once it answers is up at once.
     cluster.onNodeBack('clients', async (node, event) => {
@@ -190,8 +192,8 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
   }
 
   if (runner) runner.progress.phase = 'check';
-  const ctx = { ...checkContext(test.nodes, test.workload, options), nemesis: nemesisNamed };
-  const checked = checkerFor(test.workload as WorkloadName)(history.ops, ctx);
+  const ctx = { ...checkContext(test.nodes, test.workload, options, system.workloads[test.workload]?.calls), nemesis: nemesisNamed };
+  const checked = compose(system.checkers(test.workload, options))(history.ops, ctx);
   const checkers: Record<string, CheckResult> = { ...checked.results };
   if (healErrors.length) checkers.heal = { valid: 'unknown', error: `heal failed: ${healErrors.join('; ')}` };
   if (runError) checkers.run = { valid: 'unknown', error: runError };
@@ -201,6 +203,7 @@ export async function runTest(options: Options, signal: AbortSignal, hooks: RunH
     valid,
     test: {
       name: test.name,
+      system: test.system,
       seed: test.seed,
       workload: test.workload,
       nemesis: nemesisNamed,

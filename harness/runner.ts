@@ -5,14 +5,12 @@
 // then reads the final state of every node in rounds until all nodes agree or the recovery time runs
 // out. Everything that shapes the schedule comes from the test's seed.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StoreMeshClient } from './client.ts';
-import { storeMesh, type System } from './system.ts';
+import type { Options } from './options.ts';
+import type { Companion, System, SystemClient, Workload } from './system.ts';
 import { retrying, stagger, timeLimit, type Gen } from './generator.ts';
 import type { HistoryWriter } from './history-writer.ts';
 import type { FinalState, Op } from './history.ts';
 import { createRng, type Rng } from './rng.ts';
-import { RESEND_EVERY, retryOf, workloads } from './workloads/index.ts';
-import { WatchRecorder } from './watch-recorder.ts';
 import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
 import { opDueNs, opsBefore, roundShortfall, rounds } from '../nemesis/schedule.ts';
 
@@ -31,6 +29,8 @@ export interface RunPlan {
   readonly opTimeoutMs: number;
   readonly keys: number;
   readonly runTag: string;
+  /** The test's options, for a System whose client reads options of its own. */
+  readonly options?: Options;
 }
 
 export interface Progress {
@@ -65,12 +65,14 @@ export function workerRngs(seed: number, workers: number): { workers: Rng[]; nem
  * counts from there, as the nemesis schedule does, so the setup before it (image, cluster start) never
  * eats into the clients' time or into the time the faults get.
  */
-export function workerGenerator(plan: RunPlan, worker: number, startNs = 0): Gen {
+export function workerGenerator(plan: RunPlan, workloads: Readonly<Record<string, Workload>>, worker: number, startNs = 0): Gen {
   const workload = workloads[plan.workload];
-  if (!workload) throw new Error(`Unknown workload "${plan.workload}"`);
+  if (!workload) throw new Error(`Unknown workload "${plan.workload}": expected one of ${Object.keys(workloads).join(', ')}`);
+  const own = workload.generator(worker, { keys: plan.keys, runTag: plan.runTag });
   // Mutating ops that ended info are retried later with the same request id (after their node is back),
-  // and one acknowledged op in RESEND_EVERY is sent again 6 s later, when a kill may have come between.
-  const base = retrying({ retryOf, resendEvery: RESEND_EVERY }, workload.generator(worker, { keys: plan.keys, runTag: plan.runTag }));
+  // and one acknowledged op in resendEvery is sent again 6 s later, when a kill may have come between
+  // (for workloads whose system dedupes by request id).
+  const base = workload.retryOf ? retrying({ retryOf: workload.retryOf, resendEvery: workload.resendEvery }, own) : own;
   // Each worker staggers its ops so that all workers together approach --rate.
   const meanDelayS = plan.rate > 0 ? plan.concurrency / plan.rate : 0;
   return timeLimit(plan.timeLimitS, stagger(meanDelayS, base), startNs);
@@ -122,20 +124,21 @@ export class Runner {
   readonly progress: Progress = { phase: 'setup', ok: 0, fail: 0, info: 0, faultsActive: [] };
   readonly #plan: RunPlan;
   readonly #history: HistoryWriter;
-  readonly #clients = new Map<string, StoreMeshClient>();
+  readonly #clients = new Map<string, SystemClient>();
   readonly #packages: readonly FaultPackage[];
-  #watchers: WatchRecorder[] = [];
+  /** The system's streams alongside the workload (e.g. watch streams), one per node; [] without that capability. */
+  #companions: Companion[] = [];
 
   readonly #system: System;
   /** When the workload started, on the history's clock; the time limit and the fault schedule count from here. */
   #startNs = 0;
 
-  constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[], system: System = storeMesh) {
+  constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[], system: System) {
     this.#plan = plan;
     this.#history = history;
     this.#packages = packages;
     this.#system = system;
-    for (const n of plan.nodes) this.#clients.set(n.name, system.client(n.address, { opTimeoutMs: plan.opTimeoutMs }));
+    for (const n of plan.nodes) this.#clients.set(n.name, system.client(n.address, { opTimeoutMs: plan.opTimeoutMs, options: plan.options }));
   }
 
   /**
@@ -148,13 +151,13 @@ export class Runner {
     const old = this.#clients.get(node);
     const address = this.#plan.nodes.find((n) => n.name === node)?.address;
     if (!old || !address) return;
-    this.#clients.set(node, this.#system.client(address, { opTimeoutMs: this.#plan.opTimeoutMs }));
+    this.#clients.set(node, this.#system.client(address, { opTimeoutMs: this.#plan.opTimeoutMs, options: this.#plan.options }));
     // Its watch stream moves to the new client (before the old one closes under it).
-    this.#watchers[this.#plan.nodes.findIndex((n) => n.name === node)]?.clientReplaced();
+    this.#companions[this.#plan.nodes.findIndex((n) => n.name === node)]?.clientReplaced();
     old.close();
   }
 
-  client(node: string): StoreMeshClient {
+  client(node: string): SystemClient {
     const c = this.#clients.get(node);
     if (!c) throw new Error(`No client for node ${node}`);
     return c;
@@ -168,10 +171,11 @@ export class Runner {
     const stopNemesis = new AbortController();
     const onAbort = () => stopNemesis.abort();
     signal.addEventListener('abort', onAbort, { once: true });
-    // One watch stream per node alongside the workload, open before the first op (or after 3 s, if a node
-    // is slow to register it), closed after the final reads.
-    const watchers = plan.nodes.map((n, i) => new WatchRecorder(n.name, () => this.client(n.name), this.#history, this.#watchProcess(i)));
-    this.#watchers = watchers;
+    // One watch stream per node alongside the workload (where the system has them), open before the first
+    // op (or after 3 s, if a node is slow to register it), closed after the final reads.
+    const companion = this.#system.companion;
+    const watchers = companion ? plan.nodes.map((n, i) => companion(n.name, () => this.client(n.name), this.#history, this.#watchProcess(i))) : [];
+    this.#companions = watchers;
     await Promise.all(watchers.map((w) => w.start()));
     // The time limit counts from here, not from the start of the run (image build, cluster start).
     this.#startNs = this.#history.now();
@@ -195,9 +199,9 @@ export class Runner {
     this.progress.phase = 'final-reads';
     // An interrupted run still waits for convergence: the signal stops the workload, not the
     // recovery, or writes still being relayed would look like divergence. A second signal exits.
-    const { convergedAfterMs, rounds } = await this.#finalReads();
+    const { convergedAfterMs, rounds } = this.#system.finalReads ? await this.#finalReads() : { convergedAfterMs: undefined, rounds: 0 };
     // Events of the last changes are on their way; give them a moment before closing the streams.
-    await sleep(200);
+    if (watchers.length) await sleep(200);
     for (const w of watchers) w.stop();
     const stats = await this.#recordStats();
     return { healErrors, convergedAfterMs, finalRounds: rounds, stats };
@@ -214,17 +218,19 @@ export class Runner {
   }
 
   /**
-   * Records every node's Stats as an op (f "stats"), so that pure checkers can judge mesh efficiency
+   * Records every node's Stats as an op (f "stats"), so that pure checkers can judge the nodes' own counters (e.g. messages per write)
    * (messages per write) from the history alone.
    */
   async #recordStats(): Promise<Record<string, Record<string, unknown>>> {
     const out: Record<string, Record<string, unknown>> = {};
     await Promise.all(
       this.#plan.nodes.map(async (n, i) => {
+        const client = this.client(n.name);
+        if (!client.stats) return;
         const process = this.#finalProcess(i);
         this.#history.append({ process, node: n.name, type: 'invoke', f: 'stats', value: null });
         try {
-          const stats = { ...(await this.client(n.name).stats(3000)) };
+          const stats = { ...(await client.stats(3000)) };
           this.#history.append({ process, node: n.name, type: 'ok', f: 'stats', value: stats });
           out[n.name] = stats;
         } catch (error) {
@@ -240,7 +246,7 @@ export class Runner {
   async #workerLoop(worker: number, rng: Rng, signal: AbortSignal): Promise<void> {
     const plan = this.#plan;
     const node = plan.nodes[worker % plan.nodes.length].name;
-    let gen: Gen | null = workerGenerator(plan, worker, this.#startNs);
+    let gen: Gen | null = workerGenerator(plan, this.#system.workloads, worker, this.#startNs);
     let process = worker;
     let last: Op | undefined;
     while (gen && !signal.aborted) {
@@ -367,7 +373,7 @@ export class Runner {
   }
 
   close(): void {
-    for (const w of this.#watchers) w.stop();
+    for (const w of this.#companions) w.stop();
     for (const c of this.#clients.values()) c.close();
   }
 }

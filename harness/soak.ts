@@ -10,6 +10,7 @@ import { createRng } from './rng.ts';
 import { NEMESIS_NAMES, parseOptions, type Options } from './options.ts';
 import { runTest } from './run.ts';
 import type { ClusterControl } from '../nemesis/types.ts';
+import { systemNamed } from './systems/index.ts';
 
 interface Sample {
   readonly node: string;
@@ -59,7 +60,7 @@ async function main(): Promise<number> {
     const options = parseOptions(['--workload', workload, '--nemesis', nemesis, '--seed', String(seed), '--time-limit', values['time-limit'] ?? '60', '--nemesis-interval', '5', '--name', 'soak']) as Options;
     const samples: Sample[] = [];
     const started = Date.now();
-    const report = await runTest(options, controller.signal, {
+    const report = await runTest(systemNamed(options.system), options, controller.signal, {
       log: (line) => console.error(`  [soak ${run}] ${line}`),
       onCluster: (cluster, signal) => {
         void (async () => {

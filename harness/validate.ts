@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { parseOptions, type Options } from './options.ts';
 import { runTest } from './run.ts';
+import { systemNamed } from './systems/index.ts';
 
 export interface MatrixRow {
   readonly bug?: string;
@@ -118,7 +119,7 @@ async function main(): Promise<number> {
       let checker: string;
       let folder = '';
       try {
-        const report = await runTest(options, controller.signal, { log: (line) => console.error(`  ${line}`) });
+        const report = await runTest(systemNamed(options.system), options, controller.signal, { log: (line) => console.error(`  ${line}`) });
         folder = report.folder.dir;
         verdict = String(report.valid);
         const invalid = Object.entries(report.results.checkers).filter(([, r]) => r.valid === false && r.advisory !== true).map(([n]) => n);

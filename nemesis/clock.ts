@@ -1,15 +1,12 @@
 // Clock faults through libfaketime: the clock fault package (skew, bump, strobe, reset) and the helpers under it. Each node container runs its service with libfaketime preloaded and
 // FAKETIME_NO_CACHE set, reading a wall-clock offset from one file (CLOCK_FILE) on every clock call, so
 // writing "+30" there moves that node's Date.now() 30 s ahead at once, without a restart. This module
-// writes and reads those files, and reads a node's effective wall clock and skew counter over gRPC
-// (Health, Stats) to prove a skew took effect.
-import { clockFile, servicePort } from '../harness/cluster.ts';
-import { callStoreOnce } from '../harness/client.ts';
-import type { HealthReply, StatsReply } from '../proto/gen/faultline.ts';
+// writes and reads those files, and reads a node's effective wall clock through the cluster's
+// wallClock capability (which the system under test declares) to prove a skew took effect.
 import type { Rng } from '../harness/rng.ts';
 import type { NemesisValue } from '../harness/history.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
-import { allNodes, collectErrors, errorText, ipOf, onEveryNode, run } from './net.ts';
+import { allNodes, collectErrors, errorText, onEveryNode, run } from './net.ts';
 import { completion, healReport, HEAL_LATER, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes } from './schedule.ts';
 
@@ -18,10 +15,7 @@ import { alternate, drawTargets, sortNodes } from './schedule.ts';
  * relative to the real clock, "+30", "-1.25". Fractional seconds work (measured: "+0.5" moves
  * Date.now() by 500 ms).
  */
-export const CLOCK_FILE = clockFile;
-
-/** The port every node serves the Store API on. */
-export const STORE_PORT = servicePort;
+export const CLOCK_FILE = '/var/lib/faultline/faketime';
 
 /** Offsets beyond this are refused: libfaketime handles them, but they are surely a unit mistake. */
 export const MAX_OFFSET_MS = 10 * 365 * 24 * 3600 * 1000;
@@ -73,31 +67,13 @@ export interface WallClockReading {
   readonly rttMs: number;
 }
 
-/** Reads a node's effective wall clock through gRPC Health on <ip>:7000. */
+/** Reads a node's effective wall clock as its service sees it (the cluster's wallClock capability). */
 export async function readWallClock(cluster: ClusterControl, node: string, timeoutMs = 5000): Promise<WallClockReading> {
+  if (!cluster.wallClock) throw new Error(`the system under test declares no wall-clock reading, so a skew of ${node} cannot be verified`);
   const before = Date.now();
-  const reply = await callStore<HealthReply>(cluster, node, 'health', timeoutMs);
+  const wallMs = await cluster.wallClock(node, timeoutMs);
   const after = Date.now();
-  return { node, wallMs: reply.wallMs, skewMs: reply.wallMs - (before + after) / 2, rttMs: after - before };
-}
-
-/** Reads a node's Stats (skewEvents counts remote timestamps too far ahead) through gRPC. */
-export async function readStats(cluster: ClusterControl, node: string, timeoutMs = 5000): Promise<StatsReply> {
-  return callStore<StatsReply>(cluster, node, 'stats', timeoutMs);
-}
-
-/** Checks that Health on a node answers within the timeout; resolves false instead of throwing. */
-export async function answersHealth(cluster: ClusterControl, node: string, timeoutMs = 2000): Promise<boolean> {
-  try {
-    const reply = await callStore<HealthReply>(cluster, node, 'health', timeoutMs);
-    return reply.ok;
-  } catch {
-    return false;
-  }
-}
-
-function callStore<R>(cluster: ClusterControl, node: string, method: 'health' | 'stats', timeoutMs: number): Promise<R> {
-  return callStoreOnce<R>(node, `${ipOf(cluster, node)}:${STORE_PORT}`, method, timeoutMs);
+  return { node, wallMs, skewMs: wallMs - (before + after) / 2, rttMs: after - before };
 }
 
 function requireOffset(offsetMs: number): void {
@@ -159,6 +135,7 @@ export function clockPackage(options: ClockOptions): FaultlinePackage {
 export async function clockUnsupported(cluster: ClusterControl): Promise<string | undefined> {
   const node = cluster.nodes[0]?.name;
   if (!node) return 'the cluster has no nodes';
+  if (!cluster.wallClock) return 'the system under test declares no way to read its wall clock, so no skew could be verified';
   try {
     await run(cluster, node, ['sh', '-c', 'test -f "$1" && test -w "$1"', 'faultline-clock', CLOCK_FILE]);
     return undefined;

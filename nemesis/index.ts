@@ -60,10 +60,10 @@ export async function resolveNemeses(
   const packages: FaultlinePackage[] = [];
   for (const name of wanted) {
     const pkg = (faultPackages[name] as FaultPackageFactory)(options) as FaultlinePackage;
-    const reason = await pkg.unsupported(cluster);
+    const reason = cluster.unsupportedFaults?.[name] ?? (await pkg.unsupported(cluster));
     if (reason === undefined) packages.push(pkg);
     else if (all) onSkipped?.({ name, reason });
-    else throw new Error(`The ${name} fault package cannot run on this machine: ${reason}`);
+    else throw new Error(`The ${name} fault package cannot run here: ${reason}`);
   }
   return sortByHealOrder(packages);
 }

@@ -10,7 +10,7 @@ import { run } from './net.ts';
 export interface ProbeOptions {
   /** UDP port the probe listens on in every container. @default 7999 */
   readonly udpPort?: number;
-  /** TCP port to connect to on every peer. @default 7000 */
+  /** TCP port to connect to on every peer. @default the cluster's service port, else 7000 */
   readonly tcpPort?: number;
   /**
    * How long each container listens from the common start; it sends every 50 ms during all but the
@@ -96,7 +96,7 @@ export async function probeConnectivity(cluster: ClusterControl, options: ProbeO
   const args = [
     JSON.stringify(nodes),
     String(options.udpPort ?? 7999),
-    String(options.tcpPort ?? 7000),
+    String(options.tcpPort ?? cluster.port ?? 7000),
     String(windowMs),
     String(options.connectTimeoutMs ?? Math.max(100, windowMs - 100)),
     String(Date.now() + leadMs),

@@ -5,6 +5,8 @@
 // --nemesis-interval, records each op once it has completed (one op, process "nemesis", type "info",
 // with `invokedAt`, whether it was verified, and any error), and at the end calls heal() on every
 // nemesis, which is the final generator of every package: one op that undoes all its faults.
+import type { ShapeName } from './grudge.ts';
+import type { TargetKind } from './schedule.ts';
 import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 
@@ -63,6 +65,12 @@ export interface ClusterControl {
    * nemesis's name (a second registration under a name replaces the first). Returns its removal.
    */
   onNodeBack(name: string, listener: NodeBackListener): () => void;
+  /** The port the system under test serves its clients on in every container (what connectivity probes connect to). */
+  readonly port?: number;
+  /** Capability of the system under test: a node's wall clock in ms as its service sees it. */
+  wallClock?(node: string, timeoutMs: number): Promise<number>;
+  /** Fault packages the system under test cannot take, with why. */
+  readonly unsupportedFaults?: Readonly<Record<string, string>>;
 }
 
 export interface NemesisOp {
@@ -100,9 +108,9 @@ export interface FaultPackageOptions {
   /** Seconds between fault ops (--nemesis-interval); undefined for auto, which the runner resolves once it knows how many packages run. No package reads it today. */
   readonly intervalS?: number;
   /** Target kinds faults draw their nodes from (--nemesis-targets). @default one, minority, majority, all, random */
-  readonly targets?: readonly ('one' | 'minority' | 'majority' | 'all' | 'random')[];
+  readonly targets?: readonly TargetKind[];
   /** Partition shapes to draw from (--partition-shapes; see nemesis/grudge.ts). @default every shape */
-  readonly shapes?: readonly ('halves' | 'isolate' | 'majority-minority' | 'bridge' | 'majorities-ring' | 'asymmetric' | 'complete')[];
+  readonly shapes?: readonly ShapeName[];
 }
 
 export interface FaultPackage {

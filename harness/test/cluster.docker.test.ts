@@ -9,10 +9,21 @@ import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Cluster, clockFile, dataDir, removeLeftovers } from '../cluster.ts';
+import { Cluster, removeLeftovers } from '../cluster.ts';
+import { callStoreOnce } from '../client.ts';
+import { CLOCK_FILE as clockFile } from '../../nemesis/clock.ts';
+import type { HealthReply } from '../../proto/gen/faultline.ts';
 import { connectDocker, ensureImage } from '../image.ts';
+import { storeMesh } from '../systems/store-mesh/index.ts';
 
 const runId = `test-cluster-${process.pid}`;
+
+/** One Store Health call to a node of the cluster, over a fresh channel. */
+function health(c: Cluster, node: string, options: { readonly timeoutMs?: number } = {}): Promise<HealthReply> {
+  const address = c.nodes.find((n) => n.name === node)?.address ?? '';
+  return callStoreOnce<HealthReply>(node, address, 'health', options.timeoutMs ?? 2_000);
+}
+
 let docker: Docker;
 let image: string;
 let cluster: Cluster | undefined;
@@ -31,7 +42,7 @@ async function setClock(node: string, offset: string): Promise<void> {
 beforeAll(async () => {
   docker = await connectDocker();
   image = await ensureImage();
-  cluster = await Cluster.start({ runId, nodes: 3, image, antiEntropyMs: 500 });
+  cluster = await Cluster.start({ system: storeMesh, runId, nodes: 3, image, options: { antiEntropyMs: 500 } });
 });
 
 afterAll(async () => {
@@ -45,7 +56,7 @@ describe('Cluster (real Docker)', () => {
     expect(new Set(c.nodes.map((n) => n.ip)).size).toBe(3);
     for (const node of c.nodes) {
       expect(node.address).toBe(`${node.ip}:7000`);
-      const reply = await c.health(node.name);
+      const reply = await health(c, node.name);
       expect(reply.ok).toBe(true);
       expect(reply.node).toBe(node.name);
       expect([...reply.peers].sort()).toEqual(c.nodes.filter((n) => n.name !== node.name).map((n) => `${n.name}=${n.name}:7000`));
@@ -88,7 +99,7 @@ describe('Cluster (real Docker)', () => {
 
   test('kill -9 stops the node; restart brings a new process back with /data intact', async () => {
     const c = requireCluster();
-    const marker = `${dataDir}/cluster-test-marker`;
+    const marker = `${storeMesh.dataDir}/cluster-test-marker`;
     expect((await c.exec('n2', ['sh', '-c', `echo kept > ${marker}`])).exitCode).toBe(0);
 
     await c.kill('n2', 'SIGKILL');
@@ -96,11 +107,11 @@ describe('Cluster (real Docker)', () => {
     const state = (await docker.getContainer(c.containerName('n2')).inspect()).State;
     expect(state.Running).toBe(false);
     expect(state.ExitCode).toBe(137); // 128 + SIGKILL: killed, not a clean exit
-    await expect(c.health('n2', { timeoutMs: 500 })).rejects.toThrow(/n2/);
+    await expect(health(c, 'n2', { timeoutMs: 500 })).rejects.toThrow(/n2/);
     await expect(c.exec('n2', ['true'])).rejects.toThrow(/n2: exec .* could not start/);
 
     await c.restart('n2');
-    const after = await c.health('n2');
+    const after = await health(c, 'n2');
     expect(after.ok).toBe(true);
     // A new process: it has been up for less time than has passed since the kill.
     expect(after.uptimeMs).toBeLessThanOrEqual(performance.now() - killedAt);
@@ -119,7 +130,7 @@ describe('Cluster (real Docker)', () => {
       await Promise.all(['n3', 'n2'].map((n) => c.restart(n)));
       expect(Object.fromEntries(c.nodes.map((n) => [n.name, n.ip]))).toEqual(before);
     }
-    for (const n of c.nodes) expect((await c.health(n.name)).node).toBe(n.name);
+    for (const n of c.nodes) expect((await health(c, n.name)).node).toBe(n.name);
   });
 
   test('SIGTERM reaches the service through the init process and stops the container', async () => {
@@ -130,18 +141,18 @@ describe('Cluster (real Docker)', () => {
     expect(state.ExitCode).not.toBe(137);
     await c.kill('n3'); // killing a stopped node is a no-op
     await c.restart('n3');
-    expect((await c.health('n3')).ok).toBe(true);
+    expect((await health(c, 'n3')).ok).toBe(true);
   });
 
   test('pause makes Health time out and unpause restores it', async () => {
     const c = requireCluster();
     await c.pause('n1');
     try {
-      await expect(c.health('n1', { timeoutMs: 700 })).rejects.toThrow(/DEADLINE_EXCEEDED/);
+      await expect(health(c, 'n1', { timeoutMs: 700 })).rejects.toThrow(/DEADLINE_EXCEEDED/);
     } finally {
       await c.unpause('n1');
     }
-    expect((await c.health('n1')).ok).toBe(true);
+    expect((await health(c, 'n1')).ok).toBe(true);
   });
 
   test('a paused node can be killed and restarted', async () => {
@@ -151,13 +162,13 @@ describe('Cluster (real Docker)', () => {
     const state = (await docker.getContainer(c.containerName('n1')).inspect()).State;
     expect(state).toMatchObject({ Running: false, Paused: false, ExitCode: 137 });
     await c.restart('n1');
-    expect((await c.health('n1')).ok).toBe(true);
+    expect((await health(c, 'n1')).ok).toBe(true);
   });
 
   test('writing the clock file skews the service wall clock (Health.wall_ms) at once', async () => {
     const c = requireCluster();
     // Offsets are whole or fractional seconds with a sign; the margins leave room for the RPC itself.
-    const skewMs = async () => (await c.health('n3')).wallMs - Date.now();
+    const skewMs = async () => (await health(c, 'n3')).wallMs - Date.now();
     try {
       await setClock('n3', '+30');
       expect(await skewMs()).toBeGreaterThan(29_000);
@@ -169,7 +180,7 @@ describe('Cluster (real Docker)', () => {
       expect(await skewMs()).toBeGreaterThan(2_000);
       expect(await skewMs()).toBeLessThan(3_000);
       // Other nodes keep their own clocks.
-      expect(Math.abs((await c.health('n1')).wallMs - Date.now())).toBeLessThan(1_000);
+      expect(Math.abs((await health(c, 'n1')).wallMs - Date.now())).toBeLessThan(1_000);
     } finally {
       await setClock('n3', '+0');
     }
@@ -206,17 +217,17 @@ describe('Cluster (real Docker)', () => {
 
 describe('Cluster.start options', () => {
   test('bad options are rejected with the option name and value', async () => {
-    await expect(Cluster.start({ runId: 'bad id', nodes: 3, image: 'x' })).rejects.toThrow(/`runId`.*"bad id"/);
-    await expect(Cluster.start({ runId: 'ok', nodes: 0, image: 'x' })).rejects.toThrow(/`nodes`.*1 to 26, got 0/);
-    await expect(Cluster.start({ runId: 'ok', nodes: 3, image: 'x', antiEntropyMs: -1 })).rejects.toThrow(/`antiEntropyMs`/);
+    await expect(Cluster.start({ system: storeMesh, runId: 'bad id', nodes: 3, image: 'x' })).rejects.toThrow(/`runId`.*"bad id"/);
+    await expect(Cluster.start({ system: storeMesh, runId: 'ok', nodes: 0, image: 'x' })).rejects.toThrow(/`nodes`.*1 to 26, got 0/);
+    await expect(Cluster.start({ system: storeMesh, runId: 'ok', nodes: 3, image: 'x', healthTimeoutMs: -1 })).rejects.toThrow(/`healthTimeoutMs`/);
   });
 
   test('a node that never becomes healthy fails the start with its name and log, and nothing is left', async () => {
     const failingRunId = `test-cluster-fail-${process.pid}`;
     // An unknown bug name makes the service exit at once; the error must say which node and why.
     await expect(
-      Cluster.start({ runId: failingRunId, nodes: 1, image, bug: 'no-such-bug-name', healthTimeoutMs: 20_000 }),
-    ).rejects.toThrow(/n1 \(faultline-test-cluster-fail-\d+-n1, .*\) did not answer Health[\s\S]*Last log lines of n1/);
+      Cluster.start({ system: storeMesh, runId: failingRunId, nodes: 1, image, options: { bug: 'no-such-bug-name' }, healthTimeoutMs: 20_000 }),
+    ).rejects.toThrow(/n1 \(faultline-test-cluster-fail-\d+-n1, .*\) was not ready within[\s\S]*Last log lines of n1/);
     const filters = { label: [`faultline=${failingRunId}`] };
     expect(await docker.listContainers({ all: true, filters })).toHaveLength(0);
     expect(await docker.listNetworks({ filters })).toHaveLength(0);

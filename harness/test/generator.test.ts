@@ -59,7 +59,7 @@ describe('schedules are reproducible from the seed', () => {
     it(`${name}: the same seed gives the same ops for every worker, another seed does not`, () => {
       const sched = (seed: number) => {
         const rngs = workerRngs(seed, 4).workers;
-        return rngs.map((rng, w) => preview(workerGenerator(plan({ seed, workload: name }), w), rng, { worker: w, process: w, node: 'n1' }, 200));
+        return rngs.map((rng, w) => preview(workerGenerator(plan({ seed, workload: name }), workloads, w), rng, { worker: w, process: w, node: 'n1' }, 200));
       };
       const first = sched(42);
       expect(sched(42)).toEqual(first);

@@ -37,6 +37,16 @@ describe('options', () => {
     expect(parse('--nemesis', 'partition,clock').nemesis).toEqual(['partition', 'clock']);
   });
 
+  it("takes the system under test, its default workload and its own options, and reproduces them", () => {
+    expect(parse()).toMatchObject({ system: 'store-mesh', workload: 'lww', systemOptions: {} });
+    const e = parse('--system', 'etcd', '--nemesis', 'partition', '--seed', '4');
+    expect(e).toMatchObject({ system: 'etcd', workload: 'cas-register', systemOptions: { 'etcd-reads': 'linearizable' } });
+    expect(reproduceCommand(e)).toBe('npm run jepsen -- --system etcd --nemesis partition --seed 4');
+    const s = parse('--system', 'etcd', '--etcd-reads', 'serializable', '--seed', '4');
+    expect(s.systemOptions).toEqual({ 'etcd-reads': 'serializable' });
+    expect(reproduceCommand(s)).toBe('npm run jepsen -- --system etcd --etcd-reads serializable --seed 4');
+  });
+
   it('expands Kn concurrency per node', () => {
     expect(parse('--nodes', '3', '--concurrency', '3n').concurrency).toBe(9);
     expect(parse('--concurrency', '7').concurrency).toBe(7);
@@ -49,12 +59,17 @@ describe('options', () => {
     [['--nemesis', 'all,clock'], 'Expected `--nemesis` to be `none` or `all` alone'],
     [['--rate=-1'], 'Expected `--rate` to be a number from 0'],
     [['--time-limit', '0'], 'Expected `--time-limit` to be a number above 0'],
-    [['--workload', 'bank'], 'Expected `--workload` to be one of lww, counter, set, all, got "bank"'],
-    [['--bug', 'typo'], 'Expected `--bug` to be one of no-anti-entropy'],
+    [['--workload', 'bank'], 'Expected `--workload` to be a workload of the store-mesh system: one of lww, counter, set, all, got "bank"'],
+    [['--bug', 'typo'], 'Expected `--bug` to be a planted bug of the store-mesh system: one of no-anti-entropy'],
+    [['--system', 'etcd', '--workload', 'lww'], 'Expected `--workload` to be a workload of the etcd system: one of cas-register, got "lww"'],
+    [['--system', 'etcd', '--bug', 'no-dedupe'], 'The etcd system has no planted bugs, so `--bug no-dedupe` cannot apply'],
+    [['--system', 'mysql'], 'Expected `--system` to be one of store-mesh, etcd, got "mysql"'],
+    [['--etcd-reads', 'serializable'], '`--etcd-reads` is an option of --system etcd, and this run tests store-mesh'],
+    [['--system', 'etcd', '--etcd-reads', 'stale'], 'Expected `--etcd-reads` to be one of linearizable, serializable, got "stale"'],
     [['--concurrency', '0'], 'Expected `--concurrency` to be a number of client processes'],
     [['--nemesis-targets', 'one,most'], 'Expected `--nemesis-targets` to be a comma list of one, minority, majority, all, random, got "one,most"'],
     [['--partition-shapes', 'halves,'], 'Expected `--partition-shapes` to be a comma list of halves, isolate, majority-minority, bridge, majorities-ring, asymmetric, complete, got "halves,"'],
-    [['--workload', '<x>'], 'Expected `--workload` to be one of lww, counter, set, all, got "<x>"'],
+    [['--workload', '<x>'], 'Expected `--workload` to be a workload of the store-mesh system: one of lww, counter, set, all, got "<x>"'],
     [['--seed', '<x>'], 'Expected `--seed` to be an integer from 0 to any size, got "<x>"'],
     [['--lag-bound-ms', '<3 × anti-entropy-ms, at least 1000>'], 'Expected `--lag-bound-ms` to be an integer from 1 to 3600000'],
     [['--name', '<workload>-<nemesis>'], 'Expected `--name` to be letters, digits'],

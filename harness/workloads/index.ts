@@ -3,24 +3,18 @@
 // it (checkers/index.ts). Each worker is one session bound to one node, so a session's read and the
 // write that follows it happen on the same node: that is what makes causality observable to the
 // lost-update checker.
-import { mix, repeatedly, type Gen, type OpSpec } from '../generator.ts';
+import { mix, repeatedly, type OpSpec } from '../generator.ts';
 import type { Op } from '../history.ts';
+import type { Workload, WorkloadOptions } from '../system.ts';
 
-export interface WorkloadOptions {
-  /** How many entities (keys) the workload spreads over. Few keys mean more conflicts. */
-  readonly keys: number;
-  /** A prefix that makes request ids unique across runs against the same cluster. */
-  readonly runTag: string;
-}
+export type { Workload, WorkloadOptions };
 
-export interface Workload {
-  readonly name: string;
-  readonly description: string;
-  /** Every client call (op f) the workload makes; the api checker requires each to be acknowledged at least once. */
-  readonly calls: readonly string[];
-  /** The generator of one worker (the runner gives every worker its own, with its own Rng). */
-  generator(worker: number, options: WorkloadOptions): Gen;
-}
+/**
+ * One acknowledged mutating op in this many is sent again later with its request id (generator.ts,
+ * retrying): a node that forgot the id after a restart applies it twice, which values (lww), counters
+ * and idempotency see. 1 in 20 costs 5% more mutating ops.
+ */
+export const RESEND_EVERY = 20;
 
 /** The share of lww sessions that write a cold entity of their own. */
 const COLD_SHARE = 0.3;
@@ -42,6 +36,8 @@ function lastOk(last: Op | undefined, f: string): Record<string, any> | undefine
  */
 const lww: Workload = {
   name: 'lww',
+  retryOf,
+  resendEvery: RESEND_EVERY,
   description: 'read-then-write (or delete) sessions on LWW components plus a max-wins "threat" component',
   calls: ['read', 'write', 'delete', 'read-max', 'write-max'],
   generator(worker, { keys, runTag }) {
@@ -86,6 +82,8 @@ const DELTAS = [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5];
  */
 const counter: Workload = {
   name: 'counter',
+  retryOf,
+  resendEvery: RESEND_EVERY,
   description: 'PN-counter increments (positive and negative) with retries and re-deliveries of the same request id',
   calls: ['incr', 'read-counter'],
   generator(worker, { keys, runTag }) {
@@ -121,6 +119,8 @@ interface Owned {
  */
 const set: Workload = {
   name: 'set',
+  retryOf,
+  resendEvery: RESEND_EVERY,
   description: 'adds and removes of unique elements of set-like entities, with reads of the whole set',
   calls: ['add', 'remove', 'read-set'],
   generator(worker, { keys, runTag }) {
@@ -152,6 +152,8 @@ const set: Workload = {
  */
 const all: Workload = {
   name: 'all',
+  retryOf,
+  resendEvery: RESEND_EVERY,
   description: 'lww, counter and set sessions interleaved on every worker: every call of the API in one run',
   get calls() {
     return [...lww.calls, ...counter.calls, ...set.calls];
@@ -166,13 +168,6 @@ export const workloads: Readonly<Record<string, Workload>> = { lww, counter, set
 export function workloadNames(): string[] {
   return Object.keys(workloads);
 }
-
-/**
- * One acknowledged mutating op in this many is sent again later with its request id (generator.ts,
- * retrying): a node that forgot the id after a restart applies it twice, which values (lww), counters
- * and idempotency see. 1 in 20 costs 5% more mutating ops.
- */
-export const RESEND_EVERY = 20;
 
 /** Ops that change state and carry a request id, so sending them again is safe: the service dedupes. */
 const RETRIED = new Set(['write', 'write-max', 'delete', 'incr', 'add', 'remove']);

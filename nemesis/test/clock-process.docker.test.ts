@@ -6,13 +6,31 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../harness/cluster.ts';
 import { ensureImage } from '../../harness/image.ts';
 import { StoreClient, type GetReply, type PutReply } from '../../proto/gen/faultline.ts';
-import { answersHealth, clockPackage, getClockOffset, readStats, readWallClock } from '../clock.ts';
+import { clockPackage, getClockOffset, readWallClock } from '../clock.ts';
+import { callStoreOnce } from '../../harness/client.ts';
+import type { HealthReply, StatsReply } from '../../proto/gen/faultline.ts';
+import type { ClusterControl } from '../types.ts';
+
+/** A node's Stats (skewEvents counts remote timestamps too far ahead), over a fresh gRPC channel. */
+function readStats(cluster: ClusterControl, node: string, timeoutMs = 5000): Promise<StatsReply> {
+  return callStoreOnce<StatsReply>(node, `${cluster.nodes.find((n) => n.name === node)!.ip}:7000`, 'stats', timeoutMs);
+}
+
+/** Whether Health on a node answers within the timeout. */
+async function answersHealth(cluster: ClusterControl, node: string, timeoutMs = 2000): Promise<boolean> {
+  try {
+    return (await callStoreOnce<HealthReply>(node, `${cluster.nodes.find((n) => n.name === node)!.ip}:7000`, 'health', timeoutMs)).ok;
+  } catch {
+    return false;
+  }
+}
 import { killPackage } from '../kill.ts';
 import { pausePackage } from '../pause.ts';
 import { ipOf, listChain, PARTITION_CHAIN, run } from '../net.ts';
 import { partitionPackage } from '../partition.ts';
 import { matrixText, probeConnectivity } from '../probe.ts';
 import { connectivity } from '../grudge.ts';
+import { storeMesh } from '../../harness/systems/store-mesh/index.ts';
 
 let cluster: Cluster;
 const nodes = ['n1', 'n2', 'n3'];
@@ -50,7 +68,7 @@ async function expectSkew(node: string, offsetMs: number): Promise<void> {
 
 beforeAll(async () => {
   const image = await ensureImage();
-  cluster = await Cluster.start({ runId: `nemesis-clock-${process.pid}`, nodes: 3, image });
+  cluster = await Cluster.start({ system: storeMesh, runId: `nemesis-clock-${process.pid}`, nodes: 3, image });
 });
 
 afterAll(async () => {

@@ -11,6 +11,7 @@ import { netemPackage, packetPackage } from '../packet.ts';
 import { partitionPackage } from '../partition.ts';
 import { resolveNemeses } from '../index.ts';
 import { matrixText, probeConnectivity } from '../probe.ts';
+import { storeMesh } from '../../harness/systems/store-mesh/index.ts';
 
 let cluster: Cluster;
 const nodes = ['n1', 'n2', 'n3'];
@@ -39,7 +40,7 @@ async function rules(node: string): Promise<string> {
 
 beforeAll(async () => {
   const image = await ensureImage();
-  cluster = await Cluster.start({ runId: `nemesis-part-${process.pid}`, nodes: 3, image });
+  cluster = await Cluster.start({ system: storeMesh, runId: `nemesis-part-${process.pid}`, nodes: 3, image });
 });
 
 afterAll(async () => {
@@ -186,7 +187,7 @@ describe('packet faults on Docker', () => {
       return;
     }
     expect(reason).toMatch(/tc netem is not available on this kernel .*Specified qdisc kind is unknown/);
-    await expect(resolveNemeses(['netem'], cluster, options)).rejects.toThrow(/The netem fault package cannot run on this machine: tc netem is not available/);
+    await expect(resolveNemeses(['netem'], cluster, options)).rejects.toThrow(/The netem fault package cannot run here: tc netem is not available/);
     const skipped: string[] = [];
     const all = await resolveNemeses('all', cluster, options, (s) => skipped.push(s.name));
     expect(all.map((p) => p.name)).toEqual(['kill', 'pause', 'partition', 'clock', 'packet']);

@@ -13,6 +13,7 @@ import { pausePackage } from '../pause.ts';
 import { clockPackage } from '../clock.ts';
 import { packetPackage } from '../packet.ts';
 import { matrixText, PROBE_WINDOW_MS } from '../probe.ts';
+import { storeMesh } from '../../harness/systems/store-mesh/index.ts';
 
 let cluster: Cluster;
 const nodes = ['n1', 'n2', 'n3'];
@@ -27,7 +28,7 @@ const retried: number[] = [];
 
 beforeAll(async () => {
   const image = await ensureImage();
-  cluster = await Cluster.start({ runId: `nemesis-reapply-${process.pid}`, nodes: 3, image });
+  cluster = await Cluster.start({ system: storeMesh, runId: `nemesis-reapply-${process.pid}`, nodes: 3, image });
   for (const p of [kill, pause, partition, clock, packet]) await p.nemesis.setup(cluster);
 });
 
