@@ -1,5 +1,5 @@
 // API coverage: did the run exercise every call its workload names? A workload declares the client
-// calls it makes (harness/workloads, passed as ctx.calls); each must have been acknowledged at least once,
+// calls it makes (its System's workload, passed as ctx.calls); each must have been acknowledged at least once,
 // or the guarantees that call carries went untested and the verdict is `unknown`, as a fault package
 // that never ran is. It also reports what the retries covered: requests sent again with the same id
 // (after an `info` outcome) and how many of those were retried after their node had been killed and

@@ -1,5 +1,5 @@
 // Watch streams and replication lag, from the streams the harness records alongside every workload (one
-// per node, see harness/watch-recorder.ts for the ops: watch-open, watch-events, watch-close).
+// per node, see harness/systems/store-mesh/watch-recorder.ts for the ops: watch-open, watch-events, watch-close).
 //
 // watch: per stream and key, events arrive in order and once: an LWW key's timestamps strictly increase
 // ("watch-out-of-order", "watch-duplicate"), a max-wins key's value never goes down. A stream that was open

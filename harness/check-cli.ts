@@ -365,7 +365,7 @@ async function checkOne(input: string, opts: CheckCliOptions): Promise<Checked> 
   }
   const { checkContext } = loaded.kind === 'jsonl' ? await import('./check-context.ts') : { checkContext: undefined };
   // The calls of the store's workloads (the api checker requires each acknowledged once); a model workload's checkers do not read them.
-  const calls = checkContext && !isModelName(workload) ? (await import('./workloads/index.ts')).workloads[workload]?.calls : undefined;
+  const calls = checkContext && !isModelName(workload) ? (await import('./systems/store-mesh/workloads.ts')).workloads[workload]?.calls : undefined;
   const ctx: CheckContext = {
     ...(checkContext ? checkContext(loaded.test?.nodes ?? [], workload, loaded.test?.options ?? {}, calls) : { nodes: [], workload }),
     nemesis: loaded.nemesis ?? [],

@@ -28,7 +28,7 @@ export class HistoryBuilder {
     this.clock += ms * 1_000_000;
   }
 
-  /** Opens a watch stream on a node (as harness/watch-recorder.ts records it); returns its process. */
+  /** Opens a watch stream on a node (as harness/systems/store-mesh/watch-recorder.ts records it); returns its process. */
   openWatch(node: string, stream = `${node}#0`): number {
     const p = 50_000 + this.ops.length;
     this.add(p, 'invoke', 'watch-open', { stream }, node);

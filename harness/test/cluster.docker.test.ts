@@ -10,7 +10,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Cluster, removeLeftovers } from '../cluster.ts';
-import { callStoreOnce } from '../client.ts';
+import { callStoreOnce } from '../systems/store-mesh/client.ts';
 import { CLOCK_FILE as clockFile } from '../../nemesis/clock.ts';
 import type { HealthReply } from '../../proto/gen/faultline.ts';
 import { connectDocker, ensureImage } from '../image.ts';

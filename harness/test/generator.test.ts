@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { limit, mix, once, phases, preview, repeatedly, retrying, stagger, timeLimit, type Gen } from '../generator.ts';
 import { createRng } from '../rng.ts';
 import { workerGenerator, workerRngs, type RunPlan } from '../runner.ts';
-import { retryOf, workloads } from '../workloads/index.ts';
+import { retryOf, workloads } from '../systems/store-mesh/workloads.ts';
 
 const ctx = { worker: 0, process: 0, node: 'n1' };
 const counter = repeatedly<number>(0, (_c, _r, n) => ({ op: { f: 'op', value: n }, state: n + 1 }));

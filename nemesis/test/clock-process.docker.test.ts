@@ -7,7 +7,7 @@ import { Cluster } from '../../harness/cluster.ts';
 import { ensureImage } from '../../harness/image.ts';
 import { StoreClient, type GetReply, type PutReply } from '../../proto/gen/faultline.ts';
 import { clockPackage, getClockOffset, readWallClock } from '../clock.ts';
-import { callStoreOnce } from '../../harness/client.ts';
+import { callStoreOnce } from '../../harness/systems/store-mesh/client.ts';
 import type { HealthReply, StatsReply } from '../../proto/gen/faultline.ts';
 import type { ClusterControl } from '../types.ts';
 

@@ -1,18 +1,18 @@
 // The store-and-mesh service (node/) as a System: the first system under test. Its image bundles the
-// service (harness/image.ts), its client speaks the Store API (harness/client.ts), readiness and cluster
-// formation come from Health, its workloads are lww, counter, set and all (harness/workloads), the
+// service (harness/image.ts), its client speaks the Store API (client.ts here), readiness and cluster
+// formation come from Health, its workloads are lww, counter, set and all (workloads.ts), the
 // checkers are the store's own set (checkers/index.ts), and it declares every optional capability:
 // final reads (a Scan of every node), node Stats, a Watch stream per node, the planted bugs of
 // node/bugs.ts, and its wall clock through Health (the clock fault's proof).
 import { checkersFor } from '../../../checkers/index.ts';
 import { BUGS } from '../../../node/bugs.ts';
 import type { HealthReply } from '../../../proto/gen/faultline.ts';
-import { callStoreOnce, StoreMeshClient } from '../../client.ts';
+import { callStoreOnce, StoreMeshClient } from './client.ts';
 import { ensureImage } from '../../image.ts';
 import type { HistoryWriter } from '../../history-writer.ts';
 import type { NodeAddress, System } from '../../system.ts';
-import { WatchRecorder } from '../../watch-recorder.ts';
-import { workloads } from '../../workloads/index.ts';
+import { WatchRecorder } from './watch-recorder.ts';
+import { workloads } from './workloads.ts';
 
 const PORT = 7000;
 

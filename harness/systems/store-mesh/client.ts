@@ -1,12 +1,12 @@
 // The client of the store-and-mesh service: turns workload ops (f + value, see harness/history.ts)
 // into real gRPC calls with deadlines, and every outcome into a completion. Errors go through the one
-// table in harness/error-table.ts, so `fail` always means "definitely not applied" and `info` means
+// table in error-table.ts, so `fail` always means "definitely not applied" and `info` means
 // "may have been applied". One gRPC channel per node is shared by the workers bound to that node.
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { StoreClient, type Entity, type HealthReply, type StatsReply, type WatchEvent } from '../proto/gen/faultline.ts';
+import { StoreClient, type Entity, type HealthReply, type StatsReply, type WatchEvent } from '../../../proto/gen/faultline.ts';
 import { classifyError } from './error-table.ts';
-import type { OpSpec } from './generator.ts';
-import type { FinalEntity, FinalState } from './history.ts';
+import type { OpSpec } from '../../generator.ts';
+import type { FinalEntity, FinalState } from '../../history.ts';
 
 export interface Completion {
   readonly type: 'ok' | 'fail' | 'info';

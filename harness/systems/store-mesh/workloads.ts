@@ -3,9 +3,9 @@
 // it (checkers/index.ts). Each worker is one session bound to one node, so a session's read and the
 // write that follows it happen on the same node: that is what makes causality observable to the
 // lost-update checker.
-import { mix, repeatedly, type OpSpec } from '../generator.ts';
-import type { Op } from '../history.ts';
-import type { Workload, WorkloadOptions } from '../system.ts';
+import { mix, repeatedly, type OpSpec } from '../../generator.ts';
+import type { Op } from '../../history.ts';
+import type { Workload, WorkloadOptions } from '../../system.ts';
 
 export type { Workload, WorkloadOptions };
 

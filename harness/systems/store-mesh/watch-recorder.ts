@@ -12,9 +12,9 @@
 //   watch-close  invoke + ok when the stream ended: value { stream, reason } (reason "end of run" when the
 //                harness closed it after the final reads, "harness reconnected" when it closed it to open
 //                a new one on the fresh client of a restarted node; otherwise the error).
-import type { WatchEvent } from '../proto/gen/faultline.ts';
+import type { WatchEvent } from '../../../proto/gen/faultline.ts';
 import type { StoreMeshClient } from './client.ts';
-import type { HistoryWriter } from './history-writer.ts';
+import type { HistoryWriter } from '../../history-writer.ts';
 
 /** One event as recorded: [atNs, entity, component, value, ts, kind, deleted, droppedBefore]. */
 export type RecordedEvent = [number, string, string, string, string, string, boolean, number];
