@@ -29,6 +29,7 @@
 // `advisory: true` and an `expected` sentence; compose() reports it but leaves it out of the merged
 // verdict (see types.ts), so a known, documented non-property does not fail the run.
 import type { History, Op } from '../harness/history.ts';
+import { createRng } from '../harness/rng.ts';
 import type { CheckContext, CheckResult } from './types.ts';
 import { AnomalyList, pairing } from './util.ts';
 import { MODELS, MODEL_NAMES, isModelName, type ModelName } from './models/index.ts';
@@ -92,18 +93,6 @@ interface KeyOps {
   ok: boolean[];
   invokePos: number[];
   completePos: number[];
-}
-
-/** A deterministic 32-bit generator for the Zobrist words (Math.random is never used in checkers). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
 }
 
 interface SearchOutcome {
@@ -271,12 +260,13 @@ class Search {
     }
     next[last] = this.tail;
     prev[this.tail] = last;
-    const rand = mulberry32(0x5eed + n);
+    // Zobrist words from the shared seeded rng (Math.random is never used in checkers).
+    const rng = createRng(0x5eed + n);
     this.z1 = new Int32Array(n);
     this.z2 = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      this.z1[i] = rand() | 0;
-      this.z2[i] = rand() | 0;
+      this.z1[i] = rng.int(2 ** 32) | 0;
+      this.z2[i] = rng.int(2 ** 32) | 0;
     }
     for (let i = 0; i < n; i++) if (k.ok[i]) this.remaining++;
     this.entry = next[head];

@@ -1,15 +1,14 @@
-// The registry of fault packages: the names `--nemesis` accepts, their factories, resolveNemeses (which
-// validates names and expands `all` to what this machine supports) and combine (one package whose
-// schedule is a seeded weighted mix of several, and whose heal heals them all in a safe order).
-import type { Rng } from '../harness/rng.ts';
-import type { ClusterControl, FaultPackage, FaultPackageFactory, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp } from './types.ts';
+// The registry of fault packages: the names `--nemesis` accepts (the one owner of that list), their
+// factories, and resolveNemeses (which validates names and expands `all` to what this machine and the
+// system under test support). Mixing packages and healing them is the interpreter's (harness/runner.ts:
+// rounds of a seeded permutation, heal in healOrder), in one place.
+import type { ClusterControl, FaultPackage, FaultPackageFactory, FaultPackageOptions } from './types.ts';
 import { clockPackage } from './clock.ts';
 import { partitionPackage } from './partition.ts';
 import { killPackage } from './kill.ts';
 import { pausePackage } from './pause.ts';
 import { netemPackage, packetPackage } from './packet.ts';
-import { completion, healReport, HEAL_LATER, type FaultlinePackage } from './package.ts';
-import { errorText } from './net.ts';
+import type { FaultlinePackage } from './package.ts';
 
 /** Every fault package by name, as `--nemesis` spells it. */
 export const faultPackages = {
@@ -70,76 +69,6 @@ export async function resolveNemeses(
 
 function sortByHealOrder(packages: FaultlinePackage[]): FaultlinePackage[] {
   return packages.map((p, i) => ({ p, i })).sort((a, b) => a.p.healOrder - b.p.healOrder || a.i - b.i).map(({ p }) => p);
-}
-
-/**
- * One package that mixes several: its schedule draws, with the rng, a package by weight (default
- * equal) and yields that package's next op, so each package keeps its own start/stop alternation
- * and faults of different packages overlap. Its nemesis dispatches each op to the package that
- * handles it, and heals every package, process faults first.
- */
-export function combine(packages: readonly FaultlinePackage[], weights?: readonly number[]): FaultlinePackage {
-  if (packages.length === 0) throw new Error('combine needs at least one fault package');
-  if (weights && (weights.length !== packages.length || weights.some((w) => !(w >= 0)) || !weights.some((w) => w > 0))) {
-    throw new Error(`combine: expected ${packages.length} non-negative weights with a positive sum, got [${weights.join(', ')}]`);
-  }
-  const ordered = sortByHealOrder([...packages]);
-  const name = packages.map((p) => p.name).join('+');
-  const nemesis: Nemesis = {
-    name,
-    async setup(cluster) {
-      for (const p of ordered) await p.nemesis.setup(cluster);
-    },
-    async invoke(op: NemesisOp): Promise<NemesisCompletion> {
-      const owner = ordered.find((p) => p.handles(op));
-      if (!owner) return completion(op, {}, new Error(`No fault package of ${name} performs "${op.f}"`));
-      return owner.nemesis.invoke(op);
-    },
-    async heal() {
-      const errors: string[] = [];
-      const value: Record<string, unknown> = {};
-      for (const p of ordered) {
-        try {
-          const report = await p.nemesis.heal();
-          errors.push(...report.errors.map((e) => `${p.name}: ${e}`));
-          value[p.name] = report.value;
-        } catch (error) {
-          errors.push(`${p.name}: heal threw: ${errorText(error)}`);
-        }
-      }
-      return healReport(errors, value);
-    },
-    async teardown() {
-      const errors: unknown[] = [];
-      for (const p of ordered) await p.nemesis.teardown().catch((error: unknown) => errors.push(error));
-      if (errors.length > 0) throw new AggregateError(errors, errors.map((e) => errorText(e)).join('; '));
-    },
-  };
-  return {
-    name,
-    nemesis,
-    healOrder: Math.min(...packages.map((p) => p.healOrder), HEAL_LATER),
-    handles: (op) => packages.some((p) => p.handles(op)),
-    async unsupported(cluster) {
-      const reasons: string[] = [];
-      for (const p of packages) {
-        const reason = await p.unsupported(cluster);
-        if (reason) reasons.push(`${p.name}: ${reason}`);
-      }
-      return reasons.length > 0 ? reasons.join('; ') : undefined;
-    },
-    *ops(rng: Rng) {
-      const iterators = packages.map((p) => p.ops(rng.fork()));
-      const w = [...(weights ?? packages.map(() => 1))];
-      // A package whose schedule ends drops out of the draw; the mix ends when every schedule has.
-      while (w.some((x) => x > 0)) {
-        const i = rng.weighted(w);
-        const next = iterators[i].next();
-        if (next.done) w[i] = 0;
-        else yield next.value;
-      }
-    },
-  };
 }
 
 export type { FaultPackage, FaultlinePackage };

@@ -5,7 +5,7 @@ import type { ClusterControl, NemesisOp } from '../types.ts';
 import { majority, validateGrudge } from '../grudge.ts';
 import { autoIntervalS, opDueNs, opsBefore, roundOrder, roundShortfall, rounds, targetKinds, targetNodes } from '../schedule.ts';
 import { formatOffset, parseOffset } from '../clock.ts';
-import { combine, faultPackageNames, faultPackages, resolveNemeses } from '../index.ts';
+import { faultPackageNames, faultPackages, resolveNemeses } from '../index.ts';
 import { netemArgs } from '../net.ts';
 
 const nodes = ['n1', 'n2', 'n3', 'n4', 'n5'];
@@ -146,19 +146,6 @@ describe('fault package schedules', () => {
     for (const op of ops.filter((o) => o.f === 'start-clock')) {
       expect(Object.keys(op.value.offsets ?? {}).sort()).toEqual([...(op.value.nodes ?? [])].sort());
     }
-  });
-
-  it('combine draws from every package by weight and keeps each package alternating', () => {
-    const pkgs = [faultPackages.kill(options), faultPackages.partition(options)];
-    const ops = take(combine(pkgs, [3, 1]).ops(createRng(5)), 400);
-    const kills = ops.filter((op) => op.f.endsWith('-kill'));
-    const parts = ops.filter((op) => op.f.endsWith('-partition'));
-    expect(kills.length).toBeGreaterThan(parts.length * 2);
-    expect(parts.length).toBeGreaterThan(0);
-    kills.forEach((op, i) => expect(op.f).toBe(i % 2 === 0 ? 'start-kill' : 'stop-kill'));
-    parts.forEach((op, i) => expect(op.f).toBe(i % 2 === 0 ? 'start-partition' : 'stop-partition'));
-    expect(take(combine(pkgs, [3, 1]).ops(createRng(5)), 400)).toEqual(ops);
-    expect(() => combine(pkgs, [0, 0])).toThrow(/positive sum/);
   });
 });
 
