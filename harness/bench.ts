@@ -8,7 +8,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureClusterStart } from './bench-cluster.ts';
 import { parseOptions, type Options } from './options.ts';
-import { runTest } from './run.ts';
+import { runTest } from './lifecycle.ts';
 import { readHistory } from './results.ts';
 import { isWorkloadOp } from '../checkers/util.ts';
 import { systemNamed } from './systems/index.ts';

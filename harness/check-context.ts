@@ -1,5 +1,5 @@
 // What the checkers know of a run besides its history: its nodes, workload, the calls the workload makes
-// and the options the checkers read. Built by the run (harness/run.ts) and rebuilt from test.json by
+// and the options the checkers read. Built by the run (harness/lifecycle.ts) and rebuilt from test.json by
 // `npm run check`; apart from options.ts so the check CLI's bundle does not load the option table and
 // with it every system under test.
 import type { CheckContext } from '../checkers/types.ts';

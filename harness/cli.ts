@@ -6,9 +6,9 @@
 import { mergeValid, type Validity } from '../checkers/types.ts';
 import { forceRemoveOwn } from './cluster.ts';
 import { helpText, parseOptions, UsageError, type Options } from './options.ts';
-import { runTest, type RunReport } from './run.ts';
+import { runTest, type TestReport } from './lifecycle.ts';
 import { faultsLine } from './report/faults.ts';
-import type { Progress } from './runner.ts';
+import type { Progress } from './interpreter.ts';
 import { systemNamed } from './systems/index.ts';
 
 const EXIT: Record<string, number> = { true: 0, false: 1, unknown: 2 };
@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     const run: Options = { ...options, seed: options.seed + i };
     console.log(`faultline: seed=${run.seed}${options.testCount > 1 ? ` (run ${i + 1} of ${options.testCount})` : ''}`);
     let timer: NodeJS.Timeout | undefined;
-    let report: RunReport;
+    let report: TestReport;
     try {
       report = await runTest(systemNamed(run.system), run, controller.signal, {
         log: (line) => {
@@ -93,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
   return EXIT[String(mergeValid(verdicts))];
 }
 
-function printVerdict(report: RunReport): void {
+function printVerdict(report: TestReport): void {
   const { results, folder } = report;
   const width = Math.max(...Object.keys(results.checkers).map((k) => k.length), 8);
   console.log('');

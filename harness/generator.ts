@@ -1,7 +1,7 @@
 // Generators: the schedule of a run as plain values combined with small combinators, after
 // jepsen.generator. A generator is an immutable description; `next(ctx, rng)` returns the next op
 // together with the generator that follows it, so the same seed and the same sequence of
-// completions always yield the same ops. The runner (harness/runner.ts) is the one interpreter: it
+// completions always yield the same ops. The runner (harness/interpreter.ts) is the one interpreter: it
 // owns time and the workers, gives every worker its own generator and its own forked Rng, and
 // sleeps for the delays that generators ask for. Because each worker's stream depends only on the
 // seed and on that worker's own completions, the schedule does not depend on how the operating

@@ -33,7 +33,7 @@ export interface Options {
   readonly nodes: number;
   readonly workload: string;
   readonly nemesis: readonly string[];
-  /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 2) for the k packages that run (harness/run.ts resolves it). */
+  /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 2) for the k packages that run (harness/lifecycle.ts resolves it). */
   readonly nemesisIntervalS: number | undefined;
   readonly nemesisTargets: readonly TargetKind[];
   readonly partitionShapes: readonly PartitionShape[];

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRng } from './rng.ts';
 import { NEMESIS_NAMES, parseOptions, type Options } from './options.ts';
-import { runTest } from './run.ts';
+import { runTest } from './lifecycle.ts';
 import type { ClusterControl } from '../nemesis/types.ts';
 import { systemNamed } from './systems/index.ts';
 

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { parseOptions, type Options } from './options.ts';
-import { runTest } from './run.ts';
+import { runTest } from './lifecycle.ts';
 import { systemNamed } from './systems/index.ts';
 
 export interface MatrixRow {

@@ -1,6 +1,6 @@
 // The registry of fault packages: the names `--nemesis` accepts (the one owner of that list), their
 // factories, and resolveNemeses (which validates names and expands `all` to what this machine and the
-// system under test support). Mixing packages and healing them is the interpreter's (harness/runner.ts:
+// system under test support). Mixing packages and healing them is the interpreter's (harness/interpreter.ts:
 // rounds of a seeded permutation, heal in healOrder), in one place.
 import type { ClusterControl, FaultPackage, FaultPackageFactory, FaultPackageOptions } from './types.ts';
 import { clockPackage } from './clock.ts';

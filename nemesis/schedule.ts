@@ -71,7 +71,7 @@ export function sortNodes(nodes: Iterable<string>): string[] {
 }
 
 // ---------------------------------------------------------------------------
-// The round-robin schedule of a run's fault packages (harness/runner.ts walks it).
+// The round-robin schedule of a run's fault packages (harness/interpreter.ts walks it).
 // ---------------------------------------------------------------------------
 
 /**

@@ -1,7 +1,7 @@
 // Synthetic runs for the report's tests and benchmark: a seeded, realistic-looking lww history (workers
 // bound to nodes, a partition that makes the minority fail and time out, a clock nemesis with offsets,
 // the final heal and final reads) plus matching results and node stats. It exercises every part of
-// the report without a cluster; real runs come from harness/runner.
+// the report without a cluster; real runs come from harness/interpreter.
 import { createRng } from '../rng.ts';
 import type { NemesisValue, Op } from '../history.ts';
 import type { NodeStats, RunResults } from '../results.ts';

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { limit, mix, once, phases, preview, repeatedly, retrying, stagger, timeLimit, type Gen } from '../generator.ts';
 import { createRng } from '../rng.ts';
-import { workerGenerator, workerRngs, type RunPlan } from '../runner.ts';
+import { workerGenerator, workerRngs, type InterpreterPlan } from '../interpreter.ts';
 import { retryOf, workloads } from '../systems/store-mesh/workloads.ts';
 
 const ctx = { worker: 0, process: 0, node: 'n1' };
 const counter = repeatedly<number>(0, (_c, _r, n) => ({ op: { f: 'op', value: n }, state: n + 1 }));
 
-function plan(over: Partial<RunPlan> = {}): RunPlan {
+function plan(over: Partial<InterpreterPlan> = {}): InterpreterPlan {
   return {
     seed: 42, nodes: [{ name: 'n1', address: 'x' }, { name: 'n2', address: 'y' }], workload: 'lww', concurrency: 4, rate: 100,
     timeLimitS: 1e6, nemesisIntervalS: 10, recoveryMs: 1000, opTimeoutMs: 1000, keys: 5, runTag: 't', ...over,

@@ -27,7 +27,7 @@ function importsOf(file: string): string[] {
 /** The contracts under everyone: what checkers and nemeses may import from harness/. */
 const CONTRACTS = new Set(['harness/history.ts', 'harness/rng.ts', 'harness/system.ts']);
 /** The engine: names no system and imports none. */
-const ENGINE = ['harness/cluster.ts', 'harness/runner.ts', 'harness/run.ts', 'harness/generator.ts', 'harness/history-writer.ts', 'harness/results.ts', 'harness/system.ts'];
+const ENGINE = ['harness/cluster.ts', 'harness/interpreter.ts', 'harness/lifecycle.ts', 'harness/generator.ts', 'harness/history-writer.ts', 'harness/results.ts', 'harness/system.ts'];
 
 describe('layering', () => {
   it('checkers and nemeses import nothing from harness/ but the contracts', () => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseOptions, type Options } from '../../../options.ts';
-import { runTest } from '../../../run.ts';
+import { runTest } from '../../../lifecycle.ts';
 import { etcd } from '../index.ts';
 
 describe('etcd under partitions', () => {

@@ -19,7 +19,7 @@ import { defaultTestName, reproduceCommand, type Options } from './options.ts';
 import { writeRunOutputs } from './report/index.ts';
 import { packagesRan } from './report/faults.ts';
 import { countOps, createRunFolder, writeTest, type NodeStats, type RunFolder, type RunResults } from './results.ts';
-import { nemesisPlan, Runner, type Progress, type RunPlan } from './runner.ts';
+import { nemesisPlan, Interpreter, type Progress, type InterpreterPlan } from './interpreter.ts';
 
 export const HARNESS_VERSION = '0.1.0';
 
@@ -40,24 +40,24 @@ export interface Test {
   readonly host: string;
 }
 
-export interface RunReport {
+export interface TestReport {
   readonly valid: Validity;
   readonly folder: RunFolder;
   readonly results: RunResults;
   readonly test: Test;
 }
 
-export interface RunHooks {
+export interface LifecycleHooks {
   /** Progress lines (phase changes, image build, cluster start). */
   readonly log?: (line: string) => void;
-  /** Called once the runner exists, so the CLI can show live progress. */
+  /** Called once the interpreter exists, so the CLI can show live progress. */
   readonly onProgress?: (progress: Progress, startedAt: number) => void;
   /** Called once the cluster is healthy (soak samples node memory through it); not awaited. */
   readonly onCluster?: (cluster: Cluster, signal: AbortSignal) => void;
 }
 
 /** Logs the fault schedule: its interval, the first round's order, and the packages that will miss a turn. */
-function logNemesisPlan(plan: RunPlan, packages: readonly FaultPackage[], auto: boolean, log: (line: string) => void): void {
+function logNemesisPlan(plan: InterpreterPlan, packages: readonly FaultPackage[], auto: boolean, log: (line: string) => void): void {
   const p = nemesisPlan(plan, packages);
   const interval = `${Number(plan.nemesisIntervalS.toFixed(3))} s${auto ? ' (auto)' : ''}`;
   log(`nemesis: one op every ${interval}, ${p.opsDue} before the time limit; first round: ${p.firstRound.join(', ')}`);
@@ -93,7 +93,7 @@ export function makeTest(options: Options, startTime = new Date()): Test {
  * aborts the workload early (SIGINT): the run still heals, reads, tears down and writes its results,
  * with the verdict at best `unknown`.
  */
-export async function runTest(system: System, options: Options, signal: AbortSignal, hooks: RunHooks = {}): Promise<RunReport> {
+export async function runTest(system: System, options: Options, signal: AbortSignal, hooks: LifecycleHooks = {}): Promise<TestReport> {
   if (system.name !== options.system) throw new Error(`runTest was given the ${system.name} system for options naming ${options.system}`);
   const log = hooks.log ?? (() => undefined);
   const test = makeTest(options);
@@ -104,7 +104,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
   const history = new HistoryWriter(folder.history);
 
   let cluster: Cluster | undefined;
-  let runner: Runner | undefined;
+  let interpreter: Interpreter | undefined;
   let packages: FaultPackage[] = [];
   let runError: string | undefined;
   let healErrors: readonly string[] = [];
@@ -138,7 +138,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     );
     nemesisNamed = packages.map((p) => p.name);
     for (const p of packages) await p.nemesis.setup(cluster);
-    const plan: RunPlan = {
+    const plan: InterpreterPlan = {
       seed: test.seed,
       nodes: cluster.nodes,
       workload: options.workload,
@@ -154,18 +154,18 @@ export async function runTest(system: System, options: Options, signal: AbortSig
       options,
     };
     if (packages.length > 0) logNemesisPlan(plan, packages, options.nemesisIntervalS === undefined, log);
-    runner = new Runner(plan, history, packages, system);
-    const live = runner;
-    // A restarted node gets fresh client connections once it is ready (see Runner.reconnect). Not
+    interpreter = new Interpreter(plan, history, packages, system);
+    const live = interpreter;
+    // A restarted node gets fresh client connections once it is ready (see Interpreter.reconnect). Not
     // earlier: a connection attempted while the container is still coming up waited about a second for
     // TCP's SYN retransmission (measured), while one made once it answers is up at once.
     cluster.onNodeBack('clients', async (node, event) => {
       if (event === 'healthy') live.reconnect(node);
       return undefined;
     });
-    hooks.onProgress?.(runner.progress, started);
+    hooks.onProgress?.(interpreter.progress, started);
     log(`running ${options.workload} for ${options.timeLimitS}s with nemesis ${options.nemesis.join(',') || 'none'}`);
-    const outcome = await runner.run(signal);
+    const outcome = await interpreter.run(signal);
     healErrors = outcome.healErrors;
     recoveryMs = outcome.convergedAfterMs;
     stats = outcome.stats as Record<string, NodeStats>;
@@ -174,11 +174,11 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     runError = error instanceof Error ? error.message : String(error);
     log(`run error: ${runError}`);
     // Faults must not outlive a failed run, and a heal failure must be visible in the verdict.
-    if (runner) healErrors = [...healErrors, ...(await runner.heal().catch((e) => [`heal threw ${(e as Error).message}`]))];
+    if (interpreter) healErrors = [...healErrors, ...(await interpreter.heal().catch((e) => [`heal threw ${(e as Error).message}`]))];
   } finally {
     stopSampling();
-    if (runner) runner.progress.phase = 'teardown';
-    runner?.close();
+    if (interpreter) interpreter.progress.phase = 'teardown';
+    interpreter?.close();
     for (const p of packages) await p.nemesis.teardown().catch(() => undefined);
     history.close();
     if (cluster) {
@@ -191,7 +191,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     }
   }
 
-  if (runner) runner.progress.phase = 'check';
+  if (interpreter) interpreter.progress.phase = 'check';
   const ctx = { ...checkContext(test.nodes, test.workload, options, system.workloads[test.workload]?.calls), nemesis: nemesisNamed };
   const checked = compose(system.checkers(test.workload, options))(history.ops, ctx);
   const checkers: Record<string, CheckResult> = { ...checked.results };
@@ -223,6 +223,6 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     versions: test.versions,
   };
   await writeRunOutputs(folder, { test, history: history.ops, results, nodeStats: stats });
-  if (runner) runner.progress.phase = 'done';
+  if (interpreter) interpreter.progress.phase = 'done';
   return { valid, folder, results, test };
 }

@@ -14,7 +14,7 @@ import { createRng, type Rng } from './rng.ts';
 import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
 import { opDueNs, opsBefore, roundShortfall, rounds } from '../nemesis/schedule.ts';
 
-export interface RunPlan {
+export interface InterpreterPlan {
   readonly seed: number;
   readonly nodes: readonly { readonly name: string; readonly address: string }[];
   readonly workload: string;
@@ -23,7 +23,7 @@ export interface RunPlan {
   readonly rate: number;
   /** How long the clients run, from the start of the workload (not of the run: setup is not counted). */
   readonly timeLimitS: number;
-  /** Seconds between fault ops, already resolved (run.ts turns `auto` into timeLimit / (2k + 2)). */
+  /** Seconds between fault ops, already resolved (lifecycle.ts turns `auto` into timeLimit / (2k + 2)). */
   readonly nemesisIntervalS: number;
   readonly recoveryMs: number;
   readonly opTimeoutMs: number;
@@ -43,7 +43,7 @@ export interface Progress {
   workloadStartedMs?: number;
 }
 
-export interface RunOutcome {
+export interface InterpreterOutcome {
   /** Errors of the heal step (node, command, output); non-empty means the verdict cannot be valid. */
   readonly healErrors: readonly string[];
   /** Milliseconds from the end of the heal to the first round in which all nodes agreed. */
@@ -65,7 +65,7 @@ export function workerRngs(seed: number, workers: number): { workers: Rng[]; nem
  * counts from there, as the nemesis schedule does, so the setup before it (image, cluster start) never
  * eats into the clients' time or into the time the faults get.
  */
-export function workerGenerator(plan: RunPlan, workloads: Readonly<Record<string, Workload>>, worker: number, startNs = 0): Gen {
+export function workerGenerator(plan: InterpreterPlan, workloads: Readonly<Record<string, Workload>>, worker: number, startNs = 0): Gen {
   const workload = workloads[plan.workload];
   if (!workload) throw new Error(`Unknown workload "${plan.workload}": expected one of ${Object.keys(workloads).join(', ')}`);
   const own = workload.generator(worker, { keys: plan.keys, runTag: plan.runTag });
@@ -100,7 +100,7 @@ export interface NemesisPlan {
 }
 
 /** The plan of a run's nemesis schedule, from the seed alone (the same streams the runner walks). */
-export function nemesisPlan(plan: RunPlan, packages: readonly FaultPackage[]): NemesisPlan {
+export function nemesisPlan(plan: InterpreterPlan, packages: readonly FaultPackage[]): NemesisPlan {
   if (packages.length === 0) return { firstRound: [], opsDue: 0, noStart: [], noStop: [] };
   const { order } = nemesisStreams(packages, workerRngs(plan.seed, plan.concurrency).nemesis);
   const first = Array.from({ length: 2 * packages.length }, () => order.next().value as number);
@@ -120,9 +120,9 @@ async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   await sleep(ms, undefined, { signal }).catch(() => undefined);
 }
 
-export class Runner {
+export class Interpreter {
   readonly progress: Progress = { phase: 'setup', ok: 0, fail: 0, info: 0, faultsActive: [] };
-  readonly #plan: RunPlan;
+  readonly #plan: InterpreterPlan;
   readonly #history: HistoryWriter;
   readonly #clients = new Map<string, SystemClient>();
   readonly #packages: readonly FaultPackage[];
@@ -133,7 +133,7 @@ export class Runner {
   /** When the workload started, on the history's clock; the time limit and the fault schedule count from here. */
   #startNs = 0;
 
-  constructor(plan: RunPlan, history: HistoryWriter, packages: readonly FaultPackage[], system: System) {
+  constructor(plan: InterpreterPlan, history: HistoryWriter, packages: readonly FaultPackage[], system: System) {
     this.#plan = plan;
     this.#history = history;
     this.#packages = packages;
@@ -164,7 +164,7 @@ export class Runner {
   }
 
   /** Runs the workload and the nemesis until the time limit or the signal, then heals and reads. */
-  async run(signal: AbortSignal): Promise<RunOutcome> {
+  async run(signal: AbortSignal): Promise<InterpreterOutcome> {
     const plan = this.#plan;
     const rngs = workerRngs(plan.seed, plan.concurrency);
     this.progress.phase = 'workload';
