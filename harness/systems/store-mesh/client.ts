@@ -6,19 +6,10 @@ import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { StoreClient, type Entity, type HealthReply, type StatsReply, type WatchEvent } from '../../../proto/gen/faultline.ts';
 import { classifyError } from './error-table.ts';
 import type { OpSpec } from '../../generator.ts';
+import type { Completion, SystemClient } from '../../system.ts';
 import type { FinalEntity, FinalState } from '../../history.ts';
 
-export interface Completion {
-  readonly type: 'ok' | 'fail' | 'info';
-  readonly value: unknown;
-  readonly error?: string;
-}
-
-/** Jepsen's Client role: invoke(op) → completion. open/close are the constructor and close(). */
-export interface Client {
-  invoke(op: OpSpec): Promise<Completion>;
-  close(): void;
-}
+export type { Completion };
 
 /** Every op f this client performs. */
 export const CLIENT_FS = ['read', 'write', 'delete', 'read-max', 'write-max', 'incr', 'read-counter', 'add', 'remove', 'read-set', 'final-read'] as const;
@@ -36,7 +27,7 @@ export interface StoreClientOptions {
 
 type Unary<Req, Res> = (req: Req, meta: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => unknown;
 
-export class StoreMeshClient implements Client {
+export class StoreMeshClient implements SystemClient {
   readonly address: string;
   readonly #stub: StoreClient;
   readonly #timeoutMs: number;
