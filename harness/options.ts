@@ -4,6 +4,8 @@
 import { parseArgs } from 'node:util';
 import { workloadNames, workloads } from './workloads/index.ts';
 import type { CheckContext } from '../checkers/types.ts';
+// The disk faults are owned by their package (nemesis/disk.ts).
+import { DISK_FAULTS, DEFAULT_DISK_DELAY_MS, type DiskFault } from '../nemesis/disk.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -24,6 +26,7 @@ export const PLANTED_BUGS = [
   'watch-skip-repair',
   'quorum-writes',
   'no-relay',
+  'log-dirent-unsynced',
 ] as const;
 
 /** Which nodes a fault draws its targets from, as Jepsen's node specs. */
@@ -35,7 +38,7 @@ export const PARTITION_SHAPES = ['halves', 'isolate', 'majority-minority', 'brid
 export type PartitionShape = (typeof PARTITION_SHAPES)[number];
 
 /** Fault packages; `all` and `none` are also accepted (nemesis/index.ts resolves them). */
-export const NEMESIS_NAMES = ['partition', 'clock', 'kill', 'pause', 'packet', 'netem'] as const;
+export const NEMESIS_NAMES = ['partition', 'clock', 'kill', 'pause', 'packet', 'netem', 'disk'] as const;
 
 export interface Options {
   readonly nodes: number;
@@ -45,6 +48,8 @@ export interface Options {
   readonly nemesisIntervalS: number | undefined;
   readonly nemesisTargets: readonly TargetKind[];
   readonly partitionShapes: readonly PartitionShape[];
+  readonly diskFaults: readonly DiskFault[];
+  readonly diskDelayMs: number;
   readonly timeLimitS: number;
   readonly rate: number;
   readonly concurrency: number;
@@ -177,6 +182,16 @@ export const OPTION_TABLE: readonly Spec[] = [
     description: 'comma list of partition shapes the partition fault draws from',
     parse: listOf('partition-shapes', PARTITION_SHAPES),
   },
+  {
+    flag: 'disk-faults',
+    key: 'diskFaults',
+    kind: 'string',
+    unit: 'faults',
+    default: DISK_FAULTS.join(','),
+    description: 'comma list of faults the disk package draws from (lose-unsynced: power loss of unsynced writes; full: ENOSPC; eio-write, eio-fsync: EIO; slow: fsync delayed by --disk-delay-ms)',
+    parse: listOf('disk-faults', DISK_FAULTS),
+  },
+  { flag: 'disk-delay-ms', key: 'diskDelayMs', kind: 'int', unit: 'ms', default: String(DEFAULT_DISK_DELAY_MS), description: "the disk package's slow fault: how long every fsync waits", parse: intIn('disk-delay-ms', 1, 60_000) },
   { flag: 'time-limit', key: 'timeLimitS', kind: 'number', unit: 's', default: '30', description: 'how long clients run before faults are healed', parse: numberIn('time-limit', 0, 86_400, true) },
   { flag: 'rate', key: 'rate', kind: 'number', unit: 'ops/s', default: '200', description: 'target client ops per second over all processes; 0 = as fast as possible', parse: numberIn('rate', 0, 1_000_000) },
   { flag: 'concurrency', key: 'concurrency', kind: 'string', unit: 'processes', default: '2n', description: 'client processes, each bound to one node; Kn means K per node', parse: concurrency },
