@@ -4,7 +4,7 @@
 // package on a one-node cluster: a full or failing disk makes the node refuse writes with an error (no
 // hang, no acknowledgement), it takes writes again once the fault is stopped, and an acknowledged write
 // survives a power loss.
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../harness/cluster.ts';
 import { ensureImage } from '../../harness/image.ts';
@@ -143,7 +143,7 @@ async function put(entity: string, value: string, deadlineMs = 3000): Promise<Pu
   const client = store();
   try {
     return await new Promise((resolve, reject) =>
-      client.put({ entity, component: 'c', value, requestId: `${entity}-${value}`, kind: '' }, { deadline: Date.now() + deadlineMs }, (e: ServiceError | null, r: PutReply) => (e ? reject(e) : resolve(r))),
+      client.put({ entity, component: 'c', value, requestId: `${entity}-${value}`, kind: '' }, new Metadata(), { deadline: Date.now() + deadlineMs }, (e: ServiceError | null, r: PutReply) => (e ? reject(e) : resolve(r))),
     );
   } finally {
     client.close();
