@@ -29,6 +29,9 @@ interface Side {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
+  /** Replication lag on 3 nodes (ack on n1 to a Watch on n2, n3), each node's data dir on the same side. */
+  readonly lagP50Ms: number;
+  readonly lagP99Ms: number;
 }
 
 async function sh(script: string): Promise<string> {
@@ -47,18 +50,25 @@ try {
   for (let r = 0; r < rounds; r++) {
     for (const side of ['plain', 'layer'] as const) {
       const tmp = side === 'plain' ? '/tmp' : '/mnt/layer';
-      // One measured Put round per run; the grpc-js and lag parts are cut short, they are not compared.
-      const out = await sh(`cd ${repoRoot} && TMPDIR=${tmp} BENCH_PUT_ROUNDS=1 BENCH_LAG_MS=200 node node/bench.ts`);
-      const put = (JSON.parse(out.trim().split('\n').at(-1)!) as { put: Side }).put;
-      results[side].push({ opsPerS: put.opsPerS, p50Ms: put.p50Ms, p99Ms: put.p99Ms, errors: put.errors });
-      console.error(`round ${r + 1} ${side}: ${Math.round(put.opsPerS)} Puts/s, p50 ${put.p50Ms} ms, p99 ${put.p99Ms} ms`);
+      // One measured Put round and 2 s of replication lag per run (the grpc-js client part is not compared).
+      const out = await sh(`cd ${repoRoot} && TMPDIR=${tmp} BENCH_PUT_ROUNDS=1 BENCH_LAG_MS=2000 node node/bench.ts`);
+      const parsed = JSON.parse(out.trim().split('\n').at(-1)!) as { put: Omit<Side, 'lagP50Ms' | 'lagP99Ms'>; replicationLag: { p50Ms: number; p99Ms: number } };
+      const put = parsed.put;
+      results[side].push({ opsPerS: put.opsPerS, p50Ms: put.p50Ms, p99Ms: put.p99Ms, errors: put.errors, lagP50Ms: parsed.replicationLag.p50Ms, lagP99Ms: parsed.replicationLag.p99Ms });
+      console.error(`round ${r + 1} ${side}: ${Math.round(put.opsPerS)} Puts/s, p50 ${put.p50Ms} ms, p99 ${put.p99Ms} ms; lag p50 ${parsed.replicationLag.p50Ms} ms, p99 ${parsed.replicationLag.p99Ms} ms`);
     }
   }
   const median = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
-  const summary = (side: Side[]) => ({ opsPerS: Math.round(median(side.map((s) => s.opsPerS))), p50Ms: median(side.map((s) => s.p50Ms)), p99Ms: median(side.map((s) => s.p99Ms)) });
+  const summary = (side: Side[]) => ({
+    opsPerS: Math.round(median(side.map((s) => s.opsPerS))),
+    p50Ms: median(side.map((s) => s.p50Ms)),
+    p99Ms: median(side.map((s) => s.p99Ms)),
+    lagP50Ms: median(side.map((s) => s.lagP50Ms)),
+    lagP99Ms: median(side.map((s) => s.lagP99Ms)),
+  });
   const plain = summary(results.plain);
   const layer = summary(results.layer);
   console.log(
@@ -66,6 +76,7 @@ try {
       bench: 'disk-layer',
       rounds,
       median: { plain, layer, p99AddedMs: Math.round((layer.p99Ms - plain.p99Ms) * 1000) / 1000 },
+      machine: { loadavg1m: (await import('node:os')).loadavg()[0] },
       results,
     }),
   );
