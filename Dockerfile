@@ -1,15 +1,25 @@
 # The faultline node image: the bundled store-and-mesh service (dist/node.mjs, made by `npm run build`)
 # on Debian bookworm with Node 24, plus the tools the nemeses exec inside the container: iptables and
-# iproute2 (partitions), libfaketime (clock skew) and procps (ps, kill). The harness builds it with
+# iproute2 (partitions), libfaketime (clock skew), procps (ps, kill) and fuse3 (the disk layer). The harness builds it with
 # harness/image.ts; BASE_IMAGE is the official node:24-bookworm-slim where it can be pulled, else the
 # offline equivalent made by harness/docker/build-base.sh, which already contains those tools.
 ARG BASE_IMAGE=node:24-bookworm-slim
+
+# The disk layer of the `disk` fault package (harness/docker/diskfs.c), compiled against libfuse3 in its
+# own stage so the compiler stays out of the node image; only the binary and the runtime library ship.
+FROM ${BASE_IMAGE} AS diskfs
+RUN set -eu; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev libfuse3-dev pkg-config
+COPY harness/docker/diskfs.c /src/diskfs.c
+RUN gcc -O2 -Wall -Wextra -Werror -o /faultline-diskfs /src/diskfs.c $(pkg-config --cflags --libs fuse3) -lpthread
+
 FROM ${BASE_IMAGE}
 
 # Install only what is missing, so the offline base (which has everything) needs no network here.
 # The libfaketime path depends on the architecture; a fixed symlink lets the entrypoint stay simple.
 RUN set -eu; \
-    pkgs="iptables iproute2 libfaketime procps"; \
+    pkgs="iptables iproute2 libfaketime procps fuse3"; \
     if ! dpkg -s $pkgs >/dev/null 2>&1; then \
       apt-get update; \
       DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs; \
@@ -20,6 +30,7 @@ RUN set -eu; \
     ln -sf "$lib" /usr/local/lib/faultline/libfaketime.so.1; \
     node --version
 
+COPY --from=diskfs /faultline-diskfs /usr/local/bin/faultline-diskfs
 COPY harness/docker/entrypoint.sh /usr/local/bin/faultline-entrypoint
 COPY dist/node.mjs /opt/faultline/node.mjs
 

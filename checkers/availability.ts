@@ -3,8 +3,8 @@
 // op whose node was up and not paused from the op's invoke to its completion must succeed; the share of
 // such ops that did (ok / judged) must reach `minAvailability` on every node.
 //
-// A node is down from the invocation of a `start-kill` or `start-pause` that names it (`invokedAt`) to
-// the completion of the `stop-kill` or `stop-pause` (or the final heal) that brings it back, plus
+// A node is down from the invocation of a `start-kill`, `start-pause` or `start-disk` (all but the slow
+// disk) that names it (`invokedAt`) to the completion of the `stop-kill`, `stop-pause` or `stop-disk` (or the final heal) that brings it back, plus
 // `graceMs` for clients to reconnect. Ops outside those spans count; every other fault (partition, clock
 // skew, packet loss and bandwidth limits between peers) must not stop a node from answering.
 import type { History } from '../harness/history.ts';
@@ -25,7 +25,14 @@ export interface AvailabilityResult extends CheckResult {
 /** The default threshold: the correct service answers all but a few ops (see the README's measurement). */
 export const DEFAULT_MIN_AVAILABILITY = 0.95;
 
-const DOWN: Record<string, string> = { 'start-kill': 'stop-kill', 'start-pause': 'stop-pause' };
+const DOWN: Record<string, string> = { 'start-kill': 'stop-kill', 'start-pause': 'stop-pause', 'start-disk': 'stop-disk' };
+const STARTS = Object.fromEntries(Object.entries(DOWN).map(([start, stop]) => [stop, start]));
+/**
+ * A disk fault stops its nodes from answering writes (a power loss stops them altogether; a full or
+ * failing disk makes them refuse writes), except the slow disk, under which every op must still be
+ * answered (its delay is well under the clients' deadline).
+ */
+const downs = (op: { readonly f: string; readonly value?: unknown }) => op.f in DOWN && !(op.f === 'start-disk' && (op.value as { fault?: unknown } | undefined)?.fault === 'slow');
 
 export const availability = (history: History, ctx: CheckContext): AvailabilityResult => {
   const min = typeof ctx.minAvailability === 'number' ? ctx.minAvailability : DEFAULT_MIN_AVAILABILITY;
@@ -50,12 +57,11 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
     if (op.process !== 'nemesis') continue;
     const v = (op.value ?? {}) as { nodes?: unknown; invokedAt?: unknown };
     const nodes = Array.isArray(v.nodes) ? (v.nodes as string[]) : [];
-    if (op.f in DOWN) {
+    if (downs(op)) {
       const from = typeof v.invokedAt === 'number' ? v.invokedAt : op.time - 30e9;
       for (const n of nodes) if (!open.has(`${op.f}\u0000${n}`)) open.set(`${op.f}\u0000${n}`, from);
-    } else if (op.f === 'stop-kill' || op.f === 'stop-pause') {
-      const start = op.f === 'stop-kill' ? 'start-kill' : 'start-pause';
-      for (const n of nodes) close(`${start}\u0000${n}`, op.time);
+    } else if (op.f in STARTS) {
+      for (const n of nodes) close(`${STARTS[op.f]}\u0000${n}`, op.time);
     } else if (op.f === 'heal') {
       for (const key of [...open.keys()]) close(key, op.time);
     }

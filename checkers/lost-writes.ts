@@ -7,7 +7,9 @@
 //   - survived:    F holds W's value with W's timestamp.
 //   - lost-update: the same process had read V (value and ts) of (e, c) on its node before invoking W, and
 //                  F holds exactly V: W lost to its own causal past, whatever V's timestamp (a greater one
-//                  only shows that the node's clock did not move past what it had read).
+//                  only shows that the node's clock did not move past what it had read). For a request
+//                  sent again (a retry, or the re-send of an acknowledged op: same request id), the read
+//                  is the one before its first attempt: a later read is not in the write's causal past.
 //   - superseded:  otherwise, F.ts > t, or another acknowledged write of (e, c) carries a greater
 //                  timestamp than t (then W is explained and that write is judged on its own). Allowed.
 //   - lost:        nothing explains W's absence. An info or unacknowledged write cannot explain it either,
@@ -63,6 +65,8 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
   const { completion } = pairing(history);
   const keys = new PairMap<KeyState>();
   const anomalies = new AnomalyList();
+  // The process's last read of the key before each request id's first attempt (see lost-update).
+  const readBeforeFirst = new Map<string, LastRead | undefined>();
 
   for (let i = 0; i < history.length; i++) {
     const op = history[i];
@@ -76,10 +80,16 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
       let ks = keys.get(v.entity, v.component);
       if (!ks) keys.set(v.entity, v.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedTs: '' }));
       if (!ks.values.has(v.value)) ks.values.set(v.value, i);
+      // Taken at every attempt, also one that did not succeed, so a later attempt finds its first.
+      const rid = (v as { requestId?: unknown }).requestId;
+      let prior = ks.lastRead.get(op.process);
+      if (typeof rid === 'string' && rid !== '') {
+        if (readBeforeFirst.has(rid)) prior = readBeforeFirst.get(rid);
+        else readBeforeFirst.set(rid, prior);
+      }
       if (c < 0 || history[c].type !== 'ok') continue;
       const ts = valueOf<WriteValue>(history[c]).ts;
       if (typeof ts !== 'string') continue;
-      const prior = ks.lastRead.get(op.process);
       ks.acked.push({
         invokePos: i,
         pos: c,

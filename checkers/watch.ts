@@ -140,7 +140,7 @@ const PAUSES = new Set(['start-pause']);
  * entropy repairs them). Measured: writes 1.3 s after a restart of two nodes had a 95th percentile lag of
  * 290 ms. So the calm window after such a fault starts 5 s after it ended.
  */
-const PROCESS_FAULTS = new Set(['kill', 'pause']);
+const PROCESS_FAULTS = new Set(['kill', 'pause', 'disk']);
 const NO_EVENTS: readonly Event[] = [];
 const PROCESS_SETTLE_NS = 5e9;
 /** The writes whose replication lag is judged. */

@@ -38,6 +38,14 @@ export function faultSpans<E extends { readonly f: string }>(events: Iterable<E>
   return spans;
 }
 
+/**
+ * Whether a nemesis op kills its nodes: `start-kill`, and the disk package's power loss (`start-disk`
+ * with fault lose-unsynced, which also throws away what was not synced).
+ */
+export function isKillOp(op: { readonly f: string; readonly value?: unknown }): boolean {
+  return op.f === 'start-kill' || (op.f === 'start-disk' && (op.value as { fault?: unknown } | undefined)?.fault === 'lose-unsynced');
+}
+
 /** When each node may have been killed: the span of every kill op that named it. */
 export interface KillWindows {
   /** Kill ops seen. */
@@ -67,7 +75,7 @@ function computeKillWindows(history: NemesisLike): KillWindows {
   const spans = new Map<string, { from: number; to: number; index: number }[]>();
   let count = 0;
   for (const op of history) {
-    if (op.process !== 'nemesis' || op.f !== 'start-kill') continue;
+    if (op.process !== 'nemesis' || !isKillOp(op)) continue;
     const v = (op.value ?? {}) as { nodes?: unknown; invokedAt?: unknown };
     if (!Array.isArray(v.nodes)) continue;
     count++;

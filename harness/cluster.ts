@@ -15,7 +15,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import pRetry, { AbortError } from 'p-retry';
-import type { ClusterControl, ExecResult, NodeBackEvent, NodeBackListener, NodeBackReport, NodeState } from '../nemesis/types.ts';
+import type { ClusterControl, ContainerNeeds, ExecResult, NodeBackEvent, NodeBackListener, NodeBackReport, NodeState } from '../nemesis/types.ts';
 import { connectDocker, errorText } from './image.ts';
 import type { Options } from './options.ts';
 import type { System } from './system.ts';
@@ -41,6 +41,8 @@ export interface ClusterOptions {
   readonly docker?: Docker;
   /** The cluster is meant to outlive the harness (--leave-running): later runs must not sweep it away. @default false */
   readonly keep?: boolean;
+  /** Devices, capabilities and environment the run's fault packages need in every node (nemesis/index.ts containerNeeds). @default none */
+  readonly needs?: ContainerNeeds;
 }
 
 export interface ClusterNode {
@@ -600,7 +602,8 @@ function containerSpec(
 ): Docker.ContainerCreateOptions {
   const settings = { options: (options.options ?? {}) as Options, secret: meshSecret };
   const cmd = options.system.command(name, names, settings);
-  const env = options.system.env?.(name, names, settings) ?? {};
+  const env = { ...(options.system.env?.(name, names, settings) ?? {}), ...(options.needs?.env ?? {}) };
+  const devices = options.needs?.devices ?? [];
   return {
     name: containerName,
     Image: options.image,
@@ -609,7 +612,9 @@ function containerSpec(
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: { ...labels, [labelNode]: name },
     HostConfig: {
-      CapAdd: ['NET_ADMIN'],
+      CapAdd: ['NET_ADMIN', ...(options.needs?.capAdd ?? [])],
+      // Only for fault packages that need one (the disk layer: /dev/fuse).
+      ...(devices.length > 0 ? { Devices: devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rwm' })) } : {}),
       // Docker's init (tini) as PID 1: forwards SIGTERM to the service, reaps, and dies on SIGKILL.
       Init: true,
       NetworkMode: networkName,

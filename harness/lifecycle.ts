@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { compose, mergeResults, type CheckResult, type Validity } from '../checkers/types.ts';
-import { resolveNemeses } from '../nemesis/index.ts';
+import { containerNeeds, resolveNemeses } from '../nemesis/index.ts';
 import { autoIntervalS } from '../nemesis/schedule.ts';
 import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
@@ -128,12 +128,13 @@ export async function runTest(system: System, options: Options, signal: AbortSig
       onProgress: log,
       system,
       keep: options.leaveRunning,
+      needs: containerNeeds(options.nemesis),
     });
     const clusterDone = new AbortController();
     hooks.onCluster?.(cluster, clusterDone.signal);
     signal.addEventListener('abort', () => clusterDone.abort(), { once: true });
     stopSampling = () => clusterDone.abort();
-    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets, shapes: options.partitionShapes }, (skipped) =>
+    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets, shapes: options.partitionShapes, diskFaults: options.diskFaults, diskDelayMs: options.diskDelayMs }, (skipped) =>
       log(`nemesis: skipping ${skipped.name}: ${skipped.reason}`),
     );
     nemesisNamed = packages.map((p) => p.name);

@@ -7,6 +7,8 @@ import { shapeNames, type ShapeName } from '../nemesis/grudge.ts';
 import { targetKinds, type TargetKind } from '../nemesis/schedule.ts';
 import type { System } from './system.ts';
 import { DEFAULT_SYSTEM, SYSTEMS, systemNamed } from './systems/index.ts';
+// The disk faults are owned by their package (nemesis/disk.ts).
+import { DISK_FAULTS, DEFAULT_DISK_DELAY_MS, type DiskFault } from '../nemesis/disk.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -37,6 +39,8 @@ export interface Options {
   readonly nemesisIntervalS: number | undefined;
   readonly nemesisTargets: readonly TargetKind[];
   readonly partitionShapes: readonly PartitionShape[];
+  readonly diskFaults: readonly DiskFault[];
+  readonly diskDelayMs: number;
   readonly timeLimitS: number;
   readonly rate: number;
   readonly concurrency: number;
@@ -205,6 +209,16 @@ export const OPTION_TABLE: readonly Spec[] = [
     description: 'comma list of partition shapes the partition fault draws from',
     parse: listOf('partition-shapes', PARTITION_SHAPES),
   },
+  {
+    flag: 'disk-faults',
+    key: 'diskFaults',
+    kind: 'string',
+    unit: 'faults',
+    default: DISK_FAULTS.join(','),
+    description: 'comma list of faults the disk package draws from (lose-unsynced: power loss of unsynced writes; full: ENOSPC; eio-write, eio-fsync: EIO; slow: fsync delayed by --disk-delay-ms)',
+    parse: listOf('disk-faults', DISK_FAULTS),
+  },
+  { flag: 'disk-delay-ms', key: 'diskDelayMs', kind: 'int', unit: 'ms', default: String(DEFAULT_DISK_DELAY_MS), description: "the disk package's slow fault: how long every fsync waits", parse: intIn('disk-delay-ms', 1, 60_000) },
   { flag: 'time-limit', key: 'timeLimitS', kind: 'number', unit: 's', default: '30', description: 'how long clients run before faults are healed', parse: numberIn('time-limit', 0, 86_400, true) },
   { flag: 'rate', key: 'rate', kind: 'number', unit: 'ops/s', default: '200', description: 'target client ops per second over all processes; 0 = as fast as possible', parse: numberIn('rate', 0, 1_000_000) },
   { flag: 'concurrency', key: 'concurrency', kind: 'string', unit: 'processes', default: '2n', description: 'client processes, each bound to one node; Kn means K per node', parse: concurrency },

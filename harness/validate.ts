@@ -60,11 +60,22 @@ export const MATRIX: readonly MatrixRow[] = [
   // Writes refused without a connected majority: the minority side of a split stops answering.
   { bug: 'quorum-writes', args: ['--nemesis', 'partition', '--nemesis-interval', '4', '--partition-shapes', 'halves,isolate,majority-minority,complete'], owner: 'availability', ci: true },
   { bug: 'no-relay', args: ['--nemesis', 'none'], owner: 'lag', ci: true },
+  // A log file whose name was never synced is gone after a power loss, with every acknowledged write in
+  // it (a process kill keeps it: the kernel still has the entry). As with ack-before-fsync, one node's
+  // loss is repaired from its peers, so every node loses power at once.
+  { bug: 'log-dirent-unsynced', args: ['--nemesis', 'disk', '--disk-faults', 'lose-unsynced', '--nemesis-interval', '3', '--nemesis-targets', 'all'], owner: 'lost-writes', ci: true },
   { args: ['--nemesis', 'partition', '--nemesis-interval', '4'], ci: true },
   { args: ['--nemesis', 'clock', '--nemesis-interval', '3'], ci: false },
   { args: ['--nemesis', 'kill', '--nemesis-interval', '4'], ci: true },
   { args: ['--nemesis', 'pause', '--nemesis-interval', '4'], ci: false },
   { args: ['--nemesis', 'packet', '--nemesis-interval', '4'], ci: false },
+  // Every disk fault on its own: the correct service acknowledges only synced writes, answers with errors
+  // while its disk is full or failing, and takes writes again once the fault is stopped.
+  { args: ['--nemesis', 'disk', '--disk-faults', 'lose-unsynced', '--nemesis-interval', '4'], ci: true },
+  { args: ['--nemesis', 'disk', '--disk-faults', 'full', '--nemesis-interval', '3'], ci: false },
+  { args: ['--nemesis', 'disk', '--disk-faults', 'eio-write', '--nemesis-interval', '3'], ci: false },
+  { args: ['--nemesis', 'disk', '--disk-faults', 'eio-fsync', '--nemesis-interval', '3'], ci: false },
+  { args: ['--nemesis', 'disk', '--disk-faults', 'slow', '--nemesis-interval', '3'], ci: false },
   // `all` takes the auto interval: a fixed 3 s fits no whole round of five packages in a 20 s run, and a
   // package that never ran makes the verdict unknown (the faults checker).
   { args: ['--workload', 'counter', '--nemesis', 'all'], ci: false },

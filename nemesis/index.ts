@@ -2,12 +2,13 @@
 // factories, and resolveNemeses (which validates names and expands `all` to what this machine and the
 // system under test support). Mixing packages and healing them is the interpreter's (harness/interpreter.ts:
 // rounds of a seeded permutation, heal in healOrder), in one place.
-import type { ClusterControl, FaultPackage, FaultPackageFactory, FaultPackageOptions } from './types.ts';
+import type { ClusterControl, ContainerNeeds, FaultPackage, FaultPackageFactory, FaultPackageOptions } from './types.ts';
 import { clockPackage } from './clock.ts';
 import { partitionPackage } from './partition.ts';
 import { killPackage } from './kill.ts';
 import { pausePackage } from './pause.ts';
 import { netemPackage, packetPackage } from './packet.ts';
+import { diskContainerNeeds, diskHostUnsupported, diskPackage } from './disk.ts';
 import type { FaultlinePackage } from './package.ts';
 
 /** Every fault package by name, as `--nemesis` spells it. */
@@ -18,11 +19,42 @@ export const faultPackages = {
   pause: pausePackage,
   packet: packetPackage,
   netem: netemPackage,
+  disk: diskPackage,
 } satisfies Record<string, (options: FaultPackageOptions) => FaultlinePackage>;
 
 export type FaultPackageName = keyof typeof faultPackages;
 
 export const faultPackageNames = Object.keys(faultPackages) as FaultPackageName[];
+
+/**
+ * What the packages' nemeses need in the node containers, by package name, with why the host cannot
+ * grant it (undefined: it can). Only packages listed here change how containers are created.
+ */
+const containerNeedsOf: Partial<Record<FaultPackageName, { readonly needs: ContainerNeeds; readonly hostUnsupported: () => string | undefined }>> = {
+  disk: { needs: diskContainerNeeds, hostUnsupported: diskHostUnsupported },
+};
+
+/**
+ * What the node containers of a run with these `--nemesis` names need (Cluster.start grants exactly
+ * that): the union over the named packages; for `all`, over those the host can run (the others are then
+ * skipped by resolveNemeses, which says why). A named package the host cannot run is left out here and
+ * refused with its reason by resolveNemeses.
+ */
+export function containerNeeds(names: readonly string[] | 'all' | 'none'): ContainerNeeds {
+  const list = typeof names === 'string' ? [names] : [...names];
+  const wanted = list.includes('all') ? faultPackageNames : (list.filter((n) => n in faultPackages) as FaultPackageName[]);
+  const devices = new Set<string>();
+  const capAdd = new Set<string>();
+  const env: Record<string, string> = {};
+  for (const name of wanted) {
+    const entry = containerNeedsOf[name];
+    if (!entry || entry.hostUnsupported() !== undefined) continue;
+    for (const d of entry.needs.devices) devices.add(d);
+    for (const c of entry.needs.capAdd) capAdd.add(c);
+    Object.assign(env, entry.needs.env);
+  }
+  return { devices: [...devices], capAdd: [...capAdd], env };
+}
 
 /** A package this machine cannot run, and why. */
 export interface SkippedPackage {

@@ -111,6 +111,17 @@ export interface FaultPackageOptions {
   readonly targets?: readonly TargetKind[];
   /** Partition shapes to draw from (--partition-shapes; see nemesis/grudge.ts). @default every shape */
   readonly shapes?: readonly ShapeName[];
+  /** Disk faults to draw from (--disk-faults; see nemesis/disk.ts). @default every fault */
+  readonly diskFaults?: readonly ('lose-unsynced' | 'full' | 'eio-write' | 'eio-fsync' | 'slow')[];
+  /** The slow disk fault's fsync delay (--disk-delay-ms). @default 100 */
+  readonly diskDelayMs?: number;
+}
+
+/** What a fault package needs in every node container (devices, capabilities, environment), granted only to runs that name it. */
+export interface ContainerNeeds {
+  readonly devices: readonly string[];
+  readonly capAdd: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
 }
 
 export interface FaultPackage {

@@ -1,6 +1,6 @@
 // The planted bugs (`--bug NAME`): each deliberately breaks exactly one guarantee so the harness can
 // prove its checkers catch that class of bug. The code paths that implement them are marked with
-// `bug(...)` checks in node.ts, wal.ts (deferred mode), merge.ts (maxAsLww, tombstoneLoses) and mesh.ts.
+// `bug(...)` checks in node.ts, wal.ts (deferred mode, skipLogDirSync), merge.ts (maxAsLww, tombstoneLoses) and mesh.ts.
 
 export const BUGS = {
   'no-anti-entropy': 'anti-entropy never runs, so replicas stay diverged after relays were lost in a partition',
@@ -16,6 +16,8 @@ export const BUGS = {
   'watch-skip-repair': 'changes applied by anti-entropy repairs are not published to watchers',
   'quorum-writes': 'writes are refused (UNAVAILABLE) while the node is connected to fewer than a majority of the cluster, which breaks the AP promise',
   'no-relay': 'writes are never relayed; peers learn them only from anti-entropy rounds',
+  'log-dirent-unsynced':
+    "a new log generation's directory entry is never synced before writes are acknowledged in it (its data is fdatasync'ed, its name is not), so a power loss takes the whole file; a process kill does not",
 } as const;
 
 export type BugName = keyof typeof BUGS;

@@ -10,7 +10,7 @@ import { status } from '@grpc/grpc-js';
 import { HybridClock, HlcOverflowError, formatHlc, parseHlc } from './hlc.ts';
 import { counterValue, type ComponentState, type Kind, type Share } from './merge.ts';
 import { Replica, type KeyWrite } from './replica.ts';
-import { LogRecordError, Wal, type Durable } from './wal.ts';
+import { LogRecordError, LogUnavailableError, Wal, type Durable } from './wal.ts';
 import { WatchHub } from './watch.ts';
 import { RpcError, quote } from './validate.ts';
 import type { NodeConfig } from './config.ts';
@@ -196,7 +196,20 @@ export class StoreNode {
     const node = new StoreNode(config, log);
     const began = performance.now();
     const { wal, replay } = await Wal.open(
-      { dir: config.dataDir, mode: config.bug === 'ack-before-fsync' ? 'deferred' : 'sync', onFatal, salvage: config.salvageLog },
+      {
+        dir: config.dataDir,
+        mode: config.bug === 'ack-before-fsync' ? 'deferred' : 'sync',
+        onFatal,
+        salvage: config.salvageLog,
+        skipLogDirSync: config.bug === 'log-dirent-unsynced',
+        // A full or failing disk: refuse writes with a clear error and start a fresh generation once the
+        // disk takes writes again (wal.ts recover()), instead of exiting and leaving the node down.
+        recovery: {
+          snapshot: () => node.snapshotRecords(),
+          onFailed: (error) => log.error(`${error.message}; writes are refused (FAILED_PRECONDITION; writes in flight: ABORTED, outcome unknown) until the log recovers into a fresh generation`),
+          onRecovered: ({ gen, failedMs, attempts }) => log.warn(`the log recovered into generation ${gen} after ${failedMs} ms (${attempts} attempts); writes are taken again`),
+        },
+      },
       (r) => node.replayRecord(checkLogRecord(r)),
     );
     for (const s of replay.salvaged) {
@@ -363,6 +376,7 @@ export class StoreNode {
         try {
           if (error) {
             if (entry && this.requests.get(rid) === entry) this.requests.delete(rid);
+            if (error instanceof LogUnavailableError) error = new RpcError(error.definite ? status.FAILED_PRECONDITION : status.ABORTED, error.message);
           } else {
             // The record is on disk: a retry must get this reply even if applying below fails.
             if (entry) entry.durable = true;

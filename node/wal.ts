@@ -131,6 +131,20 @@ export class LogDamagedError extends Error {
   }
 }
 
+/**
+ * The log cannot take writes now: `definite` when the record was refused before anything was written
+ * (the log had already failed and is recovering), otherwise its group failed after it may have reached
+ * the disk, so whether it is durable is unknown.
+ */
+export class LogUnavailableError extends Error {
+  readonly definite: boolean;
+  constructor(message: string, definite: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'LogUnavailableError';
+    this.definite = definite;
+  }
+}
+
 /** The data dir cannot be used (not a directory, no permission): bad configuration, not damage. */
 export class DataDirError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -156,8 +170,26 @@ export interface WalOptions {
   readonly mode: WalMode;
   /** @default 2000 */
   readonly deferredFlushMs?: number;
-  /** Called once when a write or fsync fails; the node must stop rather than acknowledge more writes. */
+  /**
+   * Called once when a write or fsync fails and there is no `recovery`: the node must stop rather than
+   * acknowledge more writes.
+   */
   readonly onFatal: (error: Error) => void;
+  /**
+   * Recover from a failed write or fsync in place instead of stopping (see recover()): the log refuses
+   * appends until a fresh generation, started from `snapshot()` (the state, which holds only what was
+   * durable), is durable. The planted bug `log-dirent-unsynced` acts here too.
+   */
+  readonly recovery?: {
+    readonly snapshot: () => Iterable<unknown>;
+    readonly onFailed: (error: Error) => void;
+    readonly onRecovered: (info: { readonly gen: number; readonly failedMs: number; readonly attempts: number }) => void;
+    /** Between recovery attempts. @default 250 */
+    readonly retryMs?: number;
+  };
+  /** Planted bug `log-dirent-unsynced`: a new log generation's directory entry is never synced before writes are acknowledged in it. @default false */
+  readonly skipLogDirSync?: boolean;
+
   /** Replay a log or snapshot damaged before its tail by dropping only the damaged bytes (see the module comment). @default false */
   readonly salvage?: boolean;
 }
@@ -353,7 +385,8 @@ export class Wal {
     }
     for (const name of readdirSync(dir)) if (name.endsWith('.tmp')) rmSync(join(dir, name), { force: true });
     const fh = await open(join(dir, fileName('log', lastGen)), 'a');
-    fsyncDir(dir);
+    // Writes are acknowledged in this file from now on, so its name must be durable first.
+    if (!options.skipLogDirSync) fsyncDir(dir);
     const wal = new Wal(options, fh, lastGen, lastBytes);
     return { wal, replay: { records, snapshotGen, logs: logs.length, discardedBytes, salvaged } };
   }
@@ -373,7 +406,7 @@ export class Wal {
    * or with the error if it never will be. The hot path of every client write: no promise per record.
    */
   appendThen(record: unknown, done: Durable): void {
-    if (this.failed) return done(this.failed);
+    if (this.failed) return done(this.refused());
     if (this.closed) return done(new Error('the log is closed (node shutting down)'));
     this.pending.push(JSON.stringify(record));
     if (this.options.mode === 'deferred') return done();
@@ -457,14 +490,128 @@ export class Wal {
     });
   }
 
+  /**
+   * After a failed write or fsync nothing written since the last good sync can be trusted: Linux marks
+   * the pages of a failed writeback clean (a retried fsync then succeeds without writing them), and a
+   * failed write may have written part of a frame. So the groups in flight fail (their outcome is
+   * unknown: the data may or may not be on the disk), the log refuses appends, and, with `recovery`,
+   * recover() retries until a fresh generation holds the state; without it the node must stop (onFatal).
+   * Retrying the fsync and acknowledging would be the fsyncgate bug: the data a failed fsync dropped is
+   * then lost at the next crash, and the later synced frames leave a hole that replay refuses.
+   */
   private fail(error: Error, waiters: Durable[]): void {
-    // After a failed write or fsync the page cache may have dropped our data; nothing more can be promised.
     if (!this.failed) {
-      this.failed = new Error(`write/fdatasync of the log in ${this.options.dir} failed: ${error.message}`, { cause: error });
-      this.options.onFatal(this.failed);
+      this.failed = new LogUnavailableError(`write/fdatasync of the log in ${this.options.dir} failed: ${error.message}`, false, { cause: error });
+      this.failedAt = performance.now();
+      // Records not yet written are refused with the rest: none of them is acknowledged.
+      this.pending = [];
+      if (this.options.recovery) {
+        this.options.recovery.onFailed(this.failed);
+        this.scheduleRecovery();
+      } else {
+        this.options.onFatal(this.failed);
+      }
     }
     for (const done of waiters) done(this.failed);
     for (const done of this.waiters.splice(0)) done(this.failed);
+  }
+
+  private refused(): LogUnavailableError {
+    return new LogUnavailableError(`the log refuses writes until it recovers (${this.failed!.message})`, true, { cause: this.failed });
+  }
+
+  private failedAt = 0;
+  private recoveryAttempts = 0;
+  private recoveryTimer: NodeJS.Timeout | undefined;
+
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer || this.closed) return;
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = undefined;
+      this.recover().catch(() => this.scheduleRecovery());
+    }, this.options.recovery?.retryMs ?? 250);
+    this.recoveryTimer.unref();
+  }
+
+  /**
+   * One attempt to recover from a failed write or fsync: once no sync is in flight, start log generation
+   * gen + 1 (its name made durable), write the whole state into snapshot gen + 1 (synced, renamed, the
+   * rename made durable), and only then switch to it and remove the older files. The state holds only
+   * what was durable (a write is applied once its record is synced), so nothing acknowledged is lost and
+   * nothing from a failed group comes back; a record of a failed group that did reach the disk is
+   * dropped with the old files, which its client, told the outcome is unknown, must allow. An attempt
+   * that fails (the disk is still full or failing) leaves everything as it was and is retried.
+   */
+  private async recover(): Promise<void> {
+    if (!this.failed || this.closed) return;
+    if (this.inflight > 0 || this.compacting) return this.scheduleRecovery();
+    this.recoveryAttempts += 1;
+    this.compacting = true;
+    const dir = this.options.dir;
+    const nextGen = this.gen + 1;
+    let fresh: FileHandle | undefined;
+    try {
+      fresh = await open(join(dir, fileName('log', nextGen)), 'a');
+      if (!this.options.skipLogDirSync) fsyncDir(dir);
+      await this.writeSnapshot(nextGen, [...this.options.recovery!.snapshot()]);
+      const old = this.fh;
+      this.fh = fresh;
+      fresh = undefined;
+      this.gen = nextGen;
+      this.logBytes = 0;
+      await old.close().catch(() => {});
+      this.removeOlder(nextGen);
+      const failedMs = Math.round(performance.now() - this.failedAt);
+      const attempts = this.recoveryAttempts;
+      this.failed = undefined;
+      this.recoveryAttempts = 0;
+      this.options.recovery!.onRecovered({ gen: nextGen, failedMs, attempts });
+    } catch {
+      await fresh?.close().catch(() => {});
+      rmSync(join(dir, `${fileName('snapshot', nextGen)}.tmp`), { force: true });
+      this.scheduleRecovery();
+    } finally {
+      this.compacting = false;
+    }
+    this.kick();
+  }
+
+  private async writeSnapshot(gen: number, records: readonly unknown[]): Promise<void> {
+    const tmp = join(this.options.dir, `${fileName('snapshot', gen)}.tmp`);
+    const out = await open(tmp, 'w');
+    try {
+      // Framed in batches of about 1 MB of JSON, each into one buffer (as a commit group is).
+      let batch: string[] = [];
+      let chars = 0;
+      for (const r of records) {
+        const payload = JSON.stringify(r);
+        batch.push(payload);
+        chars += payload.length;
+        if (chars > 1 << 20) {
+          await out.write(encodeFrames(batch));
+          batch = [];
+          chars = 0;
+        }
+      }
+      if (batch.length > 0) await out.write(encodeFrames(batch));
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    renameSync(tmp, join(this.options.dir, fileName('snapshot', gen)));
+    fsyncDir(this.options.dir);
+  }
+
+  private removeOlder(gen: number): void {
+    for (const name of readdirSync(this.options.dir)) {
+      const m = FILE_RE.exec(name);
+      if (m && Number(m[2]) < gen) rmSync(join(this.options.dir, name), { force: true });
+    }
+  }
+
+  /** Why the log refuses writes now, or undefined when it takes them. */
+  get failure(): Error | undefined {
+    return this.failed;
   }
 
   private whenIdle(): Promise<void> {
@@ -500,7 +647,7 @@ export class Wal {
         await this.whenIdle();
         const fresh = await open(join(this.options.dir, fileName('log', nextGen)), 'a');
         // Writes are acknowledged in the new file from now on, so its name must be durable first.
-        fsyncDir(this.options.dir);
+        if (!this.options.skipLogDirSync) fsyncDir(this.options.dir);
         const old = this.fh;
         this.fh = fresh;
         this.gen = nextGen;
@@ -513,33 +660,8 @@ export class Wal {
         switched();
         this.kick();
       }
-      const tmp = join(this.options.dir, `${fileName('snapshot', nextGen)}.tmp`);
-      const out = await open(tmp, 'w');
-      try {
-        // Framed in batches of about 1 MB of JSON, each into one buffer (as a commit group is).
-        let batch: string[] = [];
-        let chars = 0;
-        for (const r of records) {
-          const payload = JSON.stringify(r);
-          batch.push(payload);
-          chars += payload.length;
-          if (chars > 1 << 20) {
-            await out.write(encodeFrames(batch));
-            batch = [];
-            chars = 0;
-          }
-        }
-        if (batch.length > 0) await out.write(encodeFrames(batch));
-        await out.sync();
-      } finally {
-        await out.close();
-      }
-      renameSync(tmp, join(this.options.dir, fileName('snapshot', nextGen)));
-      fsyncDir(this.options.dir);
-      for (const name of readdirSync(this.options.dir)) {
-        const m = FILE_RE.exec(name);
-        if (m && Number(m[2]) < nextGen) rmSync(join(this.options.dir, name), { force: true });
-      }
+      await this.writeSnapshot(nextGen, records);
+      this.removeOlder(nextGen);
     } finally {
       this.compacting = false;
     }
@@ -550,6 +672,7 @@ export class Wal {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
     if (this.laterTimer) clearTimeout(this.laterTimer);
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
     await this.flush();
     this.closed = true;
     await this.fh.close();

@@ -55,6 +55,35 @@ describe('lost writes', () => {
     expect(r.lostUpdates).toBe(2);
   });
 
+  it('judges a re-sent request by the read before its first attempt, not by a later read (seen under a full disk)', () => {
+    // The session wrote W (ts 25), later read V (ts 30, another node's write), and then its re-send of W
+    // (same request id, answered as a duplicate with W's first reply) came; V is final. W was not in V's
+    // causal future, so this is superseded, not a lost update.
+    const b = new HistoryBuilder();
+    b.call(1, 'n2', 'write', w('w', 'r2'), 'ok', w('w', 'r2', hlc(25, 0, 'n2')));
+    b.call(0, 'n1', 'write', w('v', 'r1'), 'ok', w('v', 'r1', hlc(30, 0, 'n1')));
+    b.call(1, 'n2', 'read', { entity: 'e1', component: 'pos' }, 'ok', { entity: 'e1', component: 'pos', value: 'v', ts: hlc(30, 0, 'n1') });
+    b.call(1, 'n2', 'write', { ...w('w', 'r2'), attempt: 1 }, 'ok', { ...w('w', 'r2', hlc(25, 0, 'n2')), attempt: 1, duplicate: true });
+    const final = { e1: entity({ pos: ['v', hlc(30, 0, 'n1')] }) };
+    b.finalRound(0, { n1: final, n2: final });
+    const r = lostWrites(b.ops, ctx());
+    expect(r.anomalies).toEqual([]);
+    expect(r.valid).toBe(true);
+  });
+
+  it('still reports a lost update whose first attempt followed the read, when it is retried', () => {
+    const b = new HistoryBuilder();
+    b.call(0, 'n1', 'write', w('v', 'r1'), 'ok', w('v', 'r1', hlc(30, 0, 'n1')));
+    b.call(1, 'n2', 'read', { entity: 'e1', component: 'pos' }, 'ok', { entity: 'e1', component: 'pos', value: 'v', ts: hlc(30, 0, 'n1') });
+    b.call(1, 'n2', 'write', w('w', 'r2'), 'info');
+    b.call(2, 'n2', 'write', { ...w('w', 'r2'), attempt: 1 }, 'ok', { ...w('w', 'r2', hlc(25, 0, 'n2')), attempt: 1 });
+    const final = { e1: entity({ pos: ['v', hlc(30, 0, 'n1')] }) };
+    b.finalRound(0, { n1: final, n2: final });
+    const r = lostWrites(b.ops, ctx());
+    expect(r.valid).toBe(false);
+    expect(r.anomalies!.map((a) => a.type)).toEqual(['lost-update']);
+  });
+
   it('reports a final value and a read value that nobody wrote', () => {
     const b = new HistoryBuilder();
     const [, read] = b.call(0, 'n1', 'read', { entity: 'e1', component: 'pos' }, 'ok', { entity: 'e1', component: 'pos', value: 'ghost', ts: hlc(3) });

@@ -24,5 +24,29 @@ export FAKETIME_TIMESTAMP_FILE="$clock_file"
 export FAKETIME_NO_CACHE=1
 export FAKETIME_DONT_FAKE_MONOTONIC=1
 
+# The disk layer (the `disk` fault package): with FAULTLINE_DISK_LAYER=1 the data dir is a
+# faultline-diskfs mount whose durable bytes live in /var/lib/faultline/disk (harness/docker/diskfs.c).
+# It keeps everything not yet fsynced in its own memory, so when this container is killed (the layer
+# dies with the service) exactly what was never synced is gone, as after a power loss. Needs
+# /dev/fuse and CAP_SYS_ADMIN, which the harness grants only to runs that name the package.
+if [ "${FAULTLINE_DISK_LAYER:-0}" = "1" ]; then
+  data_dir="${FAULTLINE_DATA_DIR:-/data}"
+  socket=/run/faultline-diskfs.sock
+  mkdir -p "$data_dir" /var/lib/faultline/disk
+  rm -f "$socket"
+  faultline-diskfs mount /var/lib/faultline/disk "$data_dir" "$socket" &
+  i=0
+  until [ -S "$socket" ] && grep -q " $data_dir fuse.faultline " /proc/mounts; do
+    i=$((i + 1))
+    if [ "$i" -gt 200 ]; then
+      echo "faultline: the disk layer did not mount on $data_dir within 10 s (does the container have --device /dev/fuse and --cap-add SYS_ADMIN?)" >&2
+      exit 70
+    fi
+    sleep 0.05
+  done
+  # The service's working directory must be inside the mount, not the directory under it.
+  cd "$data_dir"
+fi
+
 # V8 flags: SERVICE_NODE_FLAGS in node/config.ts says why (node/test/config.test.ts keeps them equal).
 exec node --max-semi-space-size=16 /opt/faultline/node.mjs "$@"

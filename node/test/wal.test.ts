@@ -1,11 +1,13 @@
 // Tests of the append-only log (node/wal.ts) on a real temp directory with real fdatasync: framing and
-// CRC, torn tails, group commit, compaction and the deferred (ack-before-fsync) mode.
+// CRC, torn tails, group commit, compaction, the deferred (ack-before-fsync) mode, and recovery after a
+// failed write.
 import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LogDamagedError, Wal, decodeFrames, encodeFrame, encodeFrames } from '../wal.ts';
+import { open } from 'node:fs/promises';
+import { LogDamagedError, LogUnavailableError, Wal, decodeFrames, encodeFrame, encodeFrames } from '../wal.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -190,5 +192,56 @@ describe('Wal', () => {
     const again = await openWal(dir);
     expect(again.seen).toHaveLength(502);
     await again.wal.close();
+  });
+});
+
+describe('Wal after a failed write or fsync', () => {
+  it('fails the group in flight (outcome unknown), refuses later appends (definite), recovers into a fresh generation holding only the durable state', async () => {
+    const dir = tempDir();
+    const state: unknown[] = [];
+    const events: string[] = [];
+    const { wal } = await Wal.open(
+      {
+        dir,
+        mode: 'sync',
+        onFatal: (e) => events.push(`fatal ${e.message}`),
+        recovery: { snapshot: () => state, onFailed: (e) => events.push(`failed ${e.message}`), onRecovered: ({ gen }) => events.push(`recovered ${gen}`), retryMs: 20 },
+      },
+      () => {},
+    );
+    await wal.append({ i: 1 });
+    state.push({ i: 1 });
+    // The disk fails under the log: its file is swapped for a read-only handle, so the next write fails (EBADF).
+    const inner = wal as unknown as { fh: import('node:fs/promises').FileHandle };
+    await inner.fh.close();
+    inner.fh = await open(join(dir, 'log-00000001.dat'), 'r');
+    const inFlight = await wal.append({ i: 2 }).then(() => undefined, (e: unknown) => e);
+    expect(inFlight).toBeInstanceOf(LogUnavailableError);
+    expect((inFlight as LogUnavailableError).definite).toBe(false);
+    const refused = await wal.append({ i: 3 }).then(() => undefined, (e: unknown) => e);
+    // Refused at once, or taken after recovery if it already happened: never acknowledged while failed.
+    if (refused !== undefined) expect((refused as LogUnavailableError).definite).toBe(true);
+    for (let i = 0; i < 100 && !events.some((e) => e.startsWith('recovered')); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(events[0]).toMatch(/^failed write\/fdatasync of the log in .* failed: EBADF/);
+    expect(events).toContain('recovered 2');
+    expect(events.some((e) => e.startsWith('fatal'))).toBe(false);
+    await wal.append({ i: 4 });
+    await wal.close();
+    expect(readdirSync(dir).sort()).toEqual(['log-00000002.dat', 'snapshot-00000002.dat']);
+    const { seen } = await openWal(dir);
+    // The snapshot (the durable state) and what came after; the failed record never comes back.
+    expect(seen).toEqual(refused === undefined ? [{ i: 1 }, { i: 3 }, { i: 4 }] : [{ i: 1 }, { i: 4 }]);
+  });
+
+  it('without recovery, a failed write stops the node (onFatal)', async () => {
+    const dir = tempDir();
+    const fatal: string[] = [];
+    const { wal } = await Wal.open({ dir, mode: 'sync', onFatal: (e) => fatal.push(e.message) }, () => {});
+    const inner = wal as unknown as { fh: import('node:fs/promises').FileHandle };
+    await inner.fh.close();
+    inner.fh = await open(join(dir, 'log-00000001.dat'), 'r');
+    await expect(wal.append({ i: 1 })).rejects.toThrow(/EBADF/);
+    await inner.fh.close();
+    expect(fatal).toHaveLength(1);
   });
 });

@@ -80,6 +80,7 @@ export const etcd: System = {
   defaultWorkload: 'cas-register',
   checkers: () => ({ ...modelCheckers('cas-register'), api }),
   unsupportedFaults: {
+    disk: "the disk layer (faultline-diskfs) is built into the store-mesh node image, not into etcd's, so no disk fault could take effect",
     clock:
       'etcd is a Go program: Go reads the wall clock through the vDSO, which libfaketime cannot intercept ' +
       '(measured: under a +3600 s offset, `date` in the container moved an hour and etcd\'s own log timestamps did not), so no skew could take effect',

@@ -1,0 +1,88 @@
+// The disk package without Docker: which runs get the layer's privileges, its seeded schedule, the
+// layer's status line, and how the checkers read its ops (a power loss is a kill; a full or failing
+// disk is down for availability, a slow one is not).
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { availability } from '../../checkers/availability.ts';
+import { isKillOp, killWindows } from '../../checkers/windows.ts';
+import type { History } from '../../harness/history.ts';
+import { createRng } from '../../harness/rng.ts';
+import { DISK_FAULTS, diskPackage, parseLayerStatus } from '../disk.ts';
+import { containerNeeds } from '../index.ts';
+
+const nodes = ['n1', 'n2', 'n3'];
+
+describe('containerNeeds', () => {
+  it('grants /dev/fuse and SYS_ADMIN only to runs that name disk (or all, where the host has /dev/fuse)', () => {
+    const none = { devices: [], capAdd: [], env: {} };
+    expect(containerNeeds('none')).toEqual(none);
+    expect(containerNeeds(['partition', 'kill'])).toEqual(none);
+    const disk = existsSync('/dev/fuse') ? { devices: ['/dev/fuse'], capAdd: ['SYS_ADMIN'], env: { FAULTLINE_DISK_LAYER: '1' } } : none;
+    expect(containerNeeds(['partition', 'disk'])).toEqual(disk);
+    expect(containerNeeds('all')).toEqual(disk);
+  });
+});
+
+describe('the disk schedule', () => {
+  it('draws each start from --disk-faults, and each stop ends the fault it started', () => {
+    const ops = [];
+    const it_ = diskPackage({ nodes, diskFaults: ['full', 'slow'] }).ops(createRng(4));
+    for (let i = 0; i < 40; i++) ops.push(it_.next().value!);
+    for (let i = 0; i < ops.length; i += 2) {
+      expect(ops[i].f).toBe('start-disk');
+      expect(['full', 'slow']).toContain(ops[i].value.fault);
+      expect(ops[i + 1]).toEqual({ f: 'stop-disk', value: { fault: ops[i].value.fault, nodes: ops[i].value.nodes } });
+    }
+    expect(new Set(ops.map((o) => o.value.fault))).toEqual(new Set(['full', 'slow']));
+  });
+
+  it('refuses an empty fault list and names the faults', () => {
+    expect(() => diskPackage({ nodes, diskFaults: [] })).toThrow(`Expected at least one disk fault of: ${DISK_FAULTS.join(', ')}`);
+  });
+});
+
+describe('the layer status line', () => {
+  it('parses every key=number', () => {
+    expect(parseLayerStatus('ok enospc=1 eio_write=0 eio_fsync=0 delay_fsync_ms=100 delay_write_ms=0 dirty_bytes=42 fsyncs=7\n')).toEqual({
+      enospc: 1,
+      eio_write: 0,
+      eio_fsync: 0,
+      delay_fsync_ms: 100,
+      delay_write_ms: 0,
+      dirty_bytes: 42,
+      fsyncs: 7,
+    });
+  });
+});
+
+describe('checkers and disk ops', () => {
+  const nemesis = (index: number, time: number, f: string, fault: string) => ({ index, time, process: 'nemesis' as const, type: 'info' as const, f, value: { fault, nodes: ['n1'], invokedAt: time - 1e6 } });
+
+  it('counts a power loss as a kill of its nodes, and no other disk fault', () => {
+    expect(isKillOp({ f: 'start-disk', value: { fault: 'lose-unsynced' } })).toBe(true);
+    expect(isKillOp({ f: 'start-disk', value: { fault: 'full' } })).toBe(false);
+    expect(isKillOp({ f: 'start-kill', value: {} })).toBe(true);
+    const h = [nemesis(0, 5e9, 'start-disk', 'lose-unsynced'), nemesis(1, 9e9, 'stop-disk', 'lose-unsynced'), nemesis(2, 12e9, 'start-disk', 'full')];
+    const kills = killWindows(h);
+    expect(kills.count).toBe(1);
+    expect(kills.between('n1', 4e9, 6e9)).toBe(0);
+    expect(kills.between('n1', 11e9, 13e9)).toBeUndefined();
+  });
+
+  it('does not judge availability of a node while its disk is full, but does while it is slow', () => {
+    const ops = (fault: string): History => {
+      const h: unknown[] = [nemesis(0, 1e9, 'start-disk', fault)];
+      // Ten writes on n1 during the fault, all failed.
+      for (let i = 0; i < 10; i++) {
+        h.push({ index: h.length, time: 2e9 + i * 1e8, process: i, node: 'n1', type: 'invoke', f: 'write', value: { entity: 'e', component: 'c', value: `v${i}` } });
+        h.push({ index: h.length, time: 2e9 + i * 1e8 + 1e6, process: i, node: 'n1', type: 'fail', f: 'write', value: { entity: 'e', component: 'c', value: `v${i}` }, error: 'FAILED_PRECONDITION' });
+      }
+      h.push({ ...nemesis(h.length, 9e9, 'stop-disk', fault) });
+      return h as History;
+    };
+    expect(availability(ops('full'), { nodes, workload: 'lww' }).judged).toBe(0);
+    const slow = availability(ops('slow'), { nodes, workload: 'lww' });
+    expect(slow.judged).toBe(10);
+    expect(slow.valid).toBe(false);
+  });
+});
