@@ -17,6 +17,7 @@
 // Max-wins components ("write-max") are judged by the max-wins checker, not here.
 import type { FinalComponent, History, Process, ReadValue, WriteValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { opIndex } from './history-index.ts';
 import { AnomalyList, finalReads, finalVerdict, pairing, PairMap, valueOf, type FinalRead } from './util.ts';
 
 export interface LostWritesResult extends CheckResult {
@@ -64,7 +65,9 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
   const keys = new PairMap<KeyState>();
   const anomalies = new AnomalyList();
 
-  for (let i = 0; i < history.length; i++) {
+  const judgedOps = opIndex(history).select(['write', 'read'], ['invoke', 'ok']);
+  for (let p = 0; p < judgedOps.length; p++) {
+    const i = judgedOps[p];
     const op = history[i];
     const f = op.f;
     // Writes are taken at their invoke (a value exists from then on), reads at their ok completion: a

@@ -7,6 +7,7 @@
 // invoke falls in. Final reads, the harness's node "stats" ops and its watch streams are left out: they
 // are not client load (recovery is reported by the convergence checker). Times in the result are milliseconds since the run started.
 import { faultSpans } from './windows.ts';
+import { opIndex } from './history-index.ts';
 import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult } from './types.ts';
 import { FloatBuffer, isWorkloadOp, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
@@ -61,9 +62,9 @@ interface Window {
 
 /** Fault windows (ns) from the nemesis ops, merged where faults overlap. */
 export function faultWindows(history: History): Window[] {
-  let endTime = 0;
-  for (const op of history) endTime = Math.max(endTime, op.time);
-  const nemesisOps = history.filter((op) => op.process === 'nemesis' && op.type !== 'invoke');
+  const index = opIndex(history);
+  const endTime = index.endTime;
+  const nemesisOps = [...index.nemesis].map((i) => history[i]).filter((op) => op.type !== 'invoke');
   const windows: Window[] = faultSpans(nemesisOps).map((s) => ({ start: s.start.time, end: s.stop?.time ?? endTime, f: ['start-' + s.kind] }));
   windows.sort((a, b) => a.start - b.start);
   const merged: Window[] = [];
@@ -91,13 +92,15 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
     const windowOps = [0, 0];
     const windowOk = [0, 0];
     const counts: number[] = []; // bucket*3 + outcome
-    let durationNs = 0;
+    const index = opIndex(history);
+    const durationNs = index.endTime;
     let ops = 0;
     let okOps = 0;
     let w = 0;
-    for (let i = 0; i < history.length; i++) {
+    const invokes = index.workloadInvokes;
+    for (let p = 0; p < invokes.length; p++) {
+      const i = invokes[p];
       const op = history[i];
-      if (op.time > durationNs) durationNs = op.time;
       if (op.type !== 'invoke' || !isWorkloadOp(op)) continue;
       const c = completion[i];
       if (c < 0) continue;

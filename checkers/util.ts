@@ -2,55 +2,15 @@
 // reads, bounded anomaly lists and latency quantiles. Pairing and final reads are computed once per
 // history and cached in a WeakMap keyed by the history array, so composing six checkers over the same
 // million-op history costs one pass for these, not six. Everything here is pure apart from that cache.
-import type { FinalState, History, Op, Process } from '../harness/history.ts';
+import type { FinalState, History, Op } from '../harness/history.ts';
+import { opIndex, type Pairing } from './history-index.ts';
 import type { Anomaly, CheckContext } from './types.ts';
 
-/** Invoke/completion links by history position (the array index, which the contract makes equal to op.index). */
-export interface Pairing {
-  /** completion[i] = position of the completion of the invoke at i, or -1 (none yet, or i is not an invoke). */
-  readonly completion: Int32Array;
-  /** invocation[i] = position of the invoke completed by the op at i, or -1. */
-  readonly invocation: Int32Array;
-}
+export type { Pairing };
 
-const pairingCache = new WeakMap<History, Pairing>();
-
-/** Pairs every client invoke with its completion by process (nemesis ops are left unpaired). */
+/** Pairs every client invoke with its completion by process (nemesis ops are left unpaired); see history-index.ts. */
 export function pairing(history: History): Pairing {
-  // Histories are immutable by contract; the length check still keeps a caller who appends to the
-  // array between two checks from getting a stale pairing.
-  const cached = pairingCache.get(history);
-  if (cached && cached.completion.length === history.length) return cached;
-  const n = history.length;
-  const completion = new Int32Array(n).fill(-1);
-  const invocation = new Int32Array(n).fill(-1);
-  // Process numbers are small non-negative integers in practice: index an array by them, and fall back
-  // to a Map for anything else.
-  const dense: number[] = [];
-  const sparse = new Map<Process, number>();
-  for (let i = 0; i < n; i++) {
-    const op = history[i];
-    const p = op.process;
-    if (p === 'nemesis') continue;
-    const small = Number.isInteger(p) && p >= 0 && p < 1 << 20;
-    if (op.type === 'invoke') {
-      if (small) {
-        while (dense.length <= p) dense.push(-1);
-        dense[p] = i;
-      } else sparse.set(p, i);
-    } else {
-      const inv = small ? (p < dense.length ? dense[p] : -1) : (sparse.get(p) ?? -1);
-      if (inv >= 0) {
-        completion[inv] = i;
-        invocation[i] = inv;
-        if (small) dense[p] = -1;
-        else sparse.delete(p);
-      }
-    }
-  }
-  const result = { completion, invocation };
-  pairingCache.set(history, result);
-  return result;
+  return opIndex(history).pairing;
 }
 
 /** One node's answer to one round of final reads. */
@@ -91,7 +51,7 @@ export function finalReads(history: History, ctx: CheckContext): FinalReads {
 
   const rounds = new Map<number, Map<string, FinalRead>>();
   const seen = new Set<string>();
-  for (let i = 0; i < history.length; i++) {
+  for (const i of opIndex(history).select(['final-read'], ['ok'])) {
     const op = history[i];
     if (op.f !== 'final-read' || op.type !== 'ok' || op.node === undefined) continue;
     const value = op.value as { round?: number; state?: FinalState } | null;

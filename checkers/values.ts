@@ -14,6 +14,7 @@
 // (their values do not identify one write). With no observation to judge the result is `unknown`.
 import type { History } from '../harness/history.ts';
 import type { CheckResult, Checker } from './types.ts';
+import { opIndex } from './history-index.ts';
 import { AnomalyList, finalReads, keyIndex, pairing, valueOf } from './util.ts';
 
 interface Written {
@@ -43,7 +44,10 @@ export const values: Checker = (history: History, ctx): CheckResult => {
   const written = new Map<number, Map<string, Written>>();
   // HLC → what the acknowledged op stamped with it wrote.
   const stamped = new Map<string, Stamped>();
-  for (let i = 0; i < history.length; i++) {
+  const index = opIndex(history);
+  const mutations = index.select(['write-max', 'read-max', 'write', 'delete']);
+  for (let p = 0; p < mutations.length; p++) {
+    const i = mutations[p];
     const op = history[i];
     if (op.process === 'nemesis' || op.node === undefined) continue;
     const f = op.f;
@@ -142,7 +146,9 @@ export const values: Checker = (history: History, ctx): CheckResult => {
       w.tsOp = s.op;
     }
   }
-  for (let c = 0; c < history.length; c++) {
+  const observations = index.select(['read', 'write', 'watch-events'], ['ok']);
+  for (let p = 0; p < observations.length; p++) {
+    const c = observations[p];
     const op = history[c];
     if (op.type !== 'ok' || op.node === undefined || op.process === 'nemesis') continue;
     if (op.f === 'read') {

@@ -22,6 +22,7 @@ import type { FinalState, History, Op } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { AnomalyList, FloatBuffer, finalReads, keyIndex, nsToMs, pairing, quantiles, valueOf } from './util.ts';
 import { faultSpans, killWindows } from './windows.ts';
+import { opIndex } from './history-index.ts';
 
 /** [atNs, entity, component, value, ts, kind, deleted, droppedBefore], as recorded. */
 type Event = [number, string, string, string, string, string, boolean, number];
@@ -53,7 +54,9 @@ interface Stream {
 function streams(history: History): Stream[] {
   const byProcess = new Map<number | string, Stream>();
   const out: Stream[] = [];
-  for (let i = 0; i < history.length; i++) {
+  const positions = opIndex(history).select(['watch-open', 'watch-events', 'watch-close'], ['ok']);
+  for (let p = 0; p < positions.length; p++) {
+    const i = positions[p];
     const op = history[i];
     if (op.type !== 'ok' || !op.f.startsWith('watch-') || op.node === undefined) continue;
     const v = valueOf<{ stream: string; events: Event[]; reason: string }>(op);
@@ -98,7 +101,8 @@ function streamsOf(history: History): Stream[] {
 /** Each node's watcher drops from the end-of-run stats ops. */
 function watcherDrops(history: History): Map<string, number> {
   const out = new Map<string, number>();
-  for (const op of history) {
+  for (const i of opIndex(history).select(['stats'], ['ok'])) {
+    const op = history[i];
     if (op.f !== 'stats' || op.type !== 'ok' || op.node === undefined) continue;
     const d = (op.value as { watcherDrops?: unknown })?.watcherDrops;
     if (typeof d === 'number') out.set(op.node, d);
@@ -180,7 +184,7 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
   let events = 0;
   let complete = 0;
   let dropped = 0;
-  const paused = history.filter((op) => op.process === 'nemesis' && PAUSES.has(op.f));
+  const paused = [...opIndex(history).nemesis].map((i) => history[i]).filter((op) => PAUSES.has(op.f));
 
   for (const s of all) {
     events += s.events;
@@ -313,16 +317,17 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   const all = streamsOf(history);
   const anomalies = new AnomalyList();
   // Fault spans, from each op's invocation (when known) to its stop.
-  let endTime = 0;
-  for (const op of history) endTime = Math.max(endTime, op.time);
+  const index = opIndex(history);
+  const endTime = index.endTime;
+  const nemesisOps = [...index.nemesis].map((i) => history[i]);
   // A fault's span reaches `settleMs` past its stop (a restarted or resumed node longer, see below).
-  const spans = faultSpans(history.filter((op) => op.process === 'nemesis')).map((s) => {
+  const spans = faultSpans(nemesisOps).map((s) => {
     const inv = (s.start.value as { invokedAt?: unknown })?.invokedAt;
     const settle = PROCESS_FAULTS.has(s.kind) ? Math.max(settleNs, PROCESS_SETTLE_NS) : settleNs;
     return { from: typeof inv === 'number' ? inv : s.start.time - 30e9, to: (s.stop?.time ?? endTime) + settle };
   });
   // Heal and final reads end the judged part of the run: only writes before the heal are judged.
-  const heal = history.find((op) => op.process === 'nemesis' && op.f === 'heal');
+  const heal = nemesisOps.find((op) => op.f === 'heal');
   const workloadEnd = heal ? heal.time : endTime;
   // Spans merged and sorted, so that writes, which come in time order, are tested with a moving index.
   const merged: { from: number; to: number }[] = [];
@@ -343,7 +348,9 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   interface Judged { readonly op: Op; readonly component: string; readonly ts: string; readonly value: number; readonly max: boolean; readonly acked: number; judged: boolean }
   const keys = keyIndex(history);
   const groups: Judged[][] = [];
-  for (let c = 0; c < history.length; c++) {
+  const lagged = index.select([...LAGGED], ['ok']);
+  for (let p = 0; p < lagged.length; p++) {
+    const c = lagged[p];
     const op = history[c];
     if (op.type !== 'ok' || op.node === undefined || !LAGGED.has(op.f)) continue;
     const v = valueOf<{ ts: string; value: number; duplicate?: boolean }>(op);
