@@ -248,20 +248,99 @@ export function setComponent(element: number): string {
 }
 
 /**
- * Interned (entity, component) keys of a history, computed once per history: the key of every op that
- * names one (a set add or remove names the component of its element), and a way to intern more (the
- * keys of watch events), so that checkers index arrays by key id instead of looking strings up in maps
- * for every op and every event.
+ * Interned (entity, component) keys and HLC timestamps of a history, computed once per history: the key
+ * and timestamp of every op that names them (a set add or remove names the component of its element),
+ * the same for every event of every ok watch-events op, and a way to intern more keys. Checkers index
+ * arrays by these ids instead of looking strings up in maps for every op and every event, and compare
+ * timestamps as numbers (see HlcTable) instead of as strings.
  */
 export interface KeyIndex {
   /** opKey[i]: the key id of op i, or -1. */
   readonly opKey: Int32Array;
+  /** opTs[i]: the HLC id of op i's `value.ts` when that is a string, or -1. */
+  readonly opTs: Int32Array;
   readonly entity: string[];
   readonly component: string[];
   /** The id of a key, interned when new. */
   id(entity: string, component: string): number;
   /** The id of a key, or -1 when no op or event named it. */
   find(entity: string, component: string): number;
+  /** The key and HLC ids of the events of the ok watch-events op at position i (-1 where e[1], e[2] or e[4] is not a string). */
+  events(i: number): { readonly key: Int32Array; readonly ts: Int32Array } | undefined;
+  readonly hlc: HlcTable;
+}
+
+/**
+ * The distinct HLC strings of a history, each with an id, and an order number per id: order[a] < order[b]
+ * exactly when string a sorts before string b (the checkers' rule for which timestamp wins), equal only
+ * for the same string. A string comparison of two timestamps walks their long shared prefix; the
+ * numbers make it one comparison, and spare touching the strings at all.
+ */
+export interface HlcTable {
+  readonly str: readonly string[];
+  /** Order numbers by id (computed when first asked for, after every timestamp of the history was interned). */
+  order(): Float64Array;
+  /** The id of a timestamp string, or -1 when no op, event or final read carried it. */
+  find(ts: string): number;
+}
+
+/** A canonical HLC: 15 digits of wall-clock ms, ':', 5 digits of logical counter, ':', the node id. */
+function canonicalHlc(ts: string): boolean {
+  if (ts.length < 23 || ts.charCodeAt(15) !== 58 || ts.charCodeAt(21) !== 58) return false;
+  for (let j = 0; j < 21; j++) {
+    if (j === 15) continue;
+    const c = ts.charCodeAt(j) - 48;
+    if (c < 0 || c > 9) return false;
+  }
+  return true;
+}
+
+function hlcOrder(str: readonly string[]): Float64Array {
+  const n = str.length;
+  const order = new Float64Array(n);
+  // Canonical timestamps have fixed-width digits, so string order is (ms, logical, node id) order:
+  // pack that into one integer when every timestamp is canonical and the packed range stays exact.
+  let canonical = true;
+  let minMs = Infinity;
+  let maxMs = -Infinity;
+  const ms = new Float64Array(n);
+  const logical = new Float64Array(n);
+  const nodeNames = new Map<string, number>();
+  const nodeOf = new Int32Array(n);
+  for (let i = 0; i < n && canonical; i++) {
+    const ts = str[i];
+    if (!canonicalHlc(ts)) {
+      canonical = false;
+      break;
+    }
+    let m = 0;
+    for (let j = 0; j < 15; j++) m = m * 10 + (ts.charCodeAt(j) - 48);
+    let l = 0;
+    for (let j = 16; j < 21; j++) l = l * 10 + (ts.charCodeAt(j) - 48);
+    ms[i] = m;
+    logical[i] = l;
+    if (m < minMs) minMs = m;
+    if (m > maxMs) maxMs = m;
+    const node = ts.slice(22);
+    let k = nodeNames.get(node);
+    if (k === undefined) nodeNames.set(node, (k = nodeNames.size));
+    nodeOf[i] = k;
+  }
+  const nodes = nodeNames.size;
+  if (canonical && n > 0 && ((maxMs - minMs + 1) * 1e5) * Math.max(1, nodes) < Number.MAX_SAFE_INTEGER) {
+    // Node ids ranked in string order, so that ties on (ms, logical) break as the strings do.
+    const names = [...nodeNames.keys()];
+    const sorted = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const rankOf = new Int32Array(nodes);
+    for (let r = 0; r < nodes; r++) rankOf[nodeNames.get(sorted[r])!] = r;
+    for (let i = 0; i < n; i++) order[i] = ((ms[i] - minMs) * 1e5 + logical[i]) * nodes + rankOf[nodeOf[i]];
+    return order;
+  }
+  // Anything else: rank the strings themselves.
+  const ids = Array.from({ length: n }, (_, i) => i);
+  ids.sort((a, b) => (str[a] < str[b] ? -1 : str[a] > str[b] ? 1 : 0));
+  for (let r = 0; r < n; r++) order[ids[r]] = r;
+  return order;
 }
 
 const keyIndexCache = new WeakMap<History, KeyIndex>();
@@ -285,14 +364,57 @@ export function keyIndex(history: History): KeyIndex {
     return k;
   };
   const find = (e: string, c: string): number => byEntity.get(e)?.get(c) ?? -1;
+  const tsIds = new Map<string, number>();
+  const str: string[] = [];
+  const tsId = (ts: string): number => {
+    let t = tsIds.get(ts);
+    if (t === undefined) {
+      tsIds.set(ts, (t = str.length));
+      str.push(ts);
+    }
+    return t;
+  };
   const opKey = new Int32Array(history.length).fill(-1);
+  const opTs = new Int32Array(history.length).fill(-1);
   for (let i = 0; i < history.length; i++) {
-    const v = history[i].value as { entity?: unknown; component?: unknown; element?: unknown } | null;
-    if (v === null || typeof v !== 'object' || typeof v.entity !== 'string') continue;
+    const v = history[i].value as { entity?: unknown; component?: unknown; element?: unknown; ts?: unknown } | null;
+    if (v === null || typeof v !== 'object') continue;
+    if (typeof v.ts === 'string') opTs[i] = tsId(v.ts);
+    if (typeof v.entity !== 'string') continue;
     if (typeof v.component === 'string') opKey[i] = id(v.entity, v.component);
     else if (typeof v.element === 'number') opKey[i] = id(v.entity, setComponent(v.element));
   }
-  const index: KeyIndex = { opKey, entity, component, id, find };
+  // Events after every op, so that the keys of ops keep the ids they have always had (first op first).
+  const eventIds = new Map<number, { key: Int32Array; ts: Int32Array }>();
+  for (const i of opIndex(history).select(['watch-events'], ['ok'])) {
+    const events = valueOf<{ events: unknown }>(history[i]).events;
+    if (!Array.isArray(events)) continue;
+    const key = new Int32Array(events.length).fill(-1);
+    const ts = new Int32Array(events.length).fill(-1);
+    for (let j = 0; j < events.length; j++) {
+      const e = events[j] as unknown[];
+      if (!Array.isArray(e)) continue;
+      if (typeof e[1] === 'string' && typeof e[2] === 'string') key[j] = id(e[1], e[2]);
+      if (typeof e[4] === 'string') ts[j] = tsId(e[4]);
+    }
+    eventIds.set(i, { key, ts });
+  }
+  // And the timestamps of the final reads, so that every timestamp a checker meets has an id.
+  for (const i of opIndex(history).select(['final-read'], ['ok'])) {
+    const state = valueOf<{ state: unknown }>(history[i]).state;
+    if (state === null || typeof state !== 'object') continue;
+    for (const fe of Object.values(state as Record<string, unknown>)) {
+      const components = (fe as { components?: unknown } | null)?.components;
+      if (components === null || typeof components !== 'object') continue;
+      for (const fc of Object.values(components as Record<string, unknown>)) {
+        const ts = (fc as { ts?: unknown } | null)?.ts;
+        if (typeof ts === 'string') tsId(ts);
+      }
+    }
+  }
+  let order: Float64Array | undefined;
+  const hlc: HlcTable = { str, order: () => (order ??= hlcOrder(str)), find: (ts) => tsIds.get(ts) ?? -1 };
+  const index: KeyIndex = { opKey, opTs, entity, component, id, find, events: (i) => eventIds.get(i), hlc };
   keyIndexCache.set(history, index);
   return index;
 }

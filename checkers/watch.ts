@@ -28,9 +28,15 @@ import { opIndex } from './history-index.ts';
 type Event = [number, string, string, string, string, string, boolean, number];
 
 
-/** One key's events on one stream, in arrival order (the recorded arrays themselves, not copies). */
+/**
+ * One key's events on one stream, in arrival order (the recorded arrays themselves, not copies), with
+ * each event's HLC order number (util.HlcTable; NaN when its ts is not a string) and arrival time beside
+ * them, so that the order checks and the lag merge compare numbers without touching the events.
+ */
 interface KeyEvents {
   readonly events: Event[];
+  readonly ord: number[];
+  readonly at: number[];
   readonly kind: string;
 }
 
@@ -55,6 +61,8 @@ function streams(history: History): Stream[] {
   const byProcess = new Map<number | string, Stream>();
   const out: Stream[] = [];
   const positions = opIndex(history).select(['watch-open', 'watch-events', 'watch-close'], ['ok']);
+  const keys = keyIndex(history);
+  const order = keys.hlc.order();
   for (let p = 0; p < positions.length; p++) {
     const i = positions[p];
     const op = history[i];
@@ -68,7 +76,9 @@ function streams(history: History): Stream[] {
       const s = byProcess.get(op.process);
       if (!s) continue;
       if (op.f === 'watch-events' && Array.isArray(v.events)) {
-        for (const e of v.events) {
+        const ids = keys.events(i)!.ts;
+        for (let j = 0; j < v.events.length; j++) {
+          const e = v.events[j];
           if (!Array.isArray(e) || e.length < 8) continue;
           s.events++;
           const dropped = Number(e[7]) || 0;
@@ -79,8 +89,10 @@ function streams(history: History): Stream[] {
           let byComponent = s.keys.get(e[1]);
           if (!byComponent) s.keys.set(e[1], (byComponent = new Map()));
           let k = byComponent.get(e[2]);
-          if (!k) byComponent.set(e[2], (k = { events: [], kind: e[5] }));
+          if (!k) byComponent.set(e[2], (k = { events: [], ord: [], at: [], kind: e[5] }));
           k.events.push(e);
+          k.ord.push(ids[j] >= 0 ? order[ids[j]] : NaN);
+          k.at.push(e[0]);
         }
       } else if (op.f === 'watch-close') {
         s.closeTime = op.time;
@@ -146,6 +158,7 @@ const PAUSES = new Set(['start-pause']);
  */
 const PROCESS_FAULTS = new Set(['kill', 'pause']);
 const NO_EVENTS: readonly Event[] = [];
+const NO_NUMBERS: readonly number[] = [];
 const PROCESS_SETTLE_NS = 5e9;
 /** The writes whose replication lag is judged. */
 const LAGGED = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
@@ -194,12 +207,17 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
       for (const [component, k] of byComponent) {
         if (k.kind === 'counter') continue;
         const ev = k.events;
+        const ord = k.ord;
         const max = k.kind === 'max';
         for (let j = 1; j < ev.length; j++) {
+          // The common case first, with one comparison: a later timestamp (max-wins: a greater value).
+          if (!max) {
+            const before = ord[j - 1];
+            const after = ord[j];
+            if (before === before && after === after ? after > before : ev[j][4] > ev[j - 1][4]) continue;
+          } else if (Number(ev[j][3]) > Number(ev[j - 1][3])) continue;
           const a = ev[j - 1];
           const b = ev[j];
-          // The common case first, with one comparison: a later timestamp (max-wins: a greater value).
-          if (max ? Number(b[3]) > Number(a[3]) : b[4] > a[4]) continue;
           const same = b[4] === a[4] && b[3] === a[3] && b[6] === a[6];
           const back = max ? Number(b[3]) < Number(a[3]) : b[4] < a[4];
           if (!same && !back) continue;
@@ -345,8 +363,9 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   // The judged writes, grouped by key and sorted by timestamp (max-wins: by value), so each key's writes
   // are matched with each stream's events for that key in one merge pass (events come in that order on
   // a correct stream; the watch checker reports any that do not).
-  interface Judged { readonly op: Op; readonly component: string; readonly ts: string; readonly value: number; readonly max: boolean; readonly acked: number; judged: boolean }
+  interface Judged { readonly op: Op; readonly component: string; readonly ts: string; readonly ord: number; readonly value: number; readonly max: boolean; readonly acked: number; judged: boolean }
   const keys = keyIndex(history);
+  const order = keys.hlc.order();
   const groups: Judged[][] = [];
   const lagged = index.select([...LAGGED], ['ok']);
   for (let p = 0; p < lagged.length; p++) {
@@ -358,7 +377,7 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
     if (typeof v.ts !== 'string' || key < 0 || v.duplicate === true) continue;
     const acked = op.time;
     if (!calm(acked, acked + boundNs)) continue;
-    (groups[key] ??= []).push({ op, component: keys.component[key], ts: v.ts, value: Number(v.value), max: op.f === 'write-max', acked, judged: false });
+    (groups[key] ??= []).push({ op, component: keys.component[key], ts: v.ts, ord: order[keys.opTs[c]], value: Number(v.value), max: op.f === 'write-max', acked, judged: false });
   }
   // Lags in ms; a write that never arrived counts as MAX_VALUE (sorted last).
   const lags = new FloatBuffer();
@@ -372,15 +391,19 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
       for (const ws of [all_.filter((w) => !w.max), all_.filter((w) => w.max)]) {
         if (ws.length === 0) continue;
         const max = ws[0].max;
-        ws.sort(max ? (a, b) => a.value - b.value : (a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+        ws.sort(max ? (a, b) => a.value - b.value : (a, b) => a.ord - b.ord);
         for (const s of all) {
-          const ev = s.keys.get(entity)?.get(component)?.events ?? NO_EVENTS;
+          const k = s.keys.get(entity)?.get(component);
+          const ev = k?.events ?? NO_EVENTS;
+          const ord = k?.ord ?? NO_NUMBERS;
+          const arrivals = k?.at ?? NO_NUMBERS;
           let j = 0;
           for (const w of ws) {
             if (s.node === w.op.node || s.openTime > w.acked || s.closeTime < w.acked + boundNs || s.firstDrop < w.acked + boundNs) continue;
             w.judged = true;
-            while (j < ev.length && (max ? Number(ev[j][3]) < w.value : ev[j][4] < w.ts)) j++;
-            const at = j < ev.length ? ev[j][0] : Infinity;
+            if (max) while (j < ev.length && Number(ev[j][3]) < w.value) j++;
+            else while (j < ev.length && (ord[j] === ord[j] ? ord[j] < w.ord : ev[j][4] < w.ts)) j++;
+            const at = j < ev.length ? arrivals[j] : Infinity;
             const lagNs = Math.max(0, at - w.acked);
             if (at === Infinity) never++;
             lags.push(at === Infinity ? Number.MAX_VALUE : nsToMs(lagNs));
