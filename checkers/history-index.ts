@@ -34,6 +34,7 @@ export interface OpIndex {
 
 const TYPE_CODES: Readonly<Record<string, number>> = { invoke: 0, ok: 1, fail: 2, info: 3 };
 const OTHER_TYPE = 4;
+const NEMESIS = 8;
 
 const cache = new WeakMap<History, OpIndex>();
 
@@ -48,9 +49,11 @@ export function opIndex(history: History): OpIndex {
 
 function build(history: History): OpIndex {
   const n = history.length;
-  const fCode = new Uint32Array(n);
+  // Typed arrays, not caches of op objects: their memory is outside the heap the garbage collector marks,
+  // and one byte per op where it fits (a history with more than 255 distinct op names gets four).
+  let fCode: Uint8Array | Uint32Array = new Uint8Array(n);
+  // The type code, plus NEMESIS for the nemesis's ops.
   const typeCode = new Uint8Array(n);
-  const isNemesis = new Uint8Array(n);
   const codes = new Map<unknown, number>();
   const completion = new Int32Array(n).fill(-1);
   const invocation = new Int32Array(n).fill(-1);
@@ -69,6 +72,7 @@ function build(history: History): OpIndex {
     if (f !== lastF || lastCode < 0) {
       let code = codes.get(f);
       if (code === undefined) codes.set(f, (code = codes.size));
+      if (code === 256 && fCode instanceof Uint8Array) fCode = Uint32Array.from(fCode);
       lastF = f;
       lastCode = code;
     }
@@ -78,11 +82,12 @@ function build(history: History): OpIndex {
     if (op.time > endTime) endTime = op.time;
     const p = op.process;
     if (p === 'nemesis') {
-      isNemesis[i] = 1;
+      typeCode[i] = type | NEMESIS;
       nemesisCount++;
       continue;
     }
-    const small = Number.isInteger(p) && p >= 0 && p < 1 << 20;
+    // Workers' processes are small numbers; the harness's own (final reads, watch streams) are large.
+    const small = Number.isInteger(p) && p >= 0 && p < 1 << 16;
     if (type === 0) {
       if (small) {
         while (dense.length <= p) dense.push(-1);
@@ -99,30 +104,29 @@ function build(history: History): OpIndex {
     }
   }
   const nemesis = new Int32Array(nemesisCount);
-  for (let i = 0, k = 0; i < n; i++) if (isNemesis[i] === 1) nemesis[k++] = i;
+  for (let i = 0, k = 0; i < n; i++) if (typeCode[i] >= NEMESIS) nemesis[k++] = i;
 
-  const collect = (fMask: Uint8Array, typeMask: number, clientsOnly: boolean): Int32Array => {
+  const codesOf = fCode;
+  // typeMask has a bit per type code, the nemesis's codes included or not.
+  const collect = (fMask: Uint8Array, typeMask: number): Int32Array => {
     let count = 0;
-    for (let i = 0; i < n; i++) if (fMask[fCode[i]] === 1 && ((typeMask >> typeCode[i]) & 1) === 1 && !(clientsOnly && isNemesis[i] === 1)) count++;
+    for (let i = 0; i < n; i++) if (fMask[codesOf[i]] === 1 && ((typeMask >>> typeCode[i]) & 1) === 1) count++;
     const out = new Int32Array(count);
-    for (let i = 0, k = 0; i < n; i++) if (fMask[fCode[i]] === 1 && ((typeMask >> typeCode[i]) & 1) === 1 && !(clientsOnly && isNemesis[i] === 1)) out[k++] = i;
+    for (let i = 0, k = 0; i < n; i++) if (fMask[codesOf[i]] === 1 && ((typeMask >>> typeCode[i]) & 1) === 1) out[k++] = i;
     return out;
   };
-  const selections = new Map<string, Int32Array>();
+  // Selections are not cached: each checker asks once, and an unreferenced one is freed at the next
+  // minor collection, while a cached one would stay for as long as the history does.
   const select = (fs: readonly string[], types?: readonly OpType[]): Int32Array => {
-    const key = fs.join('\u0000') + '\u0001' + (types ?? []).join(',');
-    let out = selections.get(key);
-    if (out) return out;
     const fMask = new Uint8Array(codes.size);
     for (const f of fs) {
       const code = codes.get(f);
       if (code !== undefined) fMask[code] = 1;
     }
     let typeMask = 0;
-    for (const t of types ?? ['invoke', 'ok', 'fail', 'info']) typeMask |= 1 << TYPE_CODES[t];
-    if (types === undefined) typeMask |= 1 << OTHER_TYPE;
-    selections.set(key, (out = collect(fMask, typeMask, false)));
-    return out;
+    for (const t of types ?? ['invoke', 'ok', 'fail', 'info']) typeMask |= (1 << TYPE_CODES[t]) | (1 << (TYPE_CODES[t] | NEMESIS));
+    if (types === undefined) typeMask |= (1 << OTHER_TYPE) | (1 << (OTHER_TYPE | NEMESIS));
+    return collect(fMask, typeMask);
   };
   // The workload's own f names: everything but final reads, stats and watch streams (util.isWorkloadOp).
   const workloadMask = new Uint8Array(codes.size);
@@ -130,7 +134,7 @@ function build(history: History): OpIndex {
     if (typeof f !== 'string') continue;
     if (f !== 'final-read' && f !== 'stats' && !f.startsWith('watch-')) workloadMask[code] = 1;
   }
-  const workloadInvokes = collect(workloadMask, 1 << 0, true);
-  const clientInvokes = collect(new Uint8Array(codes.size).fill(1), 1 << 0, true);
+  const workloadInvokes = collect(workloadMask, 1 << TYPE_CODES.invoke);
+  const clientInvokes = collect(new Uint8Array(codes.size).fill(1), 1 << TYPE_CODES.invoke);
   return { pairing: { completion, invocation }, endTime, nemesis, select, workloadInvokes, clientInvokes };
 }

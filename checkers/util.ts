@@ -295,45 +295,51 @@ function canonicalHlc(ts: string): boolean {
   return true;
 }
 
+/** The wall-clock ms of a canonical HLC (15 digits: exact as a double). */
+function msOf(ts: string): number {
+  let m = 0;
+  for (let j = 0; j < 15; j++) m = m * 10 + (ts.charCodeAt(j) - 48);
+  return m;
+}
+
+/** The logical counter of a canonical HLC. */
+function logicalOf(ts: string): number {
+  let l = 0;
+  for (let j = 16; j < 21; j++) l = l * 10 + (ts.charCodeAt(j) - 48);
+  return l;
+}
+
 function hlcOrder(str: readonly string[]): Float64Array {
   const n = str.length;
   const order = new Float64Array(n);
   // Canonical timestamps have fixed-width digits, so string order is (ms, logical, node id) order:
   // pack that into one integer when every timestamp is canonical and the packed range stays exact.
+  // Two passes over the strings (range and node ids, then the numbers) instead of arrays of parts.
   let canonical = true;
   let minMs = Infinity;
   let maxMs = -Infinity;
-  const ms = new Float64Array(n);
-  const logical = new Float64Array(n);
   const nodeNames = new Map<string, number>();
-  const nodeOf = new Int32Array(n);
-  for (let i = 0; i < n && canonical; i++) {
+  for (let i = 0; i < n; i++) {
     const ts = str[i];
     if (!canonicalHlc(ts)) {
       canonical = false;
       break;
     }
-    let m = 0;
-    for (let j = 0; j < 15; j++) m = m * 10 + (ts.charCodeAt(j) - 48);
-    let l = 0;
-    for (let j = 16; j < 21; j++) l = l * 10 + (ts.charCodeAt(j) - 48);
-    ms[i] = m;
-    logical[i] = l;
+    const m = msOf(ts);
     if (m < minMs) minMs = m;
     if (m > maxMs) maxMs = m;
     const node = ts.slice(22);
-    let k = nodeNames.get(node);
-    if (k === undefined) nodeNames.set(node, (k = nodeNames.size));
-    nodeOf[i] = k;
+    if (!nodeNames.has(node)) nodeNames.set(node, nodeNames.size);
   }
   const nodes = nodeNames.size;
-  if (canonical && n > 0 && ((maxMs - minMs + 1) * 1e5) * Math.max(1, nodes) < Number.MAX_SAFE_INTEGER) {
+  if (canonical && n > 0 && (maxMs - minMs + 1) * 1e5 * Math.max(1, nodes) < Number.MAX_SAFE_INTEGER) {
     // Node ids ranked in string order, so that ties on (ms, logical) break as the strings do.
-    const names = [...nodeNames.keys()];
-    const sorted = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const rankOf = new Int32Array(nodes);
-    for (let r = 0; r < nodes; r++) rankOf[nodeNames.get(sorted[r])!] = r;
-    for (let i = 0; i < n; i++) order[i] = ((ms[i] - minMs) * 1e5 + logical[i]) * nodes + rankOf[nodeOf[i]];
+    const sorted = [...nodeNames.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const rank = new Map(sorted.map((name, r) => [name, r]));
+    for (let i = 0; i < n; i++) {
+      const ts = str[i];
+      order[i] = ((msOf(ts) - minMs) * 1e5 + logicalOf(ts)) * nodes + rank.get(ts.slice(22))!;
+    }
     return order;
   }
   // Anything else: rank the strings themselves.

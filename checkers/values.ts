@@ -192,7 +192,7 @@ export const values: Checker = (history: History, ctx): CheckResult => {
         const value = e[6] === true ? null : String(e[3]);
         const t = ids.ts[j];
         if (!first(String(e[1]), String(e[2]), value, t, e[6] === true)) continue;
-        const key = keys.find(String(e[1]), String(e[2]));
+        const key = ids.key[j] >= 0 ? ids.key[j] : keys.find(String(e[1]), String(e[2]));
         if (key >= 0) markJudged(t, observe(key, c, value, ts, t, e[6] === true, `a watch event (op ${op.index})`));
       }
     }

@@ -30,13 +30,12 @@ type Event = [number, string, string, string, string, string, boolean, number];
 
 /**
  * One key's events on one stream, in arrival order (the recorded arrays themselves, not copies), with
- * each event's HLC order number (util.HlcTable; NaN when its ts is not a string) and arrival time beside
- * them, so that the order checks and the lag merge compare numbers without touching the events.
+ * each event's HLC order number (util.HlcTable; NaN when its ts is not a string) beside them, so that
+ * the order checks and the lag merge compare numbers without touching the events.
  */
 interface KeyEvents {
   readonly events: Event[];
   readonly ord: number[];
-  readonly at: number[];
   readonly kind: string;
 }
 
@@ -89,10 +88,9 @@ function streams(history: History): Stream[] {
           let byComponent = s.keys.get(e[1]);
           if (!byComponent) s.keys.set(e[1], (byComponent = new Map()));
           let k = byComponent.get(e[2]);
-          if (!k) byComponent.set(e[2], (k = { events: [], ord: [], at: [], kind: e[5] }));
+          if (!k) byComponent.set(e[2], (k = { events: [], ord: [], kind: e[5] }));
           k.events.push(e);
           k.ord.push(ids[j] >= 0 ? order[ids[j]] : NaN);
-          k.at.push(e[0]);
         }
       } else if (op.f === 'watch-close') {
         s.closeTime = op.time;
@@ -396,14 +394,13 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
           const k = s.keys.get(entity)?.get(component);
           const ev = k?.events ?? NO_EVENTS;
           const ord = k?.ord ?? NO_NUMBERS;
-          const arrivals = k?.at ?? NO_NUMBERS;
           let j = 0;
           for (const w of ws) {
             if (s.node === w.op.node || s.openTime > w.acked || s.closeTime < w.acked + boundNs || s.firstDrop < w.acked + boundNs) continue;
             w.judged = true;
             if (max) while (j < ev.length && Number(ev[j][3]) < w.value) j++;
             else while (j < ev.length && (ord[j] === ord[j] ? ord[j] < w.ord : ev[j][4] < w.ts)) j++;
-            const at = j < ev.length ? arrivals[j] : Infinity;
+            const at = j < ev.length ? ev[j][0] : Infinity;
             const lagNs = Math.max(0, at - w.acked);
             if (at === Infinity) never++;
             lags.push(at === Infinity ? Number.MAX_VALUE : nsToMs(lagNs));
