@@ -107,10 +107,17 @@ function build(history: History): OpIndex {
   for (let i = 0, k = 0; i < n; i++) if (typeCode[i] >= NEMESIS) nemesis[k++] = i;
 
   const codesOf = fCode;
+  // Ops per (f code, type code), so that a selection knows its size without a counting pass.
+  const TYPES = 16;
+  const tally = new Int32Array(codes.size * TYPES);
+  for (let i = 0; i < n; i++) tally[codesOf[i] * TYPES + typeCode[i]]++;
   // typeMask has a bit per type code, the nemesis's codes included or not.
   const collect = (fMask: Uint8Array, typeMask: number): Int32Array => {
     let count = 0;
-    for (let i = 0; i < n; i++) if (fMask[codesOf[i]] === 1 && ((typeMask >>> typeCode[i]) & 1) === 1) count++;
+    for (let code = 0; code < codes.size; code++) {
+      if (fMask[code] !== 1) continue;
+      for (let t = 0; t < TYPES; t++) if (((typeMask >>> t) & 1) === 1) count += tally[code * TYPES + t];
+    }
     const out = new Int32Array(count);
     for (let i = 0, k = 0; i < n; i++) if (fMask[codesOf[i]] === 1 && ((typeMask >>> typeCode[i]) & 1) === 1) out[k++] = i;
     return out;
