@@ -250,7 +250,7 @@ export function setComponent(element: number): string {
 /**
  * Interned (entity, component) keys and HLC timestamps of a history, computed once per history: the key
  * and timestamp of every op that names them (a set add or remove names the component of its element),
- * the same for every event of every ok watch-events op, and a way to intern more keys. Checkers index
+ * the timestamp of every event of every ok watch-events op, and a way to intern more keys. Checkers index
  * arrays by these ids instead of looking strings up in maps for every op and every event, and compare
  * timestamps as numbers (see HlcTable) instead of as strings.
  */
@@ -265,8 +265,12 @@ export interface KeyIndex {
   id(entity: string, component: string): number;
   /** The id of a key, or -1 when no op or event named it. */
   find(entity: string, component: string): number;
-  /** The key and HLC ids of the events of the ok watch-events op at position i (-1 where e[1], e[2] or e[4] is not a string). */
-  events(i: number): { readonly key: Int32Array; readonly ts: Int32Array } | undefined;
+  /**
+   * The HLC ids of the events of the ok watch-events op at position i (-1 where e[4] is not a string).
+   * Event keys are not interned here: a checker that needs one asks `find` or `id` only for the few
+   * events it judges, which costs less than two map lookups for each of a million events.
+   */
+  eventTs(i: number): Int32Array | undefined;
   readonly hlc: HlcTable;
 }
 
@@ -390,20 +394,16 @@ export function keyIndex(history: History): KeyIndex {
     if (typeof v.component === 'string') opKey[i] = id(v.entity, v.component);
     else if (typeof v.element === 'number') opKey[i] = id(v.entity, setComponent(v.element));
   }
-  // Events after every op, so that the keys of ops keep the ids they have always had (first op first).
-  const eventIds = new Map<number, { key: Int32Array; ts: Int32Array }>();
+  const eventIds = new Map<number, Int32Array>();
   for (const i of opIndex(history).select(['watch-events'], ['ok'])) {
     const events = valueOf<{ events: unknown }>(history[i]).events;
     if (!Array.isArray(events)) continue;
-    const key = new Int32Array(events.length).fill(-1);
     const ts = new Int32Array(events.length).fill(-1);
     for (let j = 0; j < events.length; j++) {
       const e = events[j] as unknown[];
-      if (!Array.isArray(e)) continue;
-      if (typeof e[1] === 'string' && typeof e[2] === 'string') key[j] = id(e[1], e[2]);
-      if (typeof e[4] === 'string') ts[j] = tsId(e[4]);
+      if (Array.isArray(e) && typeof e[4] === 'string') ts[j] = tsId(e[4]);
     }
-    eventIds.set(i, { key, ts });
+    eventIds.set(i, ts);
   }
   // And the timestamps of the final reads, so that every timestamp a checker meets has an id.
   for (const i of opIndex(history).select(['final-read'], ['ok'])) {
@@ -420,7 +420,7 @@ export function keyIndex(history: History): KeyIndex {
   }
   let order: Float64Array | undefined;
   const hlc: HlcTable = { str, order: () => (order ??= hlcOrder(str)), find: (ts) => tsIds.get(ts) ?? -1 };
-  const index: KeyIndex = { opKey, opTs, entity, component, id, find, events: (i) => eventIds.get(i), hlc };
+  const index: KeyIndex = { opKey, opTs, entity, component, id, find, eventTs: (i) => eventIds.get(i), hlc };
   keyIndexCache.set(history, index);
   return index;
 }

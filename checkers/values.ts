@@ -183,16 +183,16 @@ export const values: Checker = (history: History, ctx): CheckResult => {
     } else if (op.f === 'watch-events') {
       const events = valueOf<{ events: unknown }>(op).events;
       if (!Array.isArray(events)) continue;
-      const ids = keys.events(c)!;
+      const ids = keys.eventTs(c)!;
       for (let j = 0; j < events.length; j++) {
         const e = events[j] as unknown[];
         if (!Array.isArray(e) || e.length < 8 || e[5] === 'max' || e[5] === 'counter') continue;
         const ts = typeof e[4] === 'string' && e[4] !== '' ? e[4] : null;
         if (ts === null) continue;
         const value = e[6] === true ? null : String(e[3]);
-        const t = ids.ts[j];
+        const t = ids[j];
         if (!first(String(e[1]), String(e[2]), value, t, e[6] === true)) continue;
-        const key = ids.key[j] >= 0 ? ids.key[j] : keys.find(String(e[1]), String(e[2]));
+        const key = keys.find(String(e[1]), String(e[2]));
         if (key >= 0) markJudged(t, observe(key, c, value, ts, t, e[6] === true, `a watch event (op ${op.index})`));
       }
     }

@@ -75,7 +75,7 @@ function streams(history: History): Stream[] {
       const s = byProcess.get(op.process);
       if (!s) continue;
       if (op.f === 'watch-events' && Array.isArray(v.events)) {
-        const ids = keys.events(i)!.ts;
+        const ids = keys.eventTs(i)!;
         for (let j = 0; j < v.events.length; j++) {
           const e = v.events[j];
           if (!Array.isArray(e) || e.length < 8) continue;
