@@ -8,6 +8,7 @@ import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { isWorkloadOp, pairing } from './util.ts';
 import { killWindows } from './windows.ts';
+import { opIndex } from './history-index.ts';
 
 export interface ApiResult extends CheckResult {
   /** f → invoked, ok. */
@@ -29,13 +30,17 @@ export const api = (history: History, ctx: CheckContext): ApiResult => {
   // Retries carry attempt > 0: collect their request ids first, so only those requests are followed
   // (a map of every request id would cost more than the rest of this checker).
   const retriedIds = new Set<string>();
-  for (const op of history) {
+  const index = opIndex(history);
+  for (const i of index.clientInvokes) {
+    const op = history[i];
     if (op.type !== 'invoke' || op.process === 'nemesis') continue;
     const v = op.value as { requestId?: unknown; attempt?: unknown } | null;
     if (v && typeof v.attempt === 'number' && v.attempt > 0 && typeof v.requestId === 'string') retriedIds.add(v.requestId);
   }
   const first = new Map<string, { node: string; time: number; acrossRestart: boolean }>();
-  for (let i = 0; i < history.length; i++) {
+  const invokes = index.workloadInvokes;
+  for (let p = 0; p < invokes.length; p++) {
+    const i = invokes[p];
     const op = history[i];
     if (op.type !== 'invoke' || !isWorkloadOp(op)) continue;
     let c = calls[op.f];

@@ -10,6 +10,7 @@
 import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { isWorkloadOp, pairing } from './util.ts';
+import { opIndex } from './history-index.ts';
 
 export interface AvailabilityResult extends CheckResult {
   readonly minAvailability: number;
@@ -42,8 +43,8 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
   // node → spans [from, to] in which it may have been down or frozen.
   const down = new Map<string, { from: number; to: number }[]>();
   const open = new Map<string, number>();
-  let end = 0;
-  for (const op of history) end = Math.max(end, op.time);
+  const index = opIndex(history);
+  const end = index.endTime;
   const close = (key: string, to: number) => {
     const from = open.get(key);
     if (from === undefined) return;
@@ -53,7 +54,8 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
     if (!list) down.set(node, (list = []));
     list.push({ from, to: to + graceNs });
   };
-  for (const op of history) {
+  const nemesisOps = [...index.nemesis].map((i) => history[i]);
+  for (const op of nemesisOps) {
     if (op.process !== 'nemesis') continue;
     const v = (op.value ?? {}) as { nodes?: unknown; invokedAt?: unknown };
     const nodes = Array.isArray(v.nodes) ? (v.nodes as string[]) : [];
@@ -67,14 +69,16 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
     }
   }
   for (const key of [...open.keys()]) close(key, end);
-  const heal = history.find((op) => op.process === 'nemesis' && op.f === 'heal');
+  const heal = nemesisOps.find((op) => op.f === 'heal');
   const workloadEnd = heal ? heal.time : Infinity;
 
   const nodes: Record<string, { judged: number; ok: number; availability: number | null; failed: number[] }> = {};
   let judged = 0;
   let ok = 0;
   const none: { from: number; to: number }[] = [];
-  for (let i = 0; i < history.length; i++) {
+  const invokes = index.workloadInvokes;
+  for (let p = 0; p < invokes.length; p++) {
+    const i = invokes[p];
     const op = history[i];
     if (op.type !== 'invoke' || op.node === undefined || !isWorkloadOp(op)) continue;
     const c = completion[i];

@@ -11,6 +11,7 @@
 // to the completion of the first round in which every node answered with the same state.
 import type { FinalComponent, FinalEntity, FinalState, History } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { opIndex } from './history-index.ts';
 import { AnomalyList, finalReads, nsToMs, type FinalRead } from './util.ts';
 
 export interface ConvergenceResult extends CheckResult {
@@ -107,7 +108,9 @@ export const convergence = (history: History, ctx: CheckContext): ConvergenceRes
   const fr = finalReads(history, ctx);
 
   let healPos = -1;
-  for (let i = history.length - 1; i >= 0; i--) {
+  const nemesis = opIndex(history).nemesis;
+  for (let k = nemesis.length - 1; k >= 0; k--) {
+    const i = nemesis[k];
     const op = history[i];
     if (op.process === 'nemesis' && op.f === 'heal') {
       // Prefer the completion of the heal; a lone invoke is accepted when no completion was recorded.

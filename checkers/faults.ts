@@ -10,6 +10,7 @@
 // With no package named and no fault op, there is nothing to judge here: `true` with `packages: {}`.
 import type { History, NemesisValue, Op } from '../harness/history.ts';
 import type { Anomaly, CheckContext, CheckResult } from './types.ts';
+import { opIndex } from './history-index.ts';
 
 /** Coverage of one fault package. */
 export interface PackageCoverage {
@@ -84,7 +85,8 @@ function provenByReapply(value: NemesisValue): Set<string> {
 export function faults(history: History, ctx: CheckContext): FaultsResult {
   const named = [...new Set((ctx.nemesis as readonly string[] | undefined) ?? [])];
   let healAt = -1;
-  for (const op of history) if (op.process === 'nemesis' && op.f === 'heal' && op.type !== 'invoke') healAt = op.index;
+  const nemesisOps = [...opIndex(history).nemesis].map((i) => history[i]);
+  for (const op of nemesisOps) if (op.process === 'nemesis' && op.f === 'heal' && op.type !== 'invoke') healAt = op.index;
   const tallies = new Map<string, Tally>(named.map((n) => [n, newTally()]));
   const anomalies: Anomaly[] = [];
   const unverifiedStarts: number[] = [];
@@ -95,7 +97,7 @@ export function faults(history: History, ctx: CheckContext): FaultsResult {
     anomalies.push({ type: 'unverified-start', ops: [start.index], package: pkg, message: `${start.f} (op ${start.index}) was not proven in force: ${why}.` });
   };
 
-  for (const op of history) {
+  for (const op of nemesisOps) {
     if (op.process !== 'nemesis' || op.type === 'invoke') continue;
     if (healAt >= 0 && op.index >= healAt) break;
     const value = (op.value ?? {}) as NemesisValue;

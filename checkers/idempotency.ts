@@ -14,6 +14,7 @@
 // request ids at all is `unknown`: nothing was judged.
 import type { AddValue, History, IncrValue, ReadValue, WriteValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { opIndex } from './history-index.ts';
 import { AnomalyList, finalReads, finalVerdict, pairing, PairMap, valueOf } from './util.ts';
 
 export interface CounterResult {
@@ -91,7 +92,9 @@ export const idempotency = (history: History, ctx: CheckContext): IdempotencyRes
     }
   };
 
-  for (let i = 0; i < history.length; i++) {
+  const judgedOps = opIndex(history).select(['read', 'incr', 'write', 'add', 'delete', 'remove'], ['invoke', 'ok']);
+  for (let p = 0; p < judgedOps.length; p++) {
+    const i = judgedOps[p];
     const op = history[i];
     const f = op.f;
     // Reads are judged at their completion; writes and adds are recorded at their invoke (with the

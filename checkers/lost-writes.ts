@@ -19,7 +19,8 @@
 // Max-wins components ("write-max") are judged by the max-wins checker, not here.
 import type { FinalComponent, History, Process, ReadValue, WriteValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
-import { AnomalyList, finalReads, finalVerdict, pairing, PairMap, valueOf, type FinalRead } from './util.ts';
+import { opIndex } from './history-index.ts';
+import { AnomalyList, finalReads, finalVerdict, keyIndex, pairing, PairMap, valueOf, type FinalRead } from './util.ts';
 
 export interface LostWritesResult extends CheckResult {
   /** Acknowledged writes judged. */
@@ -50,7 +51,8 @@ interface KeyState {
   lastRead: Map<Process, LastRead>;
   /** Every value any write of this key carried (ok, info, fail or unanswered), first invoke position. */
   values: Map<string, number>;
-  maxAckedTs: string;
+  /** The HLC order number (util.HlcTable) of the greatest acknowledged write, -Infinity before the first. */
+  maxAckedOrd: number;
 }
 
 interface LastRead {
@@ -63,12 +65,16 @@ interface LastRead {
 /** Checks that no acknowledged LWW write vanished without a winning write to explain it. */
 export const lostWrites = (history: History, ctx: CheckContext): LostWritesResult => {
   const { completion } = pairing(history);
+  const { opTs: tsIds, hlc } = keyIndex(history);
+  const order = hlc.order();
   const keys = new PairMap<KeyState>();
   const anomalies = new AnomalyList();
   // The process's last read of the key before each request id's first attempt (see lost-update).
   const readBeforeFirst = new Map<string, LastRead | undefined>();
 
-  for (let i = 0; i < history.length; i++) {
+  const judgedOps = opIndex(history).select(['write', 'read'], ['invoke', 'ok']);
+  for (let p = 0; p < judgedOps.length; p++) {
+    const i = judgedOps[p];
     const op = history[i];
     const f = op.f;
     // Writes are taken at their invoke (a value exists from then on), reads at their ok completion: a
@@ -78,7 +84,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
       const v = valueOf<WriteValue>(op);
       if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string') continue;
       let ks = keys.get(v.entity, v.component);
-      if (!ks) keys.set(v.entity, v.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedTs: '' }));
+      if (!ks) keys.set(v.entity, v.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedOrd: -Infinity }));
       if (!ks.values.has(v.value)) ks.values.set(v.value, i);
       // Taken at every attempt, also one that did not succeed, so a later attempt finds its first.
       const rid = (v as { requestId?: unknown }).requestId;
@@ -100,14 +106,15 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
         readTs: prior ? prior.ts : null,
         readDeleted: prior ? prior.deleted : false,
       });
-      if (ts > ks.maxAckedTs) ks.maxAckedTs = ts;
+      const ord = order[tsIds[c]];
+      if (ord > ks.maxAckedOrd) ks.maxAckedOrd = ord;
     } else if (f === 'read' && op.type === 'ok') {
       const c = i;
       const r = valueOf<ReadValue>(op);
       if (typeof r.entity !== 'string' || typeof r.component !== 'string') continue;
       const value = typeof r.value === 'string' ? r.value : null;
       let ks = keys.get(r.entity, r.component);
-      if (!ks) keys.set(r.entity, r.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedTs: '' }));
+      if (!ks) keys.set(r.entity, r.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedOrd: -Infinity }));
       ks.lastRead.set(op.process, { pos: c, value, ts: typeof r.ts === 'string' ? r.ts : null, deleted: r.deleted === true });
       // A read can only return a value whose write was invoked before the read completed.
       if (value !== null && !ks.values.has(value)) {
@@ -163,7 +170,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
         // failed to move past what it had just read, and that is exactly the bug this names.
         // The read may have returned a tombstone (value null, with its ts), which the final state holds as deleted.
         const causalPast = fc !== undefined && w.readPos >= 0 && w.readTs === fc.ts && (fc.deleted === true ? w.readDeleted : w.readValue === fc.value);
-        if (!causalPast && (fts > w.ts || ks.maxAckedTs > w.ts)) {
+        if (!causalPast && (fts > w.ts || ks.maxAckedOrd > order[tsIds[w.pos]])) {
           superseded += weight;
           continue;
         }

@@ -11,6 +11,7 @@
 // All three are invalid. Final values are strings in the final state and are compared as numbers.
 import type { History, ReadMaxValue, WriteMaxValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
+import { opIndex } from './history-index.ts';
 import { AnomalyList, componentKey, finalReads, finalVerdict, lastBefore, pairing, splitKey, valueOf } from './util.ts';
 
 export interface MaxWinsResult extends CheckResult {
@@ -47,7 +48,9 @@ export const maxWins = (history: History, ctx: CheckContext): MaxWinsResult => {
   let reads = 0;
   let decreases = 0;
 
-  for (let i = 0; i < history.length; i++) {
+  const judgedOps = opIndex(history).select(['write-max', 'read-max'], ['invoke', 'ok']);
+  for (let p = 0; p < judgedOps.length; p++) {
+    const i = judgedOps[p];
     const op = history[i];
     const f = op.f;
     if (f === 'write-max' && op.type === 'invoke') {

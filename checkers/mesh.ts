@@ -6,6 +6,7 @@
 // reported (messages per write) but not judged.
 import type { History } from '../harness/history.ts';
 import type { Anomaly, CheckContext, CheckResult } from './types.ts';
+import { opIndex } from './history-index.ts';
 
 /** Slack over N-1 relays per write. */
 export const MESH_SLACK = 1.25;
@@ -30,7 +31,8 @@ export function mesh(history: History, ctx: CheckContext): MeshResult {
   const relays: Record<string, number> = {};
   const messages: Record<string, number> = {};
   const anomalies: Anomaly[] = [];
-  for (const op of history) {
+  for (const i of opIndex(history).select(['stats'], ['ok'])) {
+    const op = history[i];
     if (op.f !== 'stats' || op.type !== 'ok' || !op.node) continue;
     const s = op.value as StatsValue;
     if (typeof s.relaysSent !== 'number' || typeof s.writes !== 'number') continue;

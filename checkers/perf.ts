@@ -7,9 +7,10 @@
 // invoke falls in. Final reads, the harness's node "stats" ops and its watch streams are left out: they
 // are not client load (recovery is reported by the convergence checker). Times in the result are milliseconds since the run started.
 import { faultSpans } from './windows.ts';
+import { opIndex } from './history-index.ts';
 import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult } from './types.ts';
-import { FloatBuffer, isWorkloadOp, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
+import { isWorkloadOp, nsToMs, pairing, quantiles, type Quantiles } from './util.ts';
 
 export interface PerfOptions {
   /** Width of the throughput/availability buckets. @default 1000 */
@@ -61,9 +62,9 @@ interface Window {
 
 /** Fault windows (ns) from the nemesis ops, merged where faults overlap. */
 export function faultWindows(history: History): Window[] {
-  let endTime = 0;
-  for (const op of history) endTime = Math.max(endTime, op.time);
-  const nemesisOps = history.filter((op) => op.process === 'nemesis' && op.type !== 'invoke');
+  const index = opIndex(history);
+  const endTime = index.endTime;
+  const nemesisOps = [...index.nemesis].map((i) => history[i]).filter((op) => op.type !== 'invoke');
   const windows: Window[] = faultSpans(nemesisOps).map((s) => ({ start: s.start.time, end: s.stop?.time ?? endTime, f: ['start-' + s.kind] }));
   windows.sort((a, b) => a.start - b.start);
   const merged: Window[] = [];
@@ -85,34 +86,41 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
     const { completion } = pairing(history);
     const windows = faultWindows(history);
     const bucketNs = bucketMs * 1e6;
-    // f → [ok, fail, info] latency samples (ns); fault/calm → f → samples.
-    const byF = new Map<string, FloatBuffer[]>();
-    const inWindow = [new Map<string, FloatBuffer>(), new Map<string, FloatBuffer>()];
+    // One latency sample (ns) per judged op, with its f and a tag (outcome + 3 × calm), in exactly sized
+    // typed arrays: the per-f, per-outcome and per-window samples are cut from them one f at a time, so
+    // no growing buffers (whose discarded halves would stay until a major collection) are needed.
+    const index = opIndex(history);
+    const durationNs = index.endTime;
+    const invokes = index.workloadInvokes;
+    const latencies = new Float64Array(invokes.length);
+    const fOf = new Int32Array(invokes.length);
+    const tags = new Uint8Array(invokes.length);
+    const fIds = new Map<string, number>();
+    let samples = 0;
     const windowOps = [0, 0];
     const windowOk = [0, 0];
     const counts: number[] = []; // bucket*3 + outcome
-    let durationNs = 0;
     let ops = 0;
     let okOps = 0;
     let w = 0;
-    for (let i = 0; i < history.length; i++) {
+    for (let p = 0; p < invokes.length; p++) {
+      const i = invokes[p];
       const op = history[i];
-      if (op.time > durationNs) durationNs = op.time;
       if (op.type !== 'invoke' || !isWorkloadOp(op)) continue;
       const c = completion[i];
       if (c < 0) continue;
       const done = history[c];
       const outcome = done.type === 'ok' ? 0 : done.type === 'fail' ? 1 : 2;
       const latency = done.time - op.time;
-      let bufs = byF.get(op.f);
-      if (!bufs) byF.set(op.f, (bufs = [new FloatBuffer(), new FloatBuffer(), new FloatBuffer()]));
-      bufs[outcome].push(latency);
+      let fi = fIds.get(op.f);
+      if (fi === undefined) fIds.set(op.f, (fi = fIds.size));
       // Invokes come in time order, so the window cursor only moves forward.
       while (w < windows.length && windows[w].end < op.time) w++;
       const faulty = w < windows.length && windows[w].start <= op.time ? 0 : 1;
-      let wb = inWindow[faulty].get(op.f);
-      if (!wb) inWindow[faulty].set(op.f, (wb = new FloatBuffer()));
-      wb.push(latency);
+      latencies[samples] = latency;
+      fOf[samples] = fi;
+      tags[samples] = outcome + 3 * faulty;
+      samples++;
       windowOps[faulty]++;
       if (outcome === 0) windowOk[faulty]++;
       const b = Math.floor(done.time / bucketNs) * 3 + outcome;
@@ -124,23 +132,32 @@ export function perf(options: PerfOptions = {}): (history: History, ctx: CheckCo
 
     const toMs = (q: Quantiles): Quantiles => ({ count: q.count, p50: nsToMs(q.p50), p95: nsToMs(q.p95), p99: nsToMs(q.p99), max: nsToMs(q.max) });
     const latencyMs: Record<string, Record<string, Quantiles>> = {};
-    for (const [f, bufs] of [...byF.entries()].sort(byName)) {
-      const per: Record<string, Quantiles> = {};
-      const all = new Float64Array(bufs[0].length + bufs[1].length + bufs[2].length);
-      let at = 0;
-      for (let o = 0; o < 3; o++) {
-        all.set(bufs[o].view(), at);
-        at += bufs[o].length;
-        if (bufs[o].length > 0) per[OUTCOMES[o]] = toMs(quantiles(bufs[o].view()));
-      }
-      per.all = toMs(quantiles(all));
-      latencyMs[f] = per;
-    }
-    const windowStats = (k: number): WindowStats => {
-      const lat: Record<string, Quantiles> = {};
-      for (const [f, buf] of [...inWindow[k].entries()].sort(byName)) lat[f] = toMs(quantiles(buf.view()));
-      return { ops: windowOps[k], availability: windowOps[k] > 0 ? windowOk[k] / windowOps[k] : null, latencyMs: lat };
+    // counts[fi * 6 + tag]: samples per f, outcome and window.
+    const counts6 = new Int32Array(fIds.size * 6);
+    for (let j = 0; j < samples; j++) counts6[fOf[j] * 6 + tags[j]]++;
+    /** The samples of f `fi` whose tag passes `keep`, in a new array of exactly that many. */
+    const cut = (fi: number, size: number, keep: (tag: number) => boolean): Float64Array => {
+      const out = new Float64Array(size);
+      for (let j = 0, k = 0; j < samples; j++) if (fOf[j] === fi && keep(tags[j])) out[k++] = latencies[j];
+      return out;
     };
+    const windowLatency: Record<string, Quantiles>[] = [{}, {}];
+    for (const [f, fi] of [...fIds.entries()].sort(byName)) {
+      const per: Record<string, Quantiles> = {};
+      let total = 0;
+      for (let o = 0; o < 3; o++) {
+        const n = counts6[fi * 6 + o] + counts6[fi * 6 + o + 3];
+        total += n;
+        if (n > 0) per[OUTCOMES[o]] = toMs(quantiles(cut(fi, n, (t) => t % 3 === o)));
+      }
+      per.all = toMs(quantiles(cut(fi, total, () => true)));
+      latencyMs[f] = per;
+      for (let k = 0; k < 2; k++) {
+        const n = counts6[fi * 6 + 3 * k] + counts6[fi * 6 + 3 * k + 1] + counts6[fi * 6 + 3 * k + 2];
+        if (n > 0) windowLatency[k][f] = toMs(quantiles(cut(fi, n, (t) => (t >= 3 ? 1 : 0) === k)));
+      }
+    }
+    const windowStats = (k: number): WindowStats => ({ ops: windowOps[k], availability: windowOps[k] > 0 ? windowOk[k] / windowOps[k] : null, latencyMs: windowLatency[k] });
     const buckets: Bucket[] = [];
     const perSec = 1000 / bucketMs;
     let wi = 0;

@@ -33,6 +33,7 @@ import type { History, Op } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { AnomalyList, finalReads, keyIndex, lastBefore, pairing, valueOf } from './util.ts';
 import { killWindows, type KillWindows } from './windows.ts';
+import { opIndex } from './history-index.ts';
 import { counters } from './counters.ts';
 
 /** The largest HLC (and what set it) among ops completed before a position, per node and key. */
@@ -199,7 +200,9 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
   const firstStream = new Set<number | string>();
   const followed = new Set<number | string>();
   const lastStreamOf = new Map<string, number | string>();
-  for (const op of history) {
+  const index = opIndex(history);
+  for (const i of index.select(['watch-open'], ['ok'])) {
+    const op = history[i];
     if (op.f !== 'watch-open' || op.type !== 'ok' || op.node === undefined) continue;
     const previous = lastStreamOf.get(op.node);
     if (previous === undefined) firstStream.add(op.process);
@@ -207,7 +210,10 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
     lastStreamOf.set(op.node, op.process);
   }
 
-  for (let c = 0; c < history.length; c++) {
+  // The ops this pass judges, in history order (every branch below names its f).
+  const judgedOps = index.select(['read-counter', 'read', 'read-max', ...WRITES, 'watch-open', 'watch-events', 'read-set'], ['ok']);
+  for (let p = 0; p < judgedOps.length; p++) {
+    const c = judgedOps[p];
     const op = history[c];
     if (op.type !== 'ok' || op.node === undefined || op.process === 'nemesis') continue;
     const node = op.node;

@@ -2,55 +2,15 @@
 // reads, bounded anomaly lists and latency quantiles. Pairing and final reads are computed once per
 // history and cached in a WeakMap keyed by the history array, so composing six checkers over the same
 // million-op history costs one pass for these, not six. Everything here is pure apart from that cache.
-import type { FinalState, History, Op, Process } from '../harness/history.ts';
+import type { FinalState, History, Op } from '../harness/history.ts';
+import { opIndex, type Pairing } from './history-index.ts';
 import type { Anomaly, CheckContext } from './types.ts';
 
-/** Invoke/completion links by history position (the array index, which the contract makes equal to op.index). */
-export interface Pairing {
-  /** completion[i] = position of the completion of the invoke at i, or -1 (none yet, or i is not an invoke). */
-  readonly completion: Int32Array;
-  /** invocation[i] = position of the invoke completed by the op at i, or -1. */
-  readonly invocation: Int32Array;
-}
+export type { Pairing };
 
-const pairingCache = new WeakMap<History, Pairing>();
-
-/** Pairs every client invoke with its completion by process (nemesis ops are left unpaired). */
+/** Pairs every client invoke with its completion by process (nemesis ops are left unpaired); see history-index.ts. */
 export function pairing(history: History): Pairing {
-  // Histories are immutable by contract; the length check still keeps a caller who appends to the
-  // array between two checks from getting a stale pairing.
-  const cached = pairingCache.get(history);
-  if (cached && cached.completion.length === history.length) return cached;
-  const n = history.length;
-  const completion = new Int32Array(n).fill(-1);
-  const invocation = new Int32Array(n).fill(-1);
-  // Process numbers are small non-negative integers in practice: index an array by them, and fall back
-  // to a Map for anything else.
-  const dense: number[] = [];
-  const sparse = new Map<Process, number>();
-  for (let i = 0; i < n; i++) {
-    const op = history[i];
-    const p = op.process;
-    if (p === 'nemesis') continue;
-    const small = Number.isInteger(p) && p >= 0 && p < 1 << 20;
-    if (op.type === 'invoke') {
-      if (small) {
-        while (dense.length <= p) dense.push(-1);
-        dense[p] = i;
-      } else sparse.set(p, i);
-    } else {
-      const inv = small ? (p < dense.length ? dense[p] : -1) : (sparse.get(p) ?? -1);
-      if (inv >= 0) {
-        completion[inv] = i;
-        invocation[i] = inv;
-        if (small) dense[p] = -1;
-        else sparse.delete(p);
-      }
-    }
-  }
-  const result = { completion, invocation };
-  pairingCache.set(history, result);
-  return result;
+  return opIndex(history).pairing;
 }
 
 /** One node's answer to one round of final reads. */
@@ -91,7 +51,7 @@ export function finalReads(history: History, ctx: CheckContext): FinalReads {
 
   const rounds = new Map<number, Map<string, FinalRead>>();
   const seen = new Set<string>();
-  for (let i = 0; i < history.length; i++) {
+  for (const i of opIndex(history).select(['final-read'], ['ok'])) {
     const op = history[i];
     if (op.f !== 'final-read' || op.type !== 'ok' || op.node === undefined) continue;
     const value = op.value as { round?: number; state?: FinalState } | null;
@@ -288,20 +248,109 @@ export function setComponent(element: number): string {
 }
 
 /**
- * Interned (entity, component) keys of a history, computed once per history: the key of every op that
- * names one (a set add or remove names the component of its element), and a way to intern more (the
- * keys of watch events), so that checkers index arrays by key id instead of looking strings up in maps
- * for every op and every event.
+ * Interned (entity, component) keys and HLC timestamps of a history, computed once per history: the key
+ * and timestamp of every op that names them (a set add or remove names the component of its element),
+ * the timestamp of every event of every ok watch-events op, and a way to intern more keys. Checkers index
+ * arrays by these ids instead of looking strings up in maps for every op and every event, and compare
+ * timestamps as numbers (see HlcTable) instead of as strings.
  */
 export interface KeyIndex {
   /** opKey[i]: the key id of op i, or -1. */
   readonly opKey: Int32Array;
+  /** opTs[i]: the HLC id of op i's `value.ts` when that is a string, or -1. */
+  readonly opTs: Int32Array;
   readonly entity: string[];
   readonly component: string[];
   /** The id of a key, interned when new. */
   id(entity: string, component: string): number;
   /** The id of a key, or -1 when no op or event named it. */
   find(entity: string, component: string): number;
+  /**
+   * The HLC ids of the events of the ok watch-events op at position i (-1 where e[4] is not a string).
+   * Event keys are not interned here: a checker that needs one asks `find` or `id` only for the few
+   * events it judges, which costs less than two map lookups for each of a million events.
+   */
+  eventTs(i: number): Int32Array | undefined;
+  readonly hlc: HlcTable;
+}
+
+/**
+ * The distinct HLC strings of a history, each with an id, and an order number per id: order[a] < order[b]
+ * exactly when string a sorts before string b (the checkers' rule for which timestamp wins), equal only
+ * for the same string. A string comparison of two timestamps walks their long shared prefix; the
+ * numbers make it one comparison, and spare touching the strings at all.
+ */
+export interface HlcTable {
+  readonly str: readonly string[];
+  /** Order numbers by id (computed when first asked for, after every timestamp of the history was interned). */
+  order(): Float64Array;
+  /** The id of a timestamp string, or -1 when no op, event or final read carried it. */
+  find(ts: string): number;
+}
+
+/** A canonical HLC: 15 digits of wall-clock ms, ':', 5 digits of logical counter, ':', the node id. */
+function canonicalHlc(ts: string): boolean {
+  if (ts.length < 23 || ts.charCodeAt(15) !== 58 || ts.charCodeAt(21) !== 58) return false;
+  for (let j = 0; j < 21; j++) {
+    if (j === 15) continue;
+    const c = ts.charCodeAt(j) - 48;
+    if (c < 0 || c > 9) return false;
+  }
+  return true;
+}
+
+/** The wall-clock ms of a canonical HLC (15 digits: exact as a double). */
+function msOf(ts: string): number {
+  let m = 0;
+  for (let j = 0; j < 15; j++) m = m * 10 + (ts.charCodeAt(j) - 48);
+  return m;
+}
+
+/** The logical counter of a canonical HLC. */
+function logicalOf(ts: string): number {
+  let l = 0;
+  for (let j = 16; j < 21; j++) l = l * 10 + (ts.charCodeAt(j) - 48);
+  return l;
+}
+
+function hlcOrder(str: readonly string[]): Float64Array {
+  const n = str.length;
+  const order = new Float64Array(n);
+  // Canonical timestamps have fixed-width digits, so string order is (ms, logical, node id) order:
+  // pack that into one integer when every timestamp is canonical and the packed range stays exact.
+  // Two passes over the strings (range and node ids, then the numbers) instead of arrays of parts.
+  let canonical = true;
+  let minMs = Infinity;
+  let maxMs = -Infinity;
+  const nodeNames = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const ts = str[i];
+    if (!canonicalHlc(ts)) {
+      canonical = false;
+      break;
+    }
+    const m = msOf(ts);
+    if (m < minMs) minMs = m;
+    if (m > maxMs) maxMs = m;
+    const node = ts.slice(22);
+    if (!nodeNames.has(node)) nodeNames.set(node, nodeNames.size);
+  }
+  const nodes = nodeNames.size;
+  if (canonical && n > 0 && (maxMs - minMs + 1) * 1e5 * Math.max(1, nodes) < Number.MAX_SAFE_INTEGER) {
+    // Node ids ranked in string order, so that ties on (ms, logical) break as the strings do.
+    const sorted = [...nodeNames.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const rank = new Map(sorted.map((name, r) => [name, r]));
+    for (let i = 0; i < n; i++) {
+      const ts = str[i];
+      order[i] = ((msOf(ts) - minMs) * 1e5 + logicalOf(ts)) * nodes + rank.get(ts.slice(22))!;
+    }
+    return order;
+  }
+  // Anything else: rank the strings themselves.
+  const ids = Array.from({ length: n }, (_, i) => i);
+  ids.sort((a, b) => (str[a] < str[b] ? -1 : str[a] > str[b] ? 1 : 0));
+  for (let r = 0; r < n; r++) order[ids[r]] = r;
+  return order;
 }
 
 const keyIndexCache = new WeakMap<History, KeyIndex>();
@@ -325,14 +374,53 @@ export function keyIndex(history: History): KeyIndex {
     return k;
   };
   const find = (e: string, c: string): number => byEntity.get(e)?.get(c) ?? -1;
+  const tsIds = new Map<string, number>();
+  const str: string[] = [];
+  const tsId = (ts: string): number => {
+    let t = tsIds.get(ts);
+    if (t === undefined) {
+      tsIds.set(ts, (t = str.length));
+      str.push(ts);
+    }
+    return t;
+  };
   const opKey = new Int32Array(history.length).fill(-1);
+  const opTs = new Int32Array(history.length).fill(-1);
   for (let i = 0; i < history.length; i++) {
-    const v = history[i].value as { entity?: unknown; component?: unknown; element?: unknown } | null;
-    if (v === null || typeof v !== 'object' || typeof v.entity !== 'string') continue;
+    const v = history[i].value as { entity?: unknown; component?: unknown; element?: unknown; ts?: unknown } | null;
+    if (v === null || typeof v !== 'object') continue;
+    if (typeof v.ts === 'string') opTs[i] = tsId(v.ts);
+    if (typeof v.entity !== 'string') continue;
     if (typeof v.component === 'string') opKey[i] = id(v.entity, v.component);
     else if (typeof v.element === 'number') opKey[i] = id(v.entity, setComponent(v.element));
   }
-  const index: KeyIndex = { opKey, entity, component, id, find };
+  const eventIds = new Map<number, Int32Array>();
+  for (const i of opIndex(history).select(['watch-events'], ['ok'])) {
+    const events = valueOf<{ events: unknown }>(history[i]).events;
+    if (!Array.isArray(events)) continue;
+    const ts = new Int32Array(events.length).fill(-1);
+    for (let j = 0; j < events.length; j++) {
+      const e = events[j] as unknown[];
+      if (Array.isArray(e) && typeof e[4] === 'string') ts[j] = tsId(e[4]);
+    }
+    eventIds.set(i, ts);
+  }
+  // And the timestamps of the final reads, so that every timestamp a checker meets has an id.
+  for (const i of opIndex(history).select(['final-read'], ['ok'])) {
+    const state = valueOf<{ state: unknown }>(history[i]).state;
+    if (state === null || typeof state !== 'object') continue;
+    for (const fe of Object.values(state as Record<string, unknown>)) {
+      const components = (fe as { components?: unknown } | null)?.components;
+      if (components === null || typeof components !== 'object') continue;
+      for (const fc of Object.values(components as Record<string, unknown>)) {
+        const ts = (fc as { ts?: unknown } | null)?.ts;
+        if (typeof ts === 'string') tsId(ts);
+      }
+    }
+  }
+  let order: Float64Array | undefined;
+  const hlc: HlcTable = { str, order: () => (order ??= hlcOrder(str)), find: (ts) => tsIds.get(ts) ?? -1 };
+  const index: KeyIndex = { opKey, opTs, entity, component, id, find, eventTs: (i) => eventIds.get(i), hlc };
   keyIndexCache.set(history, index);
   return index;
 }

@@ -22,14 +22,20 @@ import type { FinalState, History, Op } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { AnomalyList, FloatBuffer, finalReads, keyIndex, nsToMs, pairing, quantiles, valueOf } from './util.ts';
 import { faultSpans, killWindows } from './windows.ts';
+import { opIndex } from './history-index.ts';
 
 /** [atNs, entity, component, value, ts, kind, deleted, droppedBefore], as recorded. */
 type Event = [number, string, string, string, string, string, boolean, number];
 
 
-/** One key's events on one stream, in arrival order (the recorded arrays themselves, not copies). */
+/**
+ * One key's events on one stream, in arrival order (the recorded arrays themselves, not copies), with
+ * each event's HLC order number (util.HlcTable; NaN when its ts is not a string) beside them, so that
+ * the order checks and the lag merge compare numbers without touching the events.
+ */
 interface KeyEvents {
   readonly events: Event[];
+  readonly ord: number[];
   readonly kind: string;
 }
 
@@ -53,7 +59,11 @@ interface Stream {
 function streams(history: History): Stream[] {
   const byProcess = new Map<number | string, Stream>();
   const out: Stream[] = [];
-  for (let i = 0; i < history.length; i++) {
+  const positions = opIndex(history).select(['watch-open', 'watch-events', 'watch-close'], ['ok']);
+  const keys = keyIndex(history);
+  const order = keys.hlc.order();
+  for (let p = 0; p < positions.length; p++) {
+    const i = positions[p];
     const op = history[i];
     if (op.type !== 'ok' || !op.f.startsWith('watch-') || op.node === undefined) continue;
     const v = valueOf<{ stream: string; events: Event[]; reason: string }>(op);
@@ -65,7 +75,9 @@ function streams(history: History): Stream[] {
       const s = byProcess.get(op.process);
       if (!s) continue;
       if (op.f === 'watch-events' && Array.isArray(v.events)) {
-        for (const e of v.events) {
+        const ids = keys.eventTs(i)!;
+        for (let j = 0; j < v.events.length; j++) {
+          const e = v.events[j];
           if (!Array.isArray(e) || e.length < 8) continue;
           s.events++;
           const dropped = Number(e[7]) || 0;
@@ -76,8 +88,9 @@ function streams(history: History): Stream[] {
           let byComponent = s.keys.get(e[1]);
           if (!byComponent) s.keys.set(e[1], (byComponent = new Map()));
           let k = byComponent.get(e[2]);
-          if (!k) byComponent.set(e[2], (k = { events: [], kind: e[5] }));
+          if (!k) byComponent.set(e[2], (k = { events: [], ord: [], kind: e[5] }));
           k.events.push(e);
+          k.ord.push(ids[j] >= 0 ? order[ids[j]] : NaN);
         }
       } else if (op.f === 'watch-close') {
         s.closeTime = op.time;
@@ -98,7 +111,8 @@ function streamsOf(history: History): Stream[] {
 /** Each node's watcher drops from the end-of-run stats ops. */
 function watcherDrops(history: History): Map<string, number> {
   const out = new Map<string, number>();
-  for (const op of history) {
+  for (const i of opIndex(history).select(['stats'], ['ok'])) {
+    const op = history[i];
     if (op.f !== 'stats' || op.type !== 'ok' || op.node === undefined) continue;
     const d = (op.value as { watcherDrops?: unknown })?.watcherDrops;
     if (typeof d === 'number') out.set(op.node, d);
@@ -142,6 +156,7 @@ const PAUSES = new Set(['start-pause']);
  */
 const PROCESS_FAULTS = new Set(['kill', 'pause', 'disk']);
 const NO_EVENTS: readonly Event[] = [];
+const NO_NUMBERS: readonly number[] = [];
 const PROCESS_SETTLE_NS = 5e9;
 /** The writes whose replication lag is judged. */
 const LAGGED = new Set(['write', 'write-max', 'delete', 'add', 'remove']);
@@ -180,7 +195,7 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
   let events = 0;
   let complete = 0;
   let dropped = 0;
-  const paused = history.filter((op) => op.process === 'nemesis' && PAUSES.has(op.f));
+  const paused = [...opIndex(history).nemesis].map((i) => history[i]).filter((op) => PAUSES.has(op.f));
 
   for (const s of all) {
     events += s.events;
@@ -190,12 +205,17 @@ export const watchChecker = (history: History, ctx: CheckContext): WatchResult =
       for (const [component, k] of byComponent) {
         if (k.kind === 'counter') continue;
         const ev = k.events;
+        const ord = k.ord;
         const max = k.kind === 'max';
         for (let j = 1; j < ev.length; j++) {
+          // The common case first, with one comparison: a later timestamp (max-wins: a greater value).
+          if (!max) {
+            const before = ord[j - 1];
+            const after = ord[j];
+            if (before === before && after === after ? after > before : ev[j][4] > ev[j - 1][4]) continue;
+          } else if (Number(ev[j][3]) > Number(ev[j - 1][3])) continue;
           const a = ev[j - 1];
           const b = ev[j];
-          // The common case first, with one comparison: a later timestamp (max-wins: a greater value).
-          if (max ? Number(b[3]) > Number(a[3]) : b[4] > a[4]) continue;
           const same = b[4] === a[4] && b[3] === a[3] && b[6] === a[6];
           const back = max ? Number(b[3]) < Number(a[3]) : b[4] < a[4];
           if (!same && !back) continue;
@@ -313,16 +333,17 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   const all = streamsOf(history);
   const anomalies = new AnomalyList();
   // Fault spans, from each op's invocation (when known) to its stop.
-  let endTime = 0;
-  for (const op of history) endTime = Math.max(endTime, op.time);
+  const index = opIndex(history);
+  const endTime = index.endTime;
+  const nemesisOps = [...index.nemesis].map((i) => history[i]);
   // A fault's span reaches `settleMs` past its stop (a restarted or resumed node longer, see below).
-  const spans = faultSpans(history.filter((op) => op.process === 'nemesis')).map((s) => {
+  const spans = faultSpans(nemesisOps).map((s) => {
     const inv = (s.start.value as { invokedAt?: unknown })?.invokedAt;
     const settle = PROCESS_FAULTS.has(s.kind) ? Math.max(settleNs, PROCESS_SETTLE_NS) : settleNs;
     return { from: typeof inv === 'number' ? inv : s.start.time - 30e9, to: (s.stop?.time ?? endTime) + settle };
   });
   // Heal and final reads end the judged part of the run: only writes before the heal are judged.
-  const heal = history.find((op) => op.process === 'nemesis' && op.f === 'heal');
+  const heal = nemesisOps.find((op) => op.f === 'heal');
   const workloadEnd = heal ? heal.time : endTime;
   // Spans merged and sorted, so that writes, which come in time order, are tested with a moving index.
   const merged: { from: number; to: number }[] = [];
@@ -340,10 +361,13 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   // The judged writes, grouped by key and sorted by timestamp (max-wins: by value), so each key's writes
   // are matched with each stream's events for that key in one merge pass (events come in that order on
   // a correct stream; the watch checker reports any that do not).
-  interface Judged { readonly op: Op; readonly component: string; readonly ts: string; readonly value: number; readonly max: boolean; readonly acked: number; judged: boolean }
+  interface Judged { readonly op: Op; readonly component: string; readonly ts: string; readonly ord: number; readonly value: number; readonly max: boolean; readonly acked: number; judged: boolean }
   const keys = keyIndex(history);
+  const order = keys.hlc.order();
   const groups: Judged[][] = [];
-  for (let c = 0; c < history.length; c++) {
+  const lagged = index.select([...LAGGED], ['ok']);
+  for (let p = 0; p < lagged.length; p++) {
+    const c = lagged[p];
     const op = history[c];
     if (op.type !== 'ok' || op.node === undefined || !LAGGED.has(op.f)) continue;
     const v = valueOf<{ ts: string; value: number; duplicate?: boolean }>(op);
@@ -351,7 +375,7 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
     if (typeof v.ts !== 'string' || key < 0 || v.duplicate === true) continue;
     const acked = op.time;
     if (!calm(acked, acked + boundNs)) continue;
-    (groups[key] ??= []).push({ op, component: keys.component[key], ts: v.ts, value: Number(v.value), max: op.f === 'write-max', acked, judged: false });
+    (groups[key] ??= []).push({ op, component: keys.component[key], ts: v.ts, ord: order[keys.opTs[c]], value: Number(v.value), max: op.f === 'write-max', acked, judged: false });
   }
   // Lags in ms; a write that never arrived counts as MAX_VALUE (sorted last).
   const lags = new FloatBuffer();
@@ -365,14 +389,17 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
       for (const ws of [all_.filter((w) => !w.max), all_.filter((w) => w.max)]) {
         if (ws.length === 0) continue;
         const max = ws[0].max;
-        ws.sort(max ? (a, b) => a.value - b.value : (a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+        ws.sort(max ? (a, b) => a.value - b.value : (a, b) => a.ord - b.ord);
         for (const s of all) {
-          const ev = s.keys.get(entity)?.get(component)?.events ?? NO_EVENTS;
+          const k = s.keys.get(entity)?.get(component);
+          const ev = k?.events ?? NO_EVENTS;
+          const ord = k?.ord ?? NO_NUMBERS;
           let j = 0;
           for (const w of ws) {
             if (s.node === w.op.node || s.openTime > w.acked || s.closeTime < w.acked + boundNs || s.firstDrop < w.acked + boundNs) continue;
             w.judged = true;
-            while (j < ev.length && (max ? Number(ev[j][3]) < w.value : ev[j][4] < w.ts)) j++;
+            if (max) while (j < ev.length && Number(ev[j][3]) < w.value) j++;
+            else while (j < ev.length && (ord[j] === ord[j] ? ord[j] < w.ord : ev[j][4] < w.ts)) j++;
             const at = j < ev.length ? ev[j][0] : Infinity;
             const lagNs = Math.max(0, at - w.acked);
             if (at === Infinity) never++;
