@@ -8,6 +8,7 @@ import { partitionPackage } from './partition.ts';
 import { killPackage } from './kill.ts';
 import { pausePackage } from './pause.ts';
 import { netemPackage, packetPackage } from './packet.ts';
+import { delayPackage } from './delay.ts';
 import { completion, healReport, HEAL_LATER, type FaultlinePackage } from './package.ts';
 import { errorText } from './net.ts';
 
@@ -18,6 +19,7 @@ export const faultPackages = {
   kill: killPackage,
   pause: pausePackage,
   packet: packetPackage,
+  delay: delayPackage,
   netem: netemPackage,
 } satisfies Record<string, (options: FaultPackageOptions) => FaultlinePackage>;
 

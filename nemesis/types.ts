@@ -103,6 +103,12 @@ export interface FaultPackageOptions {
   readonly targets?: readonly ('one' | 'minority' | 'majority' | 'all' | 'random')[];
   /** Partition shapes to draw from (--partition-shapes; see nemesis/grudge.ts). @default every shape */
   readonly shapes?: readonly ('halves' | 'isolate' | 'majority-minority' | 'bridge' | 'majorities-ring' | 'asymmetric' | 'complete')[];
+  /** What the delay fault draws from (--delay-ms, --delay-jitter-ms, --delay-duplicate-percent; nemesis/delay.ts). @default its DEFAULT_* lists */
+  readonly delay?: {
+    readonly delaysMs?: readonly number[];
+    readonly jittersMs?: readonly number[];
+    readonly duplicatePercents?: readonly number[];
+  };
 }
 
 export interface FaultPackage {

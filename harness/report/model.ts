@@ -2,6 +2,7 @@
 // data that report.html embeds and draws (timeline lanes and bars, fault windows, latency and
 // throughput buckets, clock offsets, per-node values of non-converged keys, the history table).
 // Keeping this apart from the HTML means every number the report shows is unit-tested here.
+import { describeDelayLinks, type DelayLinks } from '../../nemesis/delay.ts';
 import { faultSpans } from '../../checkers/windows.ts';
 import type { Anomaly } from '../../checkers/types.ts';
 import type { History, NemesisValue, Op } from '../history.ts';
@@ -202,6 +203,11 @@ export function summarizeNemesis(value: NemesisValue | undefined): string {
     return Object.entries(value.offsets)
       .map(([node, ms]) => `${node} ${ms >= 0 ? '+' : ''}${ms}ms`)
       .join(', ');
+  }
+  // The delay fault's links (sender → peer → delay); packet's `links` is a grudge (node → peers), shown by its nodes.
+  const links = value.links as Record<string, unknown> | undefined;
+  if (links && typeof links === 'object' && Object.values(links).some((peers) => peers !== null && typeof peers === 'object' && !Array.isArray(peers))) {
+    return describeDelayLinks(links as DelayLinks);
   }
   if (value.nodes) return value.nodes.join(',');
   return '';
