@@ -3,7 +3,8 @@
 // parseOptions never exits: it throws UsageError, which the CLI turns into exit code 254.
 import { parseArgs } from 'node:util';
 import { workloadNames, workloads } from './workloads/index.ts';
-import { faultPackageNames } from '../nemesis/index.ts';
+import { FAULT_PACKAGE_NAMES } from '../nemesis/names.ts';
+import { BUG_NAMES } from '../node/bugs.ts';
 import { DEFAULT_DELAYS_MS, DEFAULT_DUPLICATE_PERCENTS, DEFAULT_JITTERS_MS, MAX_DELAY_MS } from '../nemesis/delay.ts';
 import type { CheckContext } from '../checkers/types.ts';
 
@@ -11,22 +12,8 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-/** The planted bugs the node service understands (node/ validates them too). */
-export const PLANTED_BUGS = [
-  'no-anti-entropy',
-  'wall-clock-lww',
-  'ack-before-fsync',
-  'no-dedupe',
-  'threat-lww',
-  'echo-relay',
-  'remote-before-durable',
-  'stale-reads',
-  'tombstone-loses',
-  'incr-reply-before',
-  'watch-skip-repair',
-  'quorum-writes',
-  'no-relay',
-] as const;
+/** The planted bugs, as node/bugs.ts (their one owner) names them; the node validates them too. */
+export const PLANTED_BUGS: readonly string[] = BUG_NAMES;
 
 /** Which nodes a fault draws its targets from, as Jepsen's node specs. */
 export const TARGET_KINDS = ['one', 'minority', 'majority', 'all', 'random'] as const;
@@ -36,8 +23,8 @@ export type TargetKind = (typeof TARGET_KINDS)[number];
 export const PARTITION_SHAPES = ['halves', 'isolate', 'majority-minority', 'bridge', 'majorities-ring', 'asymmetric', 'complete'] as const;
 export type PartitionShape = (typeof PARTITION_SHAPES)[number];
 
-/** Fault packages, as nemesis/index.ts registers them; `all` and `none` are also accepted (resolveNemeses resolves them). */
-export const NEMESIS_NAMES: readonly string[] = faultPackageNames;
+/** Fault packages (nemesis/names.ts owns the list); `all` and `none` are also accepted (nemesis/index.ts resolves them). */
+export const NEMESIS_NAMES: readonly string[] = FAULT_PACKAGE_NAMES;
 
 export interface Options {
   readonly nodes: number;

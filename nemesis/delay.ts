@@ -18,9 +18,9 @@
 import type { Rng } from '../harness/rng.ts';
 import type { NemesisValue } from '../harness/history.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
-import { containerStopped, DELAY_CHAIN, errorText, ipOf, NodeCommandError, onEveryNode, removeChain, run, setChainRules, collectErrors, type RuleSpec } from './net.ts';
+import { containerStopped, DELAY_CHAIN, errorText, ipOf, NodeCommandError, onEveryNode, removeChain, run, collectErrors, type RuleSpec } from './net.ts';
 import { iptablesUnsupported } from './partition.ts';
-import { completion, healReport, HEAL_LATER, nodeStates, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, healReport, HEAL_LATER, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes } from './schedule.ts';
 
 /** How one link is slowed: the sender holds each packet delayMs ± jitterMs (uniform) and sends a copy of duplicatePercent % of them. */
@@ -256,38 +256,56 @@ export async function readDelay(cluster: ClusterControl, node: string): Promise<
   return parseReadBack((await run(cluster, node, ['sh', '-c', READ_BACK])).stdout);
 }
 
+/** What applying or ending a node's delay did: the state read back right after, and the program's final stats when it was ended. */
+export interface DelayApplied {
+  readonly found: DelayReadBack;
+  readonly ended?: DelayProgramStats;
+}
+
 /**
- * Puts one sender's links in force: the config written, faultline-delay started (or told to re-read it
- * with SIGHUP), then the rules; with no links, the rules go first and then the program (SIGTERM: it
- * releases what it holds and exits). Returns the program's final stats when it was ended.
+ * Puts one sender's links in force, in one exec (each costs a second or more on a loaded machine):
+ * the config written, faultline-delay started (or told to re-read it with SIGHUP), then the rules in
+ * one iptables-restore transaction and the jump from OUTPUT; with no links, the rules go first and then
+ * the program (SIGTERM: it lets what it holds go and exits). Prints the state read back.
  */
-export async function applyNodeDelay(cluster: ClusterControl, node: string, peers: Readonly<Record<string, LinkDelay>> | undefined): Promise<DelayProgramStats | undefined> {
+export async function applyNodeDelay(cluster: ClusterControl, node: string, peers: Readonly<Record<string, LinkDelay>> | undefined): Promise<DelayApplied> {
   if (!peers || Object.keys(peers).length === 0) return await endNodeDelay(cluster, node);
-  const start =
-    `set -e; ${LIVE}; mkdir -p ${DIR}; printf '%s\\n' "$@" > ${CONFIG}.tmp; mv ${CONFIG}.tmp ${CONFIG}; pid=$(live); ` +
+  const config = delayConfig(cluster, peers);
+  const restore = ['*filter', `:${DELAY_CHAIN} - [0:0]`, ...delayRules(cluster, peers).map((rule) => [`-A ${DELAY_CHAIN}`, ...rule].join(' ')), 'COMMIT'];
+  // Positional arguments: the config lines, then "--", then the iptables-restore lines; no value is parsed by a shell.
+  const script =
+    `set -e; ${LIVE}; mkdir -p ${DIR}; : > ${CONFIG}.tmp; while [ "$1" != -- ]; do printf '%s\\n' "$1" >> ${CONFIG}.tmp; shift; done; shift; ` +
+    `mv ${CONFIG}.tmp ${CONFIG}; pid=$(live); ` +
     `if [ -n "$pid" ]; then kill -HUP $pid; sleep 0.05; else rm -f ${STATS}; ` +
     `setsid ${PROGRAM} --queue ${DELAY_QUEUE} --config ${CONFIG} --stats ${STATS} >>${LOG} 2>&1 </dev/null & ` +
     // Started: wait (up to 2 s) for its first stats, written once it listens on the queue.
     `i=0; while [ ! -s ${STATS} ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; ` +
-    `[ -s ${STATS} ] || { echo "${PROGRAM} did not start:" >&2; tail -n 5 ${LOG} >&2; exit 1; }; fi`;
-  await run(cluster, node, ['sh', '-c', start, 'faultline-delay', ...delayConfig(cluster, peers)]);
-  await setChainRules(cluster, node, DELAY_CHAIN, delayRules(cluster, peers));
-  return undefined;
+    `[ -s ${STATS} ] || { echo "${PROGRAM} did not start:" >&2; tail -n 5 ${LOG} >&2; exit 1; }; fi; ` +
+    `printf '%s\\n' "$@" | iptables-restore -w --noflush; ` +
+    `iptables -w -C OUTPUT -j ${DELAY_CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -j ${DELAY_CHAIN}; set +e; ${READ_BACK}`;
+  const result = await run(cluster, node, ['sh', '-c', script, 'faultline-delay', ...config, '--', ...restore]);
+  return { found: parseReadBack(result.stdout) };
 }
 
-/** Empties the delay chain and ends faultline-delay on a node; a stopped container has neither. Returns the final stats. */
-export async function endNodeDelay(cluster: ClusterControl, node: string): Promise<DelayProgramStats | undefined> {
+/** Empties the delay chain and ends faultline-delay on a node, in one exec; a stopped container has neither. */
+export async function endNodeDelay(cluster: ClusterControl, node: string): Promise<DelayApplied> {
   const script =
     `${LIVE}; if iptables -w -n -L ${DELAY_CHAIN} >/dev/null 2>&1; then iptables -w -F ${DELAY_CHAIN} || exit 1; fi; pids=$(live); ` +
     `if [ -n "$pids" ]; then kill -TERM $pids; i=0; while [ -n "$(live)" ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; ` +
-    `if [ -n "$(live)" ]; then kill -KILL $(live); echo "${PROGRAM} did not end on SIGTERM within 2 s; killed" >&2; fi; cat ${STATS} 2>/dev/null; fi; true`;
+    `if [ -n "$(live)" ]; then kill -KILL $(live); echo "${PROGRAM} did not end on SIGTERM within 2 s; killed" >&2; fi; cat ${STATS} 2>/dev/null; fi; echo ===; ${READ_BACK}`;
   try {
     const result = await run(cluster, node, ['sh', '-c', script]);
-    const text = result.stdout.trim();
-    return text ? (JSON.parse(text) as DelayProgramStats) : undefined;
+    const [final, rest = ''] = result.stdout.split('===\n');
+    let ended: DelayProgramStats | undefined;
+    try {
+      ended = final.trim() ? (JSON.parse(final) as DelayProgramStats) : undefined;
+    } catch {
+      ended = undefined;
+    }
+    return { found: parseReadBack(rest), ...(ended ? { ended } : {}) };
   } catch (error) {
-    if (containerStopped(error)) return undefined;
-    if (error instanceof SyntaxError) return undefined;
+    // A stopped container has a fresh network namespace when it starts again, and no program.
+    if (containerStopped(error)) return { found: { rules: [], pids: [], log: '' } };
     throw error;
   }
 }
@@ -365,15 +383,17 @@ export class DelayNemesis implements Nemesis {
   async #apply(cluster: ClusterControl, links: DelayLinks, nodes: readonly string[]) {
     this.#links = links;
     const stats: Record<string, DelayProgramStats> = {};
+    const found: Record<string, DelayReadBack> = {};
     const result = await onEveryNode(nodes, async (node) => {
-      const ended = await applyNodeDelay(cluster, node, links[node]);
-      if (ended) stats[node] = ended;
+      const applied = await applyNodeDelay(cluster, node, links[node]);
+      found[node] = applied.found;
+      if (applied.ended) stats[node] = applied.ended;
     });
     for (const node of nodes) {
       if (node in result.deferred) this.#pending.add(node);
       else if (!result.errors.some((e) => e.message.includes(node))) this.#pending.delete(node);
     }
-    return { ...result, stats };
+    return { ...result, stats, found };
   }
 
   async #start(cluster: ClusterControl, op: NemesisOp): Promise<NemesisCompletion> {
@@ -386,12 +406,12 @@ export class DelayNemesis implements Nemesis {
     if (applied.errors.length > 0) {
       return completion(op, { ...done, verified: false, unverified: `not applied on every node: ${applied.errors.map((e) => errorText(e)).join('; ')}` }, new AggregateError(applied.errors));
     }
-    return completion(op, { ...done, ...(await this.#check(cluster, true)) });
+    return completion(op, { ...done, ...(await this.#check(cluster, applied.found, applied.deferred, true)) });
   }
 
   async #stop(cluster: ClusterControl, op: NemesisOp): Promise<NemesisCompletion> {
     const applied = await this.#apply(cluster, {}, sortNodes(cluster.nodes.map((n) => n.name)));
-    const check = applied.errors.length === 0 ? await this.#check(cluster, false) : { verified: false, unverified: `not removed on every node: ${applied.errors.map((e) => errorText(e)).join('; ')}` };
+    const check = applied.errors.length === 0 ? await this.#check(cluster, applied.found, applied.deferred, false) : { verified: false, unverified: `not removed on every node: ${applied.errors.map((e) => errorText(e)).join('; ')}` };
     const value = { nodes: op.value.nodes ?? [], links: {}, ...(Object.keys(applied.stats).length > 0 ? { stats: summarizeStats(applied.stats) } : {}), ...(Object.keys(applied.deferred).length > 0 ? { deferred: applied.deferred } : {}), ...check };
     return completion(op, value, applied.errors.length > 0 ? new AggregateError(applied.errors) : undefined);
   }
@@ -401,22 +421,15 @@ export class DelayNemesis implements Nemesis {
    * handshake time from each delayed sender to its peers: a pair whose time did not rise by at least
    * RTT_PROOF_SHARE of its delay makes the op unverified.
    */
-  async #check(cluster: ClusterControl, measure: boolean): Promise<NemesisValue> {
+  async #check(cluster: ClusterControl, found: Readonly<Record<string, DelayReadBack>>, deferred: Readonly<Record<string, string>>, measure: boolean): Promise<NemesisValue> {
     const links = this.#links;
     const names = sortNodes(cluster.nodes.map((n) => n.name));
-    const states = await nodeStates(cluster, names);
-    const running = names.filter((n) => states[n] === 'running');
-    const excluded = Object.fromEntries(names.filter((n) => states[n] !== 'running').map((n) => [n, states[n]]));
+    // What each node printed right after the change is its read-back; a node that printed nothing was
+    // deferred (stopped or paused) and is read back when it comes back.
+    const running = names.filter((n) => n in found);
+    const excluded = Object.fromEntries(names.filter((n) => n in deferred).map((n) => [n, deferred[n]]));
     const problems: string[] = [];
-    await Promise.all(
-      running.map(async (node) => {
-        try {
-          problems.push(...delayMismatches(cluster, node, links[node], await readDelay(cluster, node)));
-        } catch (error) {
-          problems.push(`${node}: could not read its delay back: ${errorText(error)}`);
-        }
-      }),
-    );
+    for (const node of running) problems.push(...delayMismatches(cluster, node, links[node], found[node]));
     const rttMs: Record<string, Record<string, number | null>> = {};
     if (measure) {
       await Promise.all(
@@ -454,9 +467,9 @@ export class DelayNemesis implements Nemesis {
     const peers = this.#links[node];
     if (!peers && !this.#pending.has(node)) return undefined;
     try {
-      await applyNodeDelay(cluster, node, peers);
+      const applied = await applyNodeDelay(cluster, node, peers);
       this.#pending.delete(node);
-      const problems = delayMismatches(cluster, node, peers, await readDelay(cluster, node));
+      const problems = delayMismatches(cluster, node, peers, applied.found);
       return { node, links: peers ? { [node]: peers } : {}, verified: problems.length === 0, ...(problems.length > 0 ? { unverified: problems.join('; ') } : {}) };
     } catch (error) {
       const message = errorText(error);
@@ -472,14 +485,7 @@ export class DelayNemesis implements Nemesis {
       this.#pending.clear();
       const nodes = sortNodes(cluster.nodes.map((n) => n.name));
       const errors = await collectErrors(nodes, async (node) => {
-        await endNodeDelay(cluster, node);
-        let found: DelayReadBack;
-        try {
-          found = await readDelay(cluster, node);
-        } catch (error) {
-          if (containerStopped(error)) return;
-          throw error;
-        }
+        const { found } = await endNodeDelay(cluster, node);
         const left = delayMismatches(cluster, node, undefined, found);
         if (left.length > 0) throw new Error(`after healing, ${left.join('; ')}`);
       });

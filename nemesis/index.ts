@@ -11,8 +11,9 @@ import { netemPackage, packetPackage } from './packet.ts';
 import { delayPackage } from './delay.ts';
 import { completion, healReport, HEAL_LATER, type FaultlinePackage } from './package.ts';
 import { errorText } from './net.ts';
+import { FAULT_PACKAGE_NAMES, type FaultPackageName } from './names.ts';
 
-/** Every fault package by name, as `--nemesis` spells it. */
+/** Every fault package by name, as `--nemesis` spells it (nemesis/names.ts owns the names). */
 export const faultPackages = {
   partition: partitionPackage,
   clock: clockPackage,
@@ -21,11 +22,12 @@ export const faultPackages = {
   packet: packetPackage,
   delay: delayPackage,
   netem: netemPackage,
-} satisfies Record<string, (options: FaultPackageOptions) => FaultlinePackage>;
+} satisfies Record<FaultPackageName, (options: FaultPackageOptions) => FaultlinePackage>;
 
-export type FaultPackageName = keyof typeof faultPackages;
+export type { FaultPackageName };
 
-export const faultPackageNames = Object.keys(faultPackages) as FaultPackageName[];
+/** Every package name, in the order of nemesis/names.ts (the owner of the list). */
+export const faultPackageNames: readonly FaultPackageName[] = FAULT_PACKAGE_NAMES;
 
 /** A package this machine cannot run, and why. */
 export interface SkippedPackage {

@@ -1,6 +1,7 @@
 // The planted bugs (`--bug NAME`): each deliberately breaks exactly one guarantee so the harness can
 // prove its checkers catch that class of bug. The code paths that implement them are marked with
 // `bug(...)` checks in node.ts, wal.ts (deferred mode), merge.ts (maxAsLww, tombstoneLoses) and mesh.ts.
+// BUG_NAMES is the one list of their names: the harness's `--bug` option reads it too.
 
 export const BUGS = {
   'no-anti-entropy': 'anti-entropy never runs, so replicas stay diverged after relays were lost in a partition',
@@ -16,6 +17,7 @@ export const BUGS = {
   'watch-skip-repair': 'changes applied by anti-entropy repairs are not published to watchers',
   'quorum-writes': 'writes are refused (UNAVAILABLE) while the node is connected to fewer than a majority of the cluster, which breaks the AP promise',
   'no-relay': 'writes are never relayed; peers learn them only from anti-entropy rounds',
+  'tombstone-gc': 'tombstones are purged 50 ms after they are applied (a gc grace that assumes every older write arrives within it, as on a LAN), so an older write delayed past it brings the deleted value back',
 } as const;
 
 export type BugName = keyof typeof BUGS;

@@ -22,6 +22,8 @@ import type { Entity, GetReply, HealthReply, IncrReply, DeleteReply, PutReply, S
 export const MAX_REQUEST_IDS = 1_000_000;
 /** Per-origin sequence numbers are incarnation × 2^32 + n, so they never repeat across restarts. */
 const SEQ_PER_INCARNATION = 2 ** 32;
+/** The planted bug tombstone-gc's grace: relays cross a LAN in a few ms, a slow link takes longer. */
+export const TOMBSTONE_GC_MS = 50;
 
 type StoredReply = { ts?: string; value?: string | number };
 
@@ -337,6 +339,17 @@ export class StoreNode {
   private applyLocalComponent(entity: string, component: string, incoming: ComponentState): void {
     const { state, changed } = this.replica.applyComponent(entity, component, incoming);
     if (changed) this.publish(entity, component, state, this.config.id);
+    if (changed) this.collectTombstone(entity, component, state);
+  }
+
+  /**
+   * The planted bug tombstone-gc: a tombstone is purged TOMBSTONE_GC_MS after it was applied, as if
+   * every write older than it had arrived by then (a gc grace sized for a LAN). An older write of the
+   * component that arrives later finds nothing to lose to, and the deleted value comes back.
+   */
+  private collectTombstone(entity: string, component: string, state: ComponentState): void {
+    if (!state.deleted || !this.bug('tombstone-gc')) return;
+    setTimeout(() => this.replica.forgetComponent(entity, component, state), TOMBSTONE_GC_MS).unref();
   }
 
   /**
@@ -491,6 +504,7 @@ export class StoreNode {
         if ('state' in w) {
           const r = this.replica.applyComponent(w.entity, w.component, w.state);
           if (r.changed && !silent) this.publish(w.entity, w.component, r.state, from);
+          if (r.changed) this.collectTombstone(w.entity, w.component, r.state);
         } else {
           const r = this.replica.applyShare(w.entity, w.counter, w.origin, w.share);
           if (r.changed && !silent) this.publishCounter(w.entity, w.counter, r.value, from);

@@ -136,6 +136,19 @@ export class Replica {
     return { state: merged, changed: true };
   }
 
+  /**
+   * Forgets a component whose state is still `expected` (the planted bug tombstone-gc purges tombstones
+   * this way); returns whether it did. A correct replica never forgets a tombstone: it is what makes an
+   * older write that arrives later lose.
+   */
+  forgetComponent(entity: string, component: string, expected: ComponentState): boolean {
+    const e = this.entities.get(entity);
+    if (e?.components.get(component) !== expected) return false;
+    this.toggle(entity, hashComponent(entity, component, expected));
+    e.components.delete(component);
+    return true;
+  }
+
   /** Merges one origin's counter share in; returns the counter's value and whether it changed. */
   applyShare(entity: string, counter: string, origin: string, incoming: Share): { value: number; changed: boolean } {
     const e = this.entity(entity);

@@ -78,13 +78,13 @@ describe('npm run jepsen end to end', () => {
     const dir = latestRun(results);
     const verdict = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
     // netem is skipped where the kernel has no sch_netem; every other package must have run.
-    expect(verdict.test.nemesis.filter((p: string) => p !== 'netem')).toEqual(['kill', 'pause', 'partition', 'clock', 'packet']);
+    expect(verdict.test.nemesis.filter((p: string) => p !== 'netem')).toEqual(['kill', 'pause', 'partition', 'clock', 'packet', 'delay']);
     expect(verdict.test.nemesisRan, run.all).toEqual(verdict.test.nemesis);
     for (const name of verdict.test.nemesis) expect(verdict.checkers.faults.packages[name], name).toMatchObject({ ran: true });
     expect(verdict.checkers.faults.valid, JSON.stringify(verdict.checkers.faults)).toBe(true);
-    // The auto interval is T / (2k + 2) for the k packages that run: 20 / 12 s, so one whole round plus a
+    // The auto interval is T / (2k + 2) for the k packages that run: 20 / 14 s, so one whole round plus a
     // spare interval fits before the time limit (nemesis/schedule.ts).
-    expect(run.all).toMatch(/nemesis: one op every 1\.667 s \(auto\), 11 before the time limit; first round: /);
+    expect(run.all).toMatch(/nemesis: one op every 1\.429 s \(auto\), 13 before the time limit; first round: /);
     expect(run.stdout).toContain(`faults ran: ${verdict.test.nemesis.join(',')}`);
     // Every nemesis op says when it was invoked and whether it was verified.
     const nemesis = readHistory(dir).filter((o) => o.process === 'nemesis');
