@@ -7,7 +7,7 @@ import { faultSpans } from '../../checkers/windows.ts';
 import type { Anomaly } from '../../checkers/types.ts';
 import type { History, NemesisValue, Op } from '../history.ts';
 import type { NodeStats, RunResults } from '../results.ts';
-import { faultRows, probeViews, type FaultRow, type ProbeView } from './faults.ts';
+import { delayViews, faultRows, probeViews, type DelayView, type FaultRow, type ProbeView } from './faults.ts';
 
 /** A fault in force: from the completion of start-X (or the first bump) to the completion of stop-X or heal. */
 export interface FaultWindow {
@@ -133,9 +133,11 @@ export interface ReportModel {
   readonly faults: FaultRow[];
   /** Every partition probe (start, stop, re-apply on a node that came back). */
   readonly probes: ProbeView[];
+  /** Every delay start, link by link, with the handshake time its sender measured. */
+  readonly delays: DelayView[];
 }
 
-export type { FaultRow, ProbeView };
+export type { DelayView, FaultRow, ProbeView };
 
 export interface ModelOptions {
   /** Values longer than this are cut in the history table (the full op is in history.jsonl). @default 400 */
@@ -495,5 +497,6 @@ export function buildModel(history: History, results: RunResults, nodeStats: Rec
     history: historyCols,
     faults: faultRows(results.checkers.faults),
     probes: probeViews(history),
+    delays: delayViews(history),
   };
 }

@@ -132,3 +132,15 @@ describe('in the report', () => {
     expect(summarizeNemesis({ nodes: ['n1'], links: { n1: ['n2'] } })).toBe('n1');
   });
 });
+
+describe('in the report\'s fault section', () => {
+  it('lists each delay start link by link, with the round trip its sender measured', async () => {
+    const { delayViews } = await import('../../harness/report/faults.ts');
+    const links: DelayLinks = { n1: { n2: d100 } };
+    const history = [
+      { index: 0, time: 1e9, process: 'nemesis', type: 'info', f: 'start-delay', value: { nodes: ['n1', 'n2'], links, rttMs: { n1: { n2: 101.5 } }, verified: true } },
+      { index: 1, time: 2e9, process: 'nemesis', type: 'info', f: 'stop-delay', value: { nodes: ['n1', 'n2'], links: {} } },
+    ] as unknown as Parameters<typeof delayViews>[0];
+    expect(delayViews(history)).toEqual([{ index: 0, timeMs: 1000, links: [{ from: 'n1', to: 'n2', delayMs: 100, jitterMs: 0, duplicatePercent: 0, rttMs: 101.5 }], verified: true }]);
+  });
+});
