@@ -15,7 +15,7 @@
  *   200 ms and at exit) counts packets, reorders (a packet released after one that arrived later on its
  *   link), duplicates and the process's own CPU time, so the harness can prove and price the fault.
  *
- * One thread: a poll loop on the netlink socket whose timeout is the earliest release time, and a binary
+ * One thread: a ppoll loop on the netlink socket whose timeout is the earliest release time, and a binary
  * heap of held packets ordered by release time.
  */
 #define _GNU_SOURCE
@@ -367,8 +367,10 @@ int main(int argc, char **argv) {
     int64_t wait = next_stats - now;
     if (heap_len > 0 && heap[0].release_us - now < wait) wait = heap[0].release_us - now;
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    /* Millisecond poll, rounded up; the last sub-millisecond is spun off by the next turn's release check. */
-    int rc = poll(&p, 1, (int)((wait + 999) / 1000));
+    /* ppoll sleeps to the microsecond (poll would round the wait to milliseconds). */
+    if (wait < 0) wait = 0;
+    struct timespec timeout = {.tv_sec = wait / 1000000, .tv_nsec = (wait % 1000000) * 1000};
+    int rc = ppoll(&p, 1, &timeout, NULL);
     if (rc < 0 && errno != EINTR) {
       fprintf(stderr, "faultline-delay: poll failed: %s\n", strerror(errno));
       break;
