@@ -17,7 +17,7 @@ export const BUGS = {
   'watch-skip-repair': 'changes applied by anti-entropy repairs are not published to watchers',
   'quorum-writes': 'writes are refused (UNAVAILABLE) while the node is connected to fewer than a majority of the cluster, which breaks the AP promise',
   'no-relay': 'writes are never relayed; peers learn them only from anti-entropy rounds',
-  'tombstone-gc': 'tombstones are purged 50 ms after they are applied (a gc grace that assumes every older write arrives within it, as on a LAN), so an older write delayed past it brings the deleted value back',
+  'tombstone-gc': 'tombstones stop counting in merges 150 ms after they are applied (a gc grace that assumes every older write arrives within it, as on a LAN; reads still show them), so an older write delayed past it replaces the tombstone and the deleted value comes back',
 } as const;
 
 export type BugName = keyof typeof BUGS;

@@ -137,16 +137,15 @@ export class Replica {
   }
 
   /**
-   * Forgets a component whose state is still `expected` (the planted bug tombstone-gc purges tombstones
-   * this way); returns whether it did. A correct replica never forgets a tombstone: it is what makes an
-   * older write that arrives later lose.
+   * Sets a component's state without merging (the planted bug tombstone-gc lets a late older write
+   * replace a tombstone this way); a correct replica only ever merges.
    */
-  forgetComponent(entity: string, component: string, expected: ComponentState): boolean {
-    const e = this.entities.get(entity);
-    if (e?.components.get(component) !== expected) return false;
-    this.toggle(entity, hashComponent(entity, component, expected));
-    e.components.delete(component);
-    return true;
+  replaceComponent(entity: string, component: string, state: ComponentState): void {
+    const e = this.entity(entity);
+    const current = e.components.get(component);
+    if (current !== undefined) this.toggle(entity, hashComponent(entity, component, current));
+    this.toggle(entity, hashComponent(entity, component, state));
+    e.components.set(component, state);
   }
 
   /** Merges one origin's counter share in; returns the counter's value and whether it changed. */
