@@ -311,8 +311,8 @@ export async function endNodeDelay(cluster: ClusterControl, node: string): Promi
 }
 
 // Runs inside a sender's container as `node -e RTT port samples ip...`: times `samples` TCP handshakes
-// to each address (in parallel per address, one after another per address) and prints the median per
-// address in ms. connect() completes on the SYN-ACK, so it measures one round trip of the link.
+// to each address, all at once, and prints the median per address in ms. connect() completes on the
+// SYN-ACK, so it measures one round trip of the link.
 const RTT = `
 const net = require('node:net');
 const [port, samples, ...ips] = process.argv.slice(1);
@@ -327,8 +327,8 @@ const once = (ip) => new Promise((resolve) => {
 (async () => {
   const out = {};
   await Promise.all(ips.map(async (ip) => {
-    const got = [];
-    for (let i = 0; i < Number(samples); i++) { const ms = await once(ip); if (ms !== null) got.push(ms); }
+    // The samples run at once (separate handshakes), so a measurement takes one round trip, not several.
+    const got = (await Promise.all(Array.from({ length: Number(samples) }, () => once(ip)))).filter((ms) => ms !== null);
     got.sort((a, b) => a - b);
     out[ip] = got.length ? Math.round(got[Math.floor(got.length / 2)] * 100) / 100 : null;
   }));
