@@ -3,6 +3,10 @@
 # iproute2 (partitions), libfaketime (clock skew), procps (ps, kill) and fuse3 (the disk layer). The harness builds it with
 # harness/image.ts; BASE_IMAGE is the official node:24-bookworm-slim where it can be pulled, else the
 # offline equivalent made by harness/docker/build-base.sh, which already contains those tools.
+#
+# The delay fault (nemesis/delay.ts) needs faultline-delay, a small C program that holds packets
+# queued to it by an iptables NFQUEUE rule: it is compiled in a build stage with libnetfilter-queue's
+# headers, and only the program and the runtime library (libnetfilter-queue1) go into the node image.
 ARG BASE_IMAGE=node:24-bookworm-slim
 
 # The disk layer of the `disk` fault package (harness/docker/diskfs.c), compiled against libfuse3 in its
@@ -14,12 +18,22 @@ RUN set -eu; \
 COPY harness/docker/diskfs.c /src/diskfs.c
 RUN gcc -O2 -Wall -Wextra -Werror -o /faultline-diskfs /src/diskfs.c $(pkg-config --cflags --libs fuse3) -lpthread
 
+# The delay fault's packet holder (harness/docker/faultline-delay.c), compiled against libnetfilter-queue
+# in its own stage, likewise.
+FROM ${BASE_IMAGE} AS delay-build
+RUN set -eu; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev libnetfilter-queue-dev libnfnetlink-dev; \
+    rm -rf /var/lib/apt/lists/*
+COPY harness/docker/faultline-delay.c /src/faultline-delay.c
+RUN gcc -O2 -Wall -Wextra -Werror -o /faultline-delay /src/faultline-delay.c -lnetfilter_queue -lnfnetlink
+
 FROM ${BASE_IMAGE}
 
 # Install only what is missing, so the offline base (which has everything) needs no network here.
 # The libfaketime path depends on the architecture; a fixed symlink lets the entrypoint stay simple.
 RUN set -eu; \
-    pkgs="iptables iproute2 libfaketime procps fuse3"; \
+    pkgs="iptables iproute2 libfaketime procps fuse3 libnetfilter-queue1"; \
     if ! dpkg -s $pkgs >/dev/null 2>&1; then \
       apt-get update; \
       DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs; \
@@ -31,6 +45,7 @@ RUN set -eu; \
     node --version
 
 COPY --from=diskfs /faultline-diskfs /usr/local/bin/faultline-diskfs
+COPY --from=delay-build /faultline-delay /usr/local/bin/faultline-delay
 COPY harness/docker/entrypoint.sh /usr/local/bin/faultline-entrypoint
 COPY dist/node.mjs /opt/faultline/node.mjs
 

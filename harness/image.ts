@@ -1,6 +1,6 @@
 // The node image: bundles the service, picks a base image and builds faultline-node:<content hash> with
 // dockerode. The tag is a hash of everything that goes into the image (base image id, Dockerfile,
-// bundle, entrypoint, the disk layer's C source), so an unchanged tree reuses the existing image and a cluster starts in seconds.
+// bundle, entrypoint, the disk layer's and the delay program's C sources), so an unchanged tree reuses the existing image and a cluster starts in seconds.
 //
 // The base is the official node:24-bookworm-slim when it is present or can be pulled; otherwise the
 // offline equivalent faultline-base:bookworm-node24 made by harness/docker/build-base.sh. The engine is
@@ -63,7 +63,7 @@ export interface EnsureImageOptions {
 
 // The files of the build context, relative to the repository root. .dockerignore lists the same set
 // for builds by hand (docker compose).
-const contextFiles = ['Dockerfile', 'dist/node.mjs', 'harness/docker/entrypoint.sh', 'harness/docker/diskfs.c'] as const;
+const contextFiles = ['Dockerfile', 'dist/node.mjs', 'harness/docker/entrypoint.sh', 'harness/docker/diskfs.c', 'harness/docker/faultline-delay.c'] as const;
 
 /**
  * Makes sure an up-to-date node image exists and returns its tag, faultline-node:<12 hex digits>. The

@@ -134,7 +134,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     hooks.onCluster?.(cluster, clusterDone.signal);
     signal.addEventListener('abort', () => clusterDone.abort(), { once: true });
     stopSampling = () => clusterDone.abort();
-    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets, shapes: options.partitionShapes, diskFaults: options.diskFaults, diskDelayMs: options.diskDelayMs }, (skipped) =>
+    packages = await resolveNemeses(options.nemesis, cluster, { nodes: test.nodes, intervalS: options.nemesisIntervalS, targets: options.nemesisTargets, shapes: options.partitionShapes, diskFaults: options.diskFaults, diskDelayMs: options.diskDelayMs, delay: { delaysMs: options.delayMs, jittersMs: options.delayJitterMs, duplicatePercents: options.delayDuplicatePercent } }, (skipped) =>
       log(`nemesis: skipping ${skipped.name}: ${skipped.reason}`),
     );
     nemesisNamed = packages.map((p) => p.name);

@@ -2,13 +2,14 @@
 // description, unit and default; parsing, validation and `--help` are all generated from the table.
 // parseOptions never exits: it throws UsageError, which the CLI turns into exit code 254.
 import { parseArgs } from 'node:util';
-import { faultPackageNames } from '../nemesis/index.ts';
+import { FAULT_PACKAGE_NAMES } from '../nemesis/names.ts';
 import { shapeNames, type ShapeName } from '../nemesis/grudge.ts';
 import { targetKinds, type TargetKind } from '../nemesis/schedule.ts';
 import type { System } from './system.ts';
 import { DEFAULT_SYSTEM, SYSTEMS, systemNamed } from './systems/index.ts';
 // The disk faults are owned by their package (nemesis/disk.ts).
 import { DISK_FAULTS, DEFAULT_DISK_DELAY_MS, type DiskFault } from '../nemesis/disk.ts';
+import { DEFAULT_DELAYS_MS, DEFAULT_DUPLICATE_PERCENTS, DEFAULT_JITTERS_MS, MAX_DELAY_MS } from '../nemesis/delay.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -26,8 +27,8 @@ export type { TargetKind };
 export const PARTITION_SHAPES = shapeNames;
 export type PartitionShape = ShapeName;
 
-/** Fault packages (owner: nemesis/index.ts); `all` and `none` are also accepted. */
-export const NEMESIS_NAMES = faultPackageNames;
+/** Fault packages (owner: nemesis/names.ts); `all` and `none` are also accepted (nemesis/index.ts resolves them). */
+export const NEMESIS_NAMES: readonly string[] = FAULT_PACKAGE_NAMES;
 
 export interface Options {
   /** The system under test (harness/systems/). */
@@ -41,6 +42,12 @@ export interface Options {
   readonly partitionShapes: readonly PartitionShape[];
   readonly diskFaults: readonly DiskFault[];
   readonly diskDelayMs: number;
+  /** Delays (ms) the delay fault draws from, one per fault. */
+  readonly delayMs: readonly number[];
+  /** Jitters (ms) the delay fault draws from; those above the drawn delay are left out. */
+  readonly delayJitterMs: readonly number[];
+  /** Shares of delayed packets (percent) that are also duplicated, drawn per fault. */
+  readonly delayDuplicatePercent: readonly number[];
   readonly timeLimitS: number;
   readonly rate: number;
   readonly concurrency: number;
@@ -143,6 +150,18 @@ function listOf<T extends string>(flag: string, allowed: readonly T[]) {
   };
 }
 
+/** A non-empty comma list of numbers from lo to hi ("50,100,200"); `what` names the unit in the message. */
+function numberList(flag: string, lo: number, hi: number, what: string) {
+  return (raw: string): number[] => {
+    const items = raw.split(',').map((s) => s.trim());
+    const numbers = items.map(Number);
+    if (items.some((s) => !DECIMAL.test(s)) || numbers.some((n) => !Number.isFinite(n) || n < lo || n > hi)) {
+      expected(flag, `a comma list of ${what} from ${lo} to ${hi}`, raw);
+    }
+    return numbers;
+  };
+}
+
 /** "--concurrency 10" or "--concurrency 3n" (three per node), as in Jepsen. */
 function concurrency(raw: string, nodes: number): number {
   const m = /^(\d+)(n?)$/.exec(raw.trim());
@@ -219,6 +238,33 @@ export const OPTION_TABLE: readonly Spec[] = [
     parse: listOf('disk-faults', DISK_FAULTS),
   },
   { flag: 'disk-delay-ms', key: 'diskDelayMs', kind: 'int', unit: 'ms', default: String(DEFAULT_DISK_DELAY_MS), description: "the disk package's slow fault: how long every fsync waits", parse: intIn('disk-delay-ms', 1, 60_000) },
+  {
+    flag: 'delay-ms',
+    key: 'delayMs',
+    kind: 'string',
+    unit: 'ms',
+    default: DEFAULT_DELAYS_MS.join(','),
+    description: 'comma list of delays the delay fault draws from, one per fault, held on every link it slows',
+    parse: numberList('delay-ms', 1, MAX_DELAY_MS, 'delays in ms'),
+  },
+  {
+    flag: 'delay-jitter-ms',
+    key: 'delayJitterMs',
+    kind: 'string',
+    unit: 'ms',
+    default: DEFAULT_JITTERS_MS.join(','),
+    description: 'comma list of jitters the delay fault draws from (each packet gets delay ± jitter, uniform, so packets reorder); jitters above the drawn delay are left out',
+    parse: numberList('delay-jitter-ms', 0, MAX_DELAY_MS, 'jitters in ms'),
+  },
+  {
+    flag: 'delay-duplicate-percent',
+    key: 'delayDuplicatePercent',
+    kind: 'string',
+    unit: 'percent',
+    default: DEFAULT_DUPLICATE_PERCENTS.join(','),
+    description: 'comma list of the shares of delayed packets the delay fault also sends twice, drawn per fault',
+    parse: numberList('delay-duplicate-percent', 0, 100, 'percentages'),
+  },
   { flag: 'time-limit', key: 'timeLimitS', kind: 'number', unit: 's', default: '30', description: 'how long clients run before faults are healed', parse: numberIn('time-limit', 0, 86_400, true) },
   { flag: 'rate', key: 'rate', kind: 'number', unit: 'ops/s', default: '200', description: 'target client ops per second over all processes; 0 = as fast as possible', parse: numberIn('rate', 0, 1_000_000) },
   { flag: 'concurrency', key: 'concurrency', kind: 'string', unit: 'processes', default: '2n', description: 'client processes, each bound to one node; Kn means K per node', parse: concurrency },
@@ -327,6 +373,16 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   out.workload ??= system.defaultWorkload;
   out.systemOptions = systemOptions;
   out.seed ??= Math.floor(Math.random() * 2 ** 31);
+  // A drawn delay takes only the jitters up to it (a packet cannot leave before it was sent), so each
+  // delay needs at least one: otherwise that draw would silently have none of the jitters asked for.
+  const delays = out.delayMs as number[];
+  const jitters = out.delayJitterMs as number[];
+  const bare = delays.filter((d) => !jitters.some((j) => j <= d));
+  if (bare.length > 0) {
+    throw new UsageError(
+      `Expected every \`--delay-ms\` to be at least one of the \`--delay-jitter-ms\` (a packet gets delay ± jitter), got delay ${bare.join(',')} ms with jitters ${jitters.join(',')} ms; add a smaller jitter (0 for none) or a larger delay`,
+    );
+  }
   return out as unknown as Options;
 }
 

@@ -64,6 +64,12 @@ export const MATRIX: readonly MatrixRow[] = [
   // it (a process kill keeps it: the kernel still has the entry). As with ack-before-fsync, one node's
   // loss is repaired from its peers, so every node loses power at once.
   { bug: 'log-dirent-unsynced', args: ['--nemesis', 'disk', '--disk-faults', 'lose-unsynced', '--nemesis-interval', '3', '--nemesis-targets', 'all'], owner: 'lost-writes', ci: true },
+  // Tombstones collected after a 150 ms grace: on a healthy network every older write has arrived by
+  // then (relays take milliseconds), but one held 250-350 ms on a slow link arrives after it, replaces
+  // the tombstone and brings the deleted value back, which its node's reads and watch stream show after
+  // its delete. Delays both ways stay under the mesh's 1 s keepalive, so the links stay up; every node
+  // is a target, so most deletes have a slow link towards them.
+  { bug: 'tombstone-gc', args: ['--nemesis', 'delay', '--delay-ms', '250,350', '--nemesis-interval', '3', '--nemesis-targets', 'all'], owner: 'deletes', ci: true },
   { args: ['--nemesis', 'partition', '--nemesis-interval', '4'], ci: true },
   { args: ['--nemesis', 'clock', '--nemesis-interval', '3'], ci: false },
   { args: ['--nemesis', 'kill', '--nemesis-interval', '4'], ci: true },
@@ -79,6 +85,10 @@ export const MATRIX: readonly MatrixRow[] = [
   { args: ['--nemesis', 'disk', '--disk-faults', 'eio-write', '--nemesis-interval', '3'], ci: false },
   { args: ['--nemesis', 'disk', '--disk-faults', 'eio-fsync', '--nemesis-interval', '3'], ci: false },
   { args: ['--nemesis', 'disk', '--disk-faults', 'slow', '--nemesis-interval', '3'], ci: false },
+  // Every delay start measures its round trips (a second or more at a high load average), so at 4 s a
+  // late start pushes the next ops back and the faults cover the whole run but its first seconds, the
+  // only calm window the lag checker then has (and the slowest: connections and JIT still warming up).
+  { args: ['--nemesis', 'delay', '--nemesis-interval', '6'], ci: false },
   // `all` takes the auto interval: a fixed 3 s fits no whole round of five packages in a 20 s run, and a
   // package that never ran makes the verdict unknown (the faults checker).
   { args: ['--workload', 'counter', '--nemesis', 'all'], ci: false },

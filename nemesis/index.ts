@@ -10,21 +10,25 @@ import { pausePackage } from './pause.ts';
 import { netemPackage, packetPackage } from './packet.ts';
 import { diskContainerNeeds, diskHostUnsupported, diskPackage } from './disk.ts';
 import type { FaultlinePackage } from './package.ts';
+import { delayPackage } from './delay.ts';
+import { FAULT_PACKAGE_NAMES, type FaultPackageName } from './names.ts';
 
-/** Every fault package by name, as `--nemesis` spells it. */
+/** Every fault package by name, as `--nemesis` spells it (nemesis/names.ts owns the names). */
 export const faultPackages = {
   partition: partitionPackage,
   clock: clockPackage,
   kill: killPackage,
   pause: pausePackage,
   packet: packetPackage,
+  delay: delayPackage,
   netem: netemPackage,
   disk: diskPackage,
-} satisfies Record<string, (options: FaultPackageOptions) => FaultlinePackage>;
+} satisfies Record<FaultPackageName, (options: FaultPackageOptions) => FaultlinePackage>;
 
-export type FaultPackageName = keyof typeof faultPackages;
+export type { FaultPackageName };
 
-export const faultPackageNames = Object.keys(faultPackages) as FaultPackageName[];
+/** Every package name, in the order of nemesis/names.ts (the owner of the list). */
+export const faultPackageNames: readonly FaultPackageName[] = FAULT_PACKAGE_NAMES;
 
 /**
  * What the packages' nemeses need in the node containers, by package name, with why the host cannot

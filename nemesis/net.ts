@@ -11,8 +11,17 @@ import { normalizeGrudge, validateGrudge, type Grudge } from './grudge.ts';
 export const PARTITION_CHAIN = 'FAULTLINE-PARTITION';
 /** Chain holding the packet nemesis's random-loss rules. */
 export const LOSS_CHAIN = 'FAULTLINE-LOSS';
+/** Chain holding the delay nemesis's NFQUEUE rules (on OUTPUT: a node delays what it sends). */
+export const DELAY_CHAIN = 'FAULTLINE-DELAY';
 /** Every faultline chain; a rule outside these chains is never touched. */
-export const FAULTLINE_CHAINS = [PARTITION_CHAIN, LOSS_CHAIN] as const;
+export const FAULTLINE_CHAINS = [PARTITION_CHAIN, LOSS_CHAIN, DELAY_CHAIN] as const;
+/**
+ * The built-in chain each faultline chain is jumped to from: partitions and loss drop what a node
+ * receives (INPUT, by source); delay holds what a node sends (OUTPUT, by destination), as netem does.
+ */
+export function hookOf(chain: string): 'INPUT' | 'OUTPUT' {
+  return chain === DELAY_CHAIN ? 'OUTPUT' : 'INPUT';
+}
 /** Root qdisc handle (hex) of the qdiscs faultline adds; a root qdisc with another handle is left alone. */
 export const QDISC_HANDLE = 'fa17';
 
@@ -70,7 +79,8 @@ export function ipOf(cluster: ClusterControl, node: string): string {
 /**
  * Replaces the content of a faultline chain on one node with the given rules, atomically: one
  * iptables-restore transaction (--noflush keeps every other chain as it is; declaring our chain
- * creates it or empties it). Then the jump from INPUT is added unless it is already there. An empty
+ * creates it or empties it). Then the jump from INPUT (OUTPUT for the delay chain, hookOf) is added
+ * unless it is already there. An empty
  * rule list leaves the chain empty, which is how a partition is healed between flaps.
  */
 export async function setChainRules(
@@ -81,10 +91,11 @@ export async function setChainRules(
 ): Promise<void> {
   requireFaultlineChain(chain);
   const lines = ['*filter', `:${chain} - [0:0]`, ...rules.map((rule) => [`-A ${chain}`, ...rule].join(' ')), 'COMMIT'];
+  const hook = hookOf(chain);
   // The restore file travels as positional arguments, so no value is ever parsed by a shell.
   const script =
     'set -e; printf "%s\\n" "$@" | iptables-restore -w --noflush; ' +
-    `iptables -w -C INPUT -j ${chain} 2>/dev/null || iptables -w -I INPUT 1 -j ${chain}`;
+    `iptables -w -C ${hook} -j ${chain} 2>/dev/null || iptables -w -I ${hook} 1 -j ${chain}`;
   await run(cluster, node, ['sh', '-c', script, 'faultline-iptables', ...lines]);
 }
 
@@ -149,11 +160,12 @@ export async function flushChain(cluster: ClusterControl, node: string, chain: s
   await removal(() => run(cluster, node, ['sh', '-c', `if iptables -w -n -L ${chain} >/dev/null 2>&1; then iptables -w -F ${chain}; fi`]));
 }
 
-/** Removes a faultline chain and every jump to it from INPUT; nothing else is touched. */
+/** Removes a faultline chain and every jump to it (from INPUT, or OUTPUT for the delay chain); nothing else is touched. */
 export async function removeChain(cluster: ClusterControl, node: string, chain: string): Promise<void> {
   requireFaultlineChain(chain);
+  const hook = hookOf(chain);
   const script =
-    `while iptables -w -C INPUT -j ${chain} 2>/dev/null; do iptables -w -D INPUT -j ${chain}; done; ` +
+    `while iptables -w -C ${hook} -j ${chain} 2>/dev/null; do iptables -w -D ${hook} -j ${chain}; done; ` +
     `if iptables -w -n -L ${chain} >/dev/null 2>&1; then iptables -w -F ${chain} && iptables -w -X ${chain}; fi`;
   await removal(() => run(cluster, node, ['sh', '-c', script]));
 }

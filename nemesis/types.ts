@@ -115,6 +115,12 @@ export interface FaultPackageOptions {
   readonly diskFaults?: readonly ('lose-unsynced' | 'full' | 'eio-write' | 'eio-fsync' | 'slow')[];
   /** The slow disk fault's fsync delay (--disk-delay-ms). @default 100 */
   readonly diskDelayMs?: number;
+  /** What the delay fault draws from (--delay-ms, --delay-jitter-ms, --delay-duplicate-percent; nemesis/delay.ts). @default its DEFAULT_* lists */
+  readonly delay?: {
+    readonly delaysMs?: readonly number[];
+    readonly jittersMs?: readonly number[];
+    readonly duplicatePercents?: readonly number[];
+  };
 }
 
 /** What a fault package needs in every node container (devices, capabilities, environment), granted only to runs that name it. */

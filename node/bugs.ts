@@ -1,6 +1,7 @@
 // The planted bugs (`--bug NAME`): each deliberately breaks exactly one guarantee so the harness can
 // prove its checkers catch that class of bug. The code paths that implement them are marked with
 // `bug(...)` checks in node.ts, wal.ts (deferred mode, skipLogDirSync), merge.ts (maxAsLww, tombstoneLoses) and mesh.ts.
+// BUG_NAMES is the one list of their names: the harness's `--bug` option reads it too.
 
 export const BUGS = {
   'no-anti-entropy': 'anti-entropy never runs, so replicas stay diverged after relays were lost in a partition',
@@ -18,6 +19,7 @@ export const BUGS = {
   'no-relay': 'writes are never relayed; peers learn them only from anti-entropy rounds',
   'log-dirent-unsynced':
     "a new log generation's directory entry is never synced before writes are acknowledged in it (its data is fdatasync'ed, its name is not), so a power loss takes the whole file; a process kill does not",
+  'tombstone-gc': 'tombstones stop counting in merges 150 ms after they are applied (a gc grace that assumes every older write arrives within it, as on a LAN; reads still show them), so an older write delayed past it replaces the tombstone and the deleted value comes back',
 } as const;
 
 export type BugName = keyof typeof BUGS;

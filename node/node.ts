@@ -22,6 +22,8 @@ import type { Entity, GetReply, HealthReply, IncrReply, DeleteReply, PutReply, S
 export const MAX_REQUEST_IDS = 1_000_000;
 /** Per-origin sequence numbers are incarnation × 2^32 + n, so they never repeat across restarts. */
 const SEQ_PER_INCARNATION = 2 ** 32;
+/** The planted bug tombstone-gc's grace: relays cross a LAN in a few ms, a slow link takes longer. */
+export const TOMBSTONE_GC_MS = 150;
 
 type StoredReply = { ts?: string; value?: string | number };
 
@@ -154,6 +156,8 @@ export class StoreNode {
   /** This node's own counter shares whose increments are still being made durable (see incr): entity → counter → share. */
   private readonly pendingShares = new Map<string, Map<string, Share>>();
   private readonly startedMs = performance.now();
+  /** Tombstones whose gc grace has passed (the planted bug tombstone-gc only). */
+  private readonly collectedTombstones = new WeakSet<ComponentState>();
   private wal!: Wal;
   private incarnation = 0;
   private localSeq = 0;
@@ -350,6 +354,25 @@ export class StoreNode {
   private applyLocalComponent(entity: string, component: string, incoming: ComponentState): void {
     const { state, changed } = this.replica.applyComponent(entity, component, incoming);
     if (changed) this.publish(entity, component, state, this.config.id);
+    if (changed) this.collectTombstone(entity, component, state);
+  }
+
+  /**
+   * The planted bug tombstone-gc: TOMBSTONE_GC_MS after a tombstone was applied it is collected, as if
+   * every write older than it had arrived by then (a gc grace sized for a LAN): reads still show it,
+   * but merges no longer count it, so an older write of the component that arrives later replaces it
+   * and the deleted value comes back (until anti-entropy brings the tombstone again).
+   */
+  private collectTombstone(entity: string, component: string, state: ComponentState): void {
+    if (!state.deleted || !this.bug('tombstone-gc')) return;
+    setTimeout(() => this.collectedTombstones.add(state), TOMBSTONE_GC_MS).unref();
+  }
+
+  /** Under tombstone-gc: whether a live incoming state replaces the collected tombstone in force. */
+  private replacesCollected(entity: string, component: string, incoming: ComponentState): boolean {
+    if (incoming.deleted || !this.bug('tombstone-gc')) return false;
+    const current = this.replica.component(entity, component);
+    return current !== undefined && this.collectedTombstones.has(current);
   }
 
   /**
@@ -494,7 +517,7 @@ export class StoreNode {
         this.setRejecting(fromRepair ? 'a repaired write' : 'a relayed write', w.entity, w.component, origin(i));
         if (!this.admitTs(w.state.ts)) return;
         const current = this.replica.component(w.entity, w.component);
-        if (current !== undefined && this.replica.previewComponent(w.entity, w.component, w.state) === current) return;
+        if (current !== undefined && this.replica.previewComponent(w.entity, w.component, w.state) === current && !this.replacesCollected(w.entity, w.component, w.state)) return;
       } else {
         const current = this.replica.share(w.entity, w.counter, w.origin);
         if (current !== undefined && current.p >= w.share.p && current.n >= w.share.n) return;
@@ -503,8 +526,14 @@ export class StoreNode {
       const from = origin(i);
       const apply = () => {
         if ('state' in w) {
+          if (this.replacesCollected(w.entity, w.component, w.state)) {
+            this.replica.replaceComponent(w.entity, w.component, w.state);
+            if (!silent) this.publish(w.entity, w.component, w.state, from);
+            return;
+          }
           const r = this.replica.applyComponent(w.entity, w.component, w.state);
           if (r.changed && !silent) this.publish(w.entity, w.component, r.state, from);
+          if (r.changed) this.collectTombstone(w.entity, w.component, r.state);
         } else {
           const r = this.replica.applyShare(w.entity, w.counter, w.origin, w.share);
           if (r.changed && !silent) this.publishCounter(w.entity, w.counter, r.value, from);

@@ -136,6 +136,18 @@ export class Replica {
     return { state: merged, changed: true };
   }
 
+  /**
+   * Sets a component's state without merging (the planted bug tombstone-gc lets a late older write
+   * replace a tombstone this way); a correct replica only ever merges.
+   */
+  replaceComponent(entity: string, component: string, state: ComponentState): void {
+    const e = this.entity(entity);
+    const current = e.components.get(component);
+    if (current !== undefined) this.toggle(entity, hashComponent(entity, component, current));
+    this.toggle(entity, hashComponent(entity, component, state));
+    e.components.set(component, state);
+  }
+
   /** Merges one origin's counter share in; returns the counter's value and whether it changed. */
   applyShare(entity: string, counter: string, origin: string, incoming: Share): { value: number; changed: boolean } {
     const e = this.entity(entity);

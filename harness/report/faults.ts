@@ -33,6 +33,15 @@ export interface ProbeView {
   readonly node?: string;
 }
 
+/** A delay fault's start: every link with its delay, jitter and duplication, beside the handshake time measured from its sender. */
+export interface DelayView {
+  readonly index: number;
+  readonly timeMs: number;
+  readonly links: readonly { readonly from: string; readonly to: string; readonly delayMs: number; readonly jitterMs: number; readonly duplicatePercent: number; readonly rttMs?: number | null }[];
+  readonly verified: boolean;
+  readonly unverified?: string;
+}
+
 type Packages = Record<string, FaultRow & { name?: string }>;
 
 function packagesOf(result: CheckResult | undefined): Packages {
@@ -102,6 +111,27 @@ export function probeViews(history: History): ProbeView[] {
         if (perNode?.partition) view(op.index, `${op.f}: ${node} came back`, timeMs, perNode.partition, node);
       }
     }
+  }
+  return out;
+}
+
+/** Every start of the delay fault, link by link, with the round trip its sender measured (nemesis/delay.ts records both). */
+export function delayViews(history: History): DelayView[] {
+  const out: DelayView[] = [];
+  for (const op of history) {
+    if (op.process !== 'nemesis' || op.type === 'invoke' || op.f !== 'start-delay') continue;
+    const v = (op.value ?? {}) as NemesisValue;
+    const links = (v.links ?? {}) as Record<string, Record<string, { delayMs?: unknown; jitterMs?: unknown; duplicatePercent?: unknown }>>;
+    const rtt = (v.rttMs ?? {}) as Record<string, Record<string, number | null>>;
+    const rows: DelayView['links'][number][] = [];
+    for (const [from, peers] of Object.entries(links)) {
+      if (!peers || typeof peers !== 'object') continue;
+      for (const [to, d] of Object.entries(peers)) {
+        const measured = rtt[from]?.[to];
+        rows.push({ from, to, delayMs: Number(d?.delayMs), jitterMs: Number(d?.jitterMs ?? 0), duplicatePercent: Number(d?.duplicatePercent ?? 0), ...(measured !== undefined ? { rttMs: measured } : {}) });
+      }
+    }
+    out.push({ index: op.index, timeMs: op.time / 1e6, links: rows, verified: v.verified === true, ...(typeof v.unverified === 'string' ? { unverified: v.unverified } : {}) });
   }
   return out;
 }

@@ -2,11 +2,12 @@
 // data that report.html embeds and draws (timeline lanes and bars, fault windows, latency and
 // throughput buckets, clock offsets, per-node values of non-converged keys, the history table).
 // Keeping this apart from the HTML means every number the report shows is unit-tested here.
+import { describeDelayLinks, type DelayLinks } from '../../nemesis/delay.ts';
 import { faultSpans } from '../../checkers/windows.ts';
 import type { Anomaly } from '../../checkers/types.ts';
 import type { History, NemesisValue, Op } from '../history.ts';
 import type { NodeStats, RunResults } from '../results.ts';
-import { faultRows, probeViews, type FaultRow, type ProbeView } from './faults.ts';
+import { delayViews, faultRows, probeViews, type DelayView, type FaultRow, type ProbeView } from './faults.ts';
 
 /** A fault in force: from the completion of start-X (or the first bump) to the completion of stop-X or heal. */
 export interface FaultWindow {
@@ -132,9 +133,11 @@ export interface ReportModel {
   readonly faults: FaultRow[];
   /** Every partition probe (start, stop, re-apply on a node that came back). */
   readonly probes: ProbeView[];
+  /** Every delay start, link by link, with the handshake time its sender measured. */
+  readonly delays: DelayView[];
 }
 
-export type { FaultRow, ProbeView };
+export type { DelayView, FaultRow, ProbeView };
 
 export interface ModelOptions {
   /** Values longer than this are cut in the history table (the full op is in history.jsonl). @default 400 */
@@ -202,6 +205,11 @@ export function summarizeNemesis(value: NemesisValue | undefined): string {
     return Object.entries(value.offsets)
       .map(([node, ms]) => `${node} ${ms >= 0 ? '+' : ''}${ms}ms`)
       .join(', ');
+  }
+  // The delay fault's links (sender → peer → delay); packet's `links` is a grudge (node → peers), shown by its nodes.
+  const links = value.links as Record<string, unknown> | undefined;
+  if (links && typeof links === 'object' && Object.values(links).some((peers) => peers !== null && typeof peers === 'object' && !Array.isArray(peers))) {
+    return describeDelayLinks(links as DelayLinks);
   }
   if (value.nodes) return value.nodes.join(',');
   return '';
@@ -489,5 +497,6 @@ export function buildModel(history: History, results: RunResults, nodeStats: Rec
     history: historyCols,
     faults: faultRows(results.checkers.faults),
     probes: probeViews(history),
+    delays: delayViews(history),
   };
 }

@@ -8,7 +8,7 @@ import type { Anomaly, CheckResult, Validity } from '../../checkers/types.ts';
 import type { History, Op } from '../history.ts';
 import type { NodeStats, RunResults } from '../results.ts';
 import { buildModel } from './model.ts';
-import type { FaultRow, ModelOptions, NodeValues, ProbeView, ReportModel } from './model.ts';
+import type { DelayView, FaultRow, ModelOptions, NodeValues, ProbeView, ReportModel } from './model.ts';
 
 /** What the runner hands the report. */
 export interface ReportInput {
@@ -34,6 +34,7 @@ export const faultColors: Readonly<Record<string, string>> = {
   kill: '#d6452b',
   pause: '#b07d00',
   packet: '#16a3a3',
+  delay: '#c2418f',
   other: '#7a7a7a',
 };
 const faultColor = (kind: string) => faultColors[kind] ?? faultColors.other;
@@ -205,7 +206,21 @@ function renderNodeValues(rows: readonly NodeValues[], nodes: readonly string[])
   return `<table class="grid values"><thead><tr><th>key</th>${cols.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}<th>ops</th></tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
-function renderFaults(rows: readonly FaultRow[], probes: readonly ProbeView[], named: readonly string[]): string {
+function renderDelays(delays: readonly DelayView[]): string {
+  const body = delays
+    .slice(0, 200)
+    .flatMap((d) =>
+      d.links.map(
+        (l, i) =>
+          `<tr>${i === 0 ? `<td rowspan="${d.links.length}"><a class="op" href="#op-${d.index}">${d.index}</a> at ${(d.timeMs / 1000).toFixed(2)} s ${d.verified ? '<span class="badge valid">VERIFIED</span>' : `<span class="badge unknown" title="${escapeHtml(d.unverified ?? '')}">UNVERIFIED</span>`}</td>` : ''}` +
+          `<td>${escapeHtml(l.from)} → ${escapeHtml(l.to)}</td><td>${l.delayMs}${l.jitterMs ? ` ± ${l.jitterMs}` : ''} ms</td><td>${l.duplicatePercent ? `${l.duplicatePercent}%` : '—'}</td><td>${l.rttMs === undefined ? '—' : l.rttMs === null ? 'no handshake' : `${l.rttMs} ms`}</td></tr>`,
+      ),
+    )
+    .join('\n');
+  return `<h3>Delays <span class="sub">each start of the delay fault: the links it slowed (sender → peer) and the TCP handshake time the sender measured to that peer</span></h3><table class="grid faults"><thead><tr><th>op</th><th>link</th><th>delay</th><th>duplicated</th><th>measured round trip</th></tr></thead><tbody>${body}</tbody></table>`;
+}
+
+function renderFaults(rows: readonly FaultRow[], probes: readonly ProbeView[], named: readonly string[], delays: readonly DelayView[] = []): string {
   const counts = (c: FaultRow['starts']) => `${c.total}${c.errors ? ` <span class="count">(${c.errors} with error)</span>` : ''} · ${c.verified} verified`;
   const at = (ms: number | null) => (ms === null ? '—' : `${(ms / 1000).toFixed(2)} s`);
   const body = rows
@@ -220,7 +235,7 @@ function renderFaults(rows: readonly FaultRow[], probes: readonly ProbeView[], n
     ? `<table class="grid faults"><thead><tr><th>package</th><th>ran</th><th>starts</th><th>stops</th><th>first start</th><th>first stop</th><th>why not</th></tr></thead><tbody>${body}</tbody></table>`
     : `<p class="empty">${named.length ? 'The faults checker did not run.' : 'No fault package was named.'}</p>`;
   const matrices = probes.slice(0, 200).map(renderProbe).join('\n');
-  return `${table}${probes.length ? `<h3>Partition probes <span class="sub">one-way UDP from every running node to every other, after each start and stop and when a node came back; ✓ got through, ✗ cut; highlighted cells differ from the grudge</span></h3><div class="probes">${matrices}</div>` : ''}`;
+  return `${table}${delays.length ? renderDelays(delays) : ''}${probes.length ? `<h3>Partition probes <span class="sub">one-way UDP from every running node to every other, after each start and stop and when a node came back; ✓ got through, ✗ cut; highlighted cells differ from the grudge</span></h3><div class="probes">${matrices}</div>` : ''}`;
 }
 
 function renderProbe(p: ProbeView): string {
@@ -319,7 +334,7 @@ ${legend}
 <h2>Throughput and availability <span class="sub">completions per second by outcome and ok / all completions, per ${fmtMs(model.buckets.widthMs)}</span></h2>
 <div class="chart" id="thr-chart"></div>
 </section>
-${hasFaults ? `<section id="faults"><h2>Faults <span class="sub">which fault packages ran (a verified start, then a stop) and what the partition probes measured</span></h2>${renderFaults(model.faults, model.probes, results.test.nemesis)}</section>` : ''}
+${hasFaults ? `<section id="faults"><h2>Faults <span class="sub">which fault packages ran (a verified start, then a stop) and what the partition probes measured</span></h2>${renderFaults(model.faults, model.probes, results.test.nemesis, model.delays)}</section>` : ''}
 ${model.clock ? `<section id="clocks"><h2>Clock offsets <span class="sub">wall-clock offset per node as the clock nemesis set it</span></h2><div class="chart" id="clock-chart"></div></section>` : ''}
 ${model.stats ? `<section id="mesh"><h2>Mesh stats <span class="sub">per node, at the end of the run</span></h2>${renderStats(model.stats)}</section>` : ''}
 ${model.nodeValues.length ? `<section id="values"><h2>Values per node <span class="sub">keys on which nodes disagree; highlighted cells differ from the value most nodes hold</span></h2>${renderNodeValues(model.nodeValues, model.nodes)}</section>` : ''}

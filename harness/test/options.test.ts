@@ -55,7 +55,7 @@ describe('options', () => {
   it.each([
     [['--nodes', 'x'], 'Expected `--nodes` to be an integer from 1 to 9, got "x"'],
     [['--nodes', '12'], 'Expected `--nodes` to be an integer from 1 to 9, got "12"'],
-    [['--nemesis', 'partition,flood'], 'Expected `--nemesis` to be a comma list of partition, clock, kill, pause, packet, netem, disk, all, none, got "partition,flood"'],
+    [['--nemesis', 'partition,flood'], 'Expected `--nemesis` to be a comma list of partition, clock, kill, pause, packet, delay, netem, disk, all, none, got "partition,flood"'],
     [['--nemesis', 'all,clock'], 'Expected `--nemesis` to be `none` or `all` alone'],
     [['--rate=-1'], 'Expected `--rate` to be a number from 0'],
     [['--time-limit', '0'], 'Expected `--time-limit` to be a number above 0'],

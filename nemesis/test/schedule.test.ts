@@ -152,7 +152,7 @@ describe('fault package schedules', () => {
 describe('registry', () => {
   it('rejects an unknown name, naming it and listing the valid ones', async () => {
     await expect(resolveNemeses(['partition', 'flood'], untouchable, options)).rejects.toThrow(
-      /Unknown fault package "flood"; valid: partition, clock, kill, pause, packet, netem, disk, or all, none/,
+      /Unknown fault package "flood"; valid: partition, clock, kill, pause, packet, delay, netem, disk, or all, none/,
     );
     await expect(resolveNemeses(['all', 'kill'], untouchable, options)).rejects.toThrow(/`all`, `none` or a comma list/);
   });

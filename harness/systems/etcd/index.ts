@@ -80,6 +80,7 @@ export const etcd: System = {
   defaultWorkload: 'cas-register',
   checkers: () => ({ ...modelCheckers('cas-register'), api }),
   unsupportedFaults: {
+    delay: "the delay program (faultline-delay) is built into the store-mesh node image, not into etcd's, so no packet could be held",
     disk: "the disk layer (faultline-diskfs) is built into the store-mesh node image, not into etcd's, so no disk fault could take effect",
     clock:
       'etcd is a Go program: Go reads the wall clock through the vDSO, which libfaketime cannot intercept ' +
