@@ -1,6 +1,6 @@
 // The cluster: N node containers (n1..nN) on a private Docker bridge network, driven with dockerode.
 // It implements the nemesis's ClusterControl (exec, kill, restart, pause, unpause) and the lifecycle the
-// runner needs: start and wait until every node is ready (as its System says), logs, and a teardown that leaves nothing
+// interpreter needs: start and wait until every node is ready (as its System says), logs, and a teardown that leaves nothing
 // behind. The harness talks to each node straight at its container IP on the system's port, so no ports are
 // published and several clusters can run side by side.
 //

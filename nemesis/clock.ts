@@ -7,7 +7,7 @@ import type { Rng } from '../harness/rng.ts';
 import type { NemesisValue } from '../harness/history.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
 import { allNodes, collectErrors, errorText, onEveryNode, run } from './net.ts';
-import { completion, healReport, HEAL_LATER, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_LATER, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes } from './schedule.ts';
 
 /**
@@ -255,7 +255,7 @@ export class ClockNemesis implements Nemesis {
           return unknownOp(this.name, op, Object.values(CLOCK_F));
       }
     } catch (error) {
-      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
+      return failedOp(op, error);
     }
   }
 

@@ -20,7 +20,7 @@ import type { NemesisValue } from '../harness/history.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
 import { containerStopped, DELAY_CHAIN, errorText, ipOf, NodeCommandError, onEveryNode, removeChain, run, collectErrors, type RuleSpec } from './net.ts';
 import { iptablesUnsupported } from './partition.ts';
-import { completion, healReport, HEAL_LATER, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_LATER, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes } from './schedule.ts';
 
 /** How one link is slowed: the sender holds each packet delayMs ± jitterMs (uniform) and sends a copy of duplicatePercent % of them. */
@@ -375,7 +375,7 @@ export class DelayNemesis implements Nemesis {
       if (op.f === F.stop) return await this.#stop(cluster, op);
       return unknownOp(this.name, op, [F.start, F.stop]);
     } catch (error) {
-      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
+      return failedOp(op, error);
     }
   }
 

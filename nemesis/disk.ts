@@ -22,7 +22,7 @@ import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 import type { ClusterControl, ContainerNeeds, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
 import { collectErrors, errorText } from './net.ts';
-import { completion, healReport, HEAL_FIRST, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_FIRST, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes, targetKinds } from './schedule.ts';
 
 /** The disk faults, as --disk-faults spells them. */
@@ -182,7 +182,7 @@ export class DiskNemesis implements Nemesis {
       };
       return completion(op, value, errors.length > 0 ? new AggregateError(errors) : undefined);
     } catch (error) {
-      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
+      return failedOp(op, error);
     }
   }
 

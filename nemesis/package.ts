@@ -32,6 +32,11 @@ export function completion(op: NemesisOp, value: NemesisValue, error?: unknown):
   return error === undefined ? { f: op.f, value: merged } : { f: op.f, value: merged, error: errorText(error) };
 }
 
+/** The completion of an op that threw: not verified, with the error as the reason and as the op's error. */
+export function failedOp(op: NemesisOp, error: unknown): NemesisCompletion {
+  return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
+}
+
 /** A completion for an op this nemesis does not know. */
 export function unknownOp(name: string, op: NemesisOp, known: readonly string[]): NemesisCompletion {
   return completion(op, {}, new Error(`The ${name} nemesis cannot perform "${op.f}"; it performs ${known.join(', ')}`));

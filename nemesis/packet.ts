@@ -29,7 +29,7 @@ import {
   type RuleSpec,
 } from './net.ts';
 import { iptablesUnsupported } from './partition.ts';
-import { completion, healReport, HEAL_LATER, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_LATER, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes } from './schedule.ts';
 import { validateGrudge, type Grudge } from './grudge.ts';
 
@@ -133,7 +133,7 @@ export class PacketNemesis implements Nemesis {
       const nodes = sortNodes(opNodes(cluster, op));
       return await this.#start(cluster, op, behaviour, nodes);
     } catch (error) {
-      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
+      return failedOp(op, error);
     }
   }
 

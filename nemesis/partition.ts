@@ -21,7 +21,7 @@ import {
   type ShapeName,
 } from './grudge.ts';
 import { allNodes, collectErrors, errorText, flushChain, listChain, onEveryNode, PARTITION_CHAIN, partitionRules, removeChain, run, setChainRules } from './net.ts';
-import { completion, healReport, HEAL_LATER, nodeStates, notRunningText, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_LATER, nodeStates, notRunningText, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { PROBE_LEAD_MS, PROBE_WINDOW_MS, grudgeMismatches, probeConnectivity, type ProbeOptions } from './probe.ts';
 import { alternate, sortNodes } from './schedule.ts';
 
@@ -178,7 +178,7 @@ export class PartitionNemesis implements Nemesis {
       if (op.f === F.stop) return await this.#stop(cluster, op);
       return unknownOp(this.name, op, [F.start, F.stop]);
     } catch (error) {
-      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
+      return failedOp(op, error);
     }
   }
 

@@ -8,7 +8,7 @@ import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent, NodeBackReport, NodeState } from './types.ts';
 import { collectErrors, errorText } from './net.ts';
-import { completion, healReport, HEAL_FIRST, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_FIRST, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes, targetKinds } from './schedule.ts';
 
 export type ProcessFaultOptions = FaultPackageOptions;
@@ -105,7 +105,7 @@ export class ProcessNemesis implements Nemesis {
       };
       return completion(op, value, errors.length > 0 ? new AggregateError(errors) : undefined);
     } catch (error) {
-      return completion(op, { verified: false, unverified: `the op failed: ${errorText(error)}` }, error);
+      return failedOp(op, error);
     }
   }
 
