@@ -5,6 +5,7 @@
 import type { FinalState, History, Op } from '../harness/history.ts';
 import { opIndex, type Pairing } from './history-index.ts';
 import type { Anomaly, CheckContext } from './types.ts';
+import { HlcInterner } from './hlc-intern.ts';
 
 export type { Pairing };
 
@@ -288,71 +289,6 @@ export interface HlcTable {
   find(ts: string): number;
 }
 
-/** A canonical HLC: 15 digits of wall-clock ms, ':', 5 digits of logical counter, ':', the node id. */
-function canonicalHlc(ts: string): boolean {
-  if (ts.length < 23 || ts.charCodeAt(15) !== 58 || ts.charCodeAt(21) !== 58) return false;
-  for (let j = 0; j < 21; j++) {
-    if (j === 15) continue;
-    const c = ts.charCodeAt(j) - 48;
-    if (c < 0 || c > 9) return false;
-  }
-  return true;
-}
-
-/** The wall-clock ms of a canonical HLC (15 digits: exact as a double). */
-function msOf(ts: string): number {
-  let m = 0;
-  for (let j = 0; j < 15; j++) m = m * 10 + (ts.charCodeAt(j) - 48);
-  return m;
-}
-
-/** The logical counter of a canonical HLC. */
-function logicalOf(ts: string): number {
-  let l = 0;
-  for (let j = 16; j < 21; j++) l = l * 10 + (ts.charCodeAt(j) - 48);
-  return l;
-}
-
-function hlcOrder(str: readonly string[]): Float64Array {
-  const n = str.length;
-  const order = new Float64Array(n);
-  // Canonical timestamps have fixed-width digits, so string order is (ms, logical, node id) order:
-  // pack that into one integer when every timestamp is canonical and the packed range stays exact.
-  // Two passes over the strings (range and node ids, then the numbers) instead of arrays of parts.
-  let canonical = true;
-  let minMs = Infinity;
-  let maxMs = -Infinity;
-  const nodeNames = new Map<string, number>();
-  for (let i = 0; i < n; i++) {
-    const ts = str[i];
-    if (!canonicalHlc(ts)) {
-      canonical = false;
-      break;
-    }
-    const m = msOf(ts);
-    if (m < minMs) minMs = m;
-    if (m > maxMs) maxMs = m;
-    const node = ts.slice(22);
-    if (!nodeNames.has(node)) nodeNames.set(node, nodeNames.size);
-  }
-  const nodes = nodeNames.size;
-  if (canonical && n > 0 && (maxMs - minMs + 1) * 1e5 * Math.max(1, nodes) < Number.MAX_SAFE_INTEGER) {
-    // Node ids ranked in string order, so that ties on (ms, logical) break as the strings do.
-    const sorted = [...nodeNames.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const rank = new Map(sorted.map((name, r) => [name, r]));
-    for (let i = 0; i < n; i++) {
-      const ts = str[i];
-      order[i] = ((msOf(ts) - minMs) * 1e5 + logicalOf(ts)) * nodes + rank.get(ts.slice(22))!;
-    }
-    return order;
-  }
-  // Anything else: rank the strings themselves.
-  const ids = Array.from({ length: n }, (_, i) => i);
-  ids.sort((a, b) => (str[a] < str[b] ? -1 : str[a] > str[b] ? 1 : 0));
-  for (let r = 0; r < n; r++) order[ids[r]] = r;
-  return order;
-}
-
 const keyIndexCache = new WeakMap<History, KeyIndex>();
 
 export function keyIndex(history: History): KeyIndex {
@@ -374,16 +310,8 @@ export function keyIndex(history: History): KeyIndex {
     return k;
   };
   const find = (e: string, c: string): number => byEntity.get(e)?.get(c) ?? -1;
-  const tsIds = new Map<string, number>();
-  const str: string[] = [];
-  const tsId = (ts: string): number => {
-    let t = tsIds.get(ts);
-    if (t === undefined) {
-      tsIds.set(ts, (t = str.length));
-      str.push(ts);
-    }
-    return t;
-  };
+  const interner = new HlcInterner();
+  const tsId = (ts: string): number => interner.id(ts);
   const opKey = new Int32Array(history.length).fill(-1);
   const opTs = new Int32Array(history.length).fill(-1);
   for (let i = 0; i < history.length; i++) {
@@ -419,7 +347,7 @@ export function keyIndex(history: History): KeyIndex {
     }
   }
   let order: Float64Array | undefined;
-  const hlc: HlcTable = { str, order: () => (order ??= hlcOrder(str)), find: (ts) => tsIds.get(ts) ?? -1 };
+  const hlc: HlcTable = { str: interner.str, order: () => (order ??= interner.order()), find: (ts) => interner.find(ts) };
   const index: KeyIndex = { opKey, opTs, entity, component, id, find, eventTs: (i) => eventIds.get(i), hlc };
   keyIndexCache.set(history, index);
   return index;
