@@ -12,16 +12,6 @@ const MAX_NODES = 256;
 /** Keys are exact integers below 2^53: |ms - first ms| * 1e5 * MAX_NODES must stay below it (about ±4 days). */
 const MAX_MS_SPAN = Math.floor(Number.MAX_SAFE_INTEGER / (1e5 * MAX_NODES)) - 1;
 
-function canonical(ts: string): boolean {
-  if (ts.length < 23 || ts.charCodeAt(15) !== 58 || ts.charCodeAt(21) !== 58) return false;
-  for (let j = 0; j < 21; j++) {
-    if (j === 15) continue;
-    const c = ts.charCodeAt(j) - 48;
-    if (c < 0 || c > 9) return false;
-  }
-  return true;
-}
-
 export class HlcInterner {
   /** The distinct strings, by id (the first string seen with each value). */
   readonly str: string[] = [];
@@ -99,11 +89,20 @@ export class HlcInterner {
 
   /** The packed key of a canonical timestamp, or NaN. `learn`: a new node id may be given a rank. */
   #key(ts: string, learn = true): number {
-    if (!canonical(ts)) return NaN;
+    // One pass that checks the fixed-width digits and reads them.
+    if (ts.length < 23 || ts.charCodeAt(15) !== 58 || ts.charCodeAt(21) !== 58) return NaN;
     let ms = 0;
-    for (let j = 0; j < 15; j++) ms = ms * 10 + (ts.charCodeAt(j) - 48);
+    for (let j = 0; j < 15; j++) {
+      const c = ts.charCodeAt(j) - 48;
+      if (c < 0 || c > 9) return NaN;
+      ms = ms * 10 + c;
+    }
     let logical = 0;
-    for (let j = 16; j < 21; j++) logical = logical * 10 + (ts.charCodeAt(j) - 48);
+    for (let j = 16; j < 21; j++) {
+      const c = ts.charCodeAt(j) - 48;
+      if (c < 0 || c > 9) return NaN;
+      logical = logical * 10 + c;
+    }
     if (this.#ms0 !== this.#ms0) {
       if (!learn) return NaN;
       this.#ms0 = ms;

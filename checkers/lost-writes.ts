@@ -20,7 +20,7 @@
 import type { FinalComponent, History, Process, ReadValue, WriteValue } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { opIndex } from './history-index.ts';
-import { AnomalyList, finalReads, finalVerdict, keyIndex, pairing, PairMap, valueOf, type FinalRead } from './util.ts';
+import { AnomalyList, finalReads, finalVerdict, keyIndex, pairing, valueOf, type FinalRead } from './util.ts';
 
 export interface LostWritesResult extends CheckResult {
   /** Acknowledged writes judged. */
@@ -65,9 +65,12 @@ interface LastRead {
 /** Checks that no acknowledged LWW write vanished without a winning write to explain it. */
 export const lostWrites = (history: History, ctx: CheckContext): LostWritesResult => {
   const { completion } = pairing(history);
-  const { opTs: tsIds, hlc } = keyIndex(history);
+  const keyIds = keyIndex(history);
+  const { opTs: tsIds, opKey, hlc } = keyIds;
   const order = hlc.order();
-  const keys = new PairMap<KeyState>();
+  // By key id (util.keyIndex): the same (entity, component) as the ops' own strings, without a map lookup per op.
+  const keys: (KeyState | undefined)[] = [];
+  const stateOf = (k: number): KeyState => (keys[k] ??= { acked: [], lastRead: new Map(), values: new Map(), maxAckedOrd: -Infinity });
   const anomalies = new AnomalyList();
   // The process's last read of the key before each request id's first attempt (see lost-update).
   const readBeforeFirst = new Map<string, LastRead | undefined>();
@@ -83,8 +86,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
       const c = completion[i];
       const v = valueOf<WriteValue>(op);
       if (typeof v.entity !== 'string' || typeof v.component !== 'string' || typeof v.value !== 'string') continue;
-      let ks = keys.get(v.entity, v.component);
-      if (!ks) keys.set(v.entity, v.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedOrd: -Infinity }));
+      const ks = stateOf(opKey[i]);
       if (!ks.values.has(v.value)) ks.values.set(v.value, i);
       // Taken at every attempt, also one that did not succeed, so a later attempt finds its first.
       const rid = (v as { requestId?: unknown }).requestId;
@@ -113,8 +115,7 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
       const r = valueOf<ReadValue>(op);
       if (typeof r.entity !== 'string' || typeof r.component !== 'string') continue;
       const value = typeof r.value === 'string' ? r.value : null;
-      let ks = keys.get(r.entity, r.component);
-      if (!ks) keys.set(r.entity, r.component, (ks = { acked: [], lastRead: new Map(), values: new Map(), maxAckedOrd: -Infinity }));
+      const ks = stateOf(opKey[c]);
       ks.lastRead.set(op.process, { pos: c, value, ts: typeof r.ts === 'string' ? r.ts : null, deleted: r.deleted === true });
       // A read can only return a value whose write was invoked before the read completed.
       if (value !== null && !ks.values.has(value)) {
@@ -147,7 +148,11 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
   }
   const views = [...fr.view.values()];
 
-  for (const [entity, component, ks] of keys.entries()) {
+  for (let k = 0; k < keys.length; k++) {
+    const ks = keys[k];
+    if (ks === undefined) continue;
+    const entity = keyIds.entity[k];
+    const component = keyIds.component[k];
     acknowledged += ks.acked.length;
     if (ks.acked.length === 0) continue;
     // Nodes usually agree, so judge each distinct final value once and name every node that holds it.
@@ -207,12 +212,15 @@ export const lostWrites = (history: History, ctx: CheckContext): LostWritesResul
 
   // Final LWW values that no write ever carried, in the entities the lww ops touch (a set's elements, say,
   // are components too, written by adds and judged by the set checker).
+  const lwwEntities = new Set<string>();
+  for (let k = 0; k < keys.length; k++) if (keys[k] !== undefined) lwwEntities.add(keyIds.entity[k]);
   for (const view of views) {
     for (const [entity, fe] of Object.entries(view.state)) {
-      if (!keys.outer.has(entity)) continue;
+      if (!lwwEntities.has(entity)) continue;
       for (const [component, fc] of Object.entries(fe.components ?? {})) {
         if (fc.kind !== 'lww' || fc.deleted === true) continue;
-        const ks = keys.get(entity, component);
+        const id = keyIds.find(entity, component);
+        const ks = id >= 0 ? keys[id] : undefined;
         if (ks?.values.has(fc.value)) continue;
         unexpected++;
         anomalies.add({
