@@ -11,7 +11,9 @@
 // "watch-ended".
 //
 // lag: the time from an acknowledged write's completion to the first event on another node's stream with
-// an equal or later timestamp (for max-wins, an equal or greater value): how long replication takes. Only
+// an equal or later timestamp (for max-wins, an equal or greater value): how long replication takes. An
+// increment of a counter that was never decremented counts as a max-wins write of its result (the counter's
+// value on its node): a counter that only grows shows that value or more on every node it reached. Only
 // writes in calm windows are judged: no fault active from `settleMs` (1 s; 5 s after a kill or pause)
 // before the write to `lagBoundMs` after it, and only streams open through that span without drops. A write that reaches a node later
 // than the bound, or never, is "lag-exceeded". Relays deliver in milliseconds and anti-entropy only every
@@ -377,49 +379,75 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
     if (!calm(acked, acked + boundNs)) continue;
     (groups[key] ??= []).push({ op, component: keys.component[key], ts: v.ts, ord: order[keys.opTs[c]], value: Number(v.value), max: op.f === 'write-max', acked, judged: false });
   }
+  // Increments of monotone counters (no negative delta was ever sent to them): an acknowledged
+  // increment's result is the counter's value on its node, and a counter that only grows shows every
+  // other node a value at least that high once the increment (and the shares it had counted) reached it.
+  // So they are judged as max-wins writes of their result. A counter that was ever decremented can go
+  // down on another node for reasons of its own, and is not judged.
+  const decremented = new Set<string>();
+  for (const i of index.select(['incr'], ['invoke'])) {
+    const v = valueOf<{ entity: unknown; counter: unknown; delta: unknown }>(history[i]);
+    if (typeof v.delta !== 'number' || !(v.delta >= 0)) decremented.add(`${String(v.entity)}\u0000${String(v.counter)}`);
+  }
+  const counterGroups = new Map<string, { entity: string; counter: string; ws: Judged[] }>();
+  for (const c of index.select(['incr'], ['ok'])) {
+    const op = history[c];
+    if (op.node === undefined) continue;
+    const v = valueOf<{ entity: unknown; counter: unknown; result: unknown; duplicate?: boolean }>(op);
+    if (typeof v.entity !== 'string' || typeof v.counter !== 'string' || typeof v.result !== 'number' || v.duplicate === true) continue;
+    const k = `${v.entity}\u0000${v.counter}`;
+    if (decremented.has(k)) continue;
+    const acked = op.time;
+    if (!calm(acked, acked + boundNs)) continue;
+    let g = counterGroups.get(k);
+    if (!g) counterGroups.set(k, (g = { entity: v.entity, counter: v.counter, ws: [] }));
+    g.ws.push({ op, component: v.counter, ts: '', ord: NaN, value: v.result, max: true, acked, judged: false });
+  }
   // Lags in ms; a write that never arrived counts as MAX_VALUE (sorted last).
   const lags = new FloatBuffer();
   let never = 0;
-  for (let key = 0; key < groups.length; key++) {
-    const all_ = groups[key];
-    if (all_ === undefined) continue;
-    const entity = keys.entity[key];
-    const component = keys.component[key];
-    {
-      for (const ws of [all_.filter((w) => !w.max), all_.filter((w) => w.max)]) {
-        if (ws.length === 0) continue;
-        const max = ws[0].max;
-        ws.sort(max ? (a, b) => a.value - b.value : (a, b) => a.ord - b.ord);
-        for (const s of all) {
-          const k = s.keys.get(entity)?.get(component);
-          const ev = k?.events ?? NO_EVENTS;
-          const ord = k?.ord ?? NO_NUMBERS;
-          let j = 0;
-          for (const w of ws) {
-            if (s.node === w.op.node || s.openTime > w.acked || s.closeTime < w.acked + boundNs || s.firstDrop < w.acked + boundNs) continue;
-            w.judged = true;
-            if (max) while (j < ev.length && Number(ev[j][3]) < w.value) j++;
-            else while (j < ev.length && (ord[j] === ord[j] ? ord[j] < w.ord : ev[j][4] < w.ts)) j++;
-            const at = j < ev.length ? ev[j][0] : Infinity;
-            const lagNs = Math.max(0, at - w.acked);
-            if (at === Infinity) never++;
-            lags.push(at === Infinity ? Number.MAX_VALUE : nsToMs(lagNs));
-            if (lagNs > boundNs) {
-              anomalies.add({
-                type: 'lag-exceeded',
-                ops: [w.op.index, history[s.openPos].index],
-                node: s.node,
-                lagMs: at === Infinity ? null : nsToMs(lagNs),
-                message: `${w.op.f} of ${entity}/${component} (ts ${w.ts}) acknowledged on ${w.op.node} in a calm window ${at === Infinity ? `never reached ${s.node}'s watch stream` : `reached ${s.node} only after ${nsToMs(lagNs)} ms, above the bound`} (bound ${boundMs} ms).`,
-              });
-            }
-          }
+  /** Matches one key's judged writes (all max-wins or all LWW) with every other node's stream. */
+  const judge = (entity: string, component: string, ws: Judged[]): void => {
+    if (ws.length === 0) return;
+    const max = ws[0].max;
+    ws.sort(max ? (a, b) => a.value - b.value : (a, b) => a.ord - b.ord);
+    for (const s of all) {
+      const k = s.keys.get(entity)?.get(component);
+      const ev = k?.events ?? NO_EVENTS;
+      const ord = k?.ord ?? NO_NUMBERS;
+      let j = 0;
+      for (const w of ws) {
+        if (s.node === w.op.node || s.openTime > w.acked || s.closeTime < w.acked + boundNs || s.firstDrop < w.acked + boundNs) continue;
+        w.judged = true;
+        if (max) while (j < ev.length && Number(ev[j][3]) < w.value) j++;
+        else while (j < ev.length && (ord[j] === ord[j] ? ord[j] < w.ord : ev[j][4] < w.ts)) j++;
+        const at = j < ev.length ? ev[j][0] : Infinity;
+        const lagNs = Math.max(0, at - w.acked);
+        if (at === Infinity) never++;
+        lags.push(at === Infinity ? Number.MAX_VALUE : nsToMs(lagNs));
+        if (lagNs > boundNs) {
+          const what = w.op.f === 'incr' ? `incr of counter ${entity}/${component} (value ${w.value} on ${w.op.node})` : `${w.op.f} of ${entity}/${component} (ts ${w.ts})`;
+          anomalies.add({
+            type: 'lag-exceeded',
+            ops: [w.op.index, history[s.openPos].index],
+            node: s.node,
+            lagMs: at === Infinity ? null : nsToMs(lagNs),
+            message: `${what} acknowledged on ${w.op.node} in a calm window ${at === Infinity ? `never reached ${s.node}'s watch stream` : `reached ${s.node} only after ${nsToMs(lagNs)} ms, above the bound`} (bound ${boundMs} ms).`,
+          });
         }
       }
     }
+  };
+  for (let key = 0; key < groups.length; key++) {
+    const ws = groups[key];
+    if (ws === undefined) continue;
+    judge(keys.entity[key], keys.component[key], ws.filter((w) => !w.max));
+    judge(keys.entity[key], keys.component[key], ws.filter((w) => w.max));
   }
+  for (const g of counterGroups.values()) judge(g.entity, g.counter, g.ws);
   let writes = 0;
   for (const ws of groups) if (ws) for (const w of ws) if (w.judged) writes++;
+  for (const g of counterGroups.values()) for (const w of g.ws) if (w.judged) writes++;
   const q = quantiles(lags.view());
   const samples = lags.length;
   // Relays carry a write to its peers within milliseconds; anti-entropy only every period. When most

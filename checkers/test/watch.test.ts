@@ -91,6 +91,36 @@ describe('lag', () => {
     expect(run(null).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', lagMs: null });
   });
 
+  /** n2 increments a counter to `result`; n1's stream shows `shown` after `eventDelayMs` (null: nothing). */
+  function counterRun(delta: number, result: number, shown: number, eventDelayMs: number | null) {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    b.wait(2000);
+    b.call(0, 'n2', 'incr', { entity: 'counters', counter: 'c0', delta, requestId: 'i1' }, 'ok', { entity: 'counters', counter: 'c0', delta, requestId: 'i1', result });
+    if (eventDelayMs !== null) {
+      b.wait(eventDelayMs);
+      b.watchEvents(s, 'n1', [['counters', 'c0', String(shown), '', 'counter', false, 0]]);
+    }
+    b.wait(3000);
+    b.nemesis('heal');
+    b.closeWatch(s, 'n1');
+    return lagChecker(b.ops, { ...ctx(), antiEntropyMs: 500 });
+  }
+
+  it('judges an increment of a counter that only grows by when the other nodes show its result', () => {
+    expect(counterRun(3, 7, 7, 5)).toMatchObject({ valid: true, writes: 1, samples: 1 });
+    // A node that shows more (it counted increments the incrementing node had not yet) has it too.
+    expect(counterRun(3, 7, 9, 5)).toMatchObject({ valid: true, samples: 1 });
+    expect(counterRun(3, 7, 7, 2000).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', node: 'n1' });
+    // Showing less than the result is not having it.
+    expect(counterRun(3, 7, 4, 5).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', lagMs: null });
+    expect(counterRun(3, 7, 7, null).anomalies?.[0]?.message).toMatch(/incr of counter counters\/c0 \(value 7 on n2\).*never reached n1/);
+  });
+
+  it('does not judge a counter that was ever decremented (its value may go down elsewhere)', () => {
+    expect(counterRun(-3, 7, 4, 5)).toMatchObject({ valid: 'unknown', writes: 0 });
+  });
+
   it('judges no write in a fault window, and says unknown when nothing was calm', () => {
     expect(run(null, true)).toMatchObject({ valid: 'unknown', writes: 0 });
   });
