@@ -12,6 +12,14 @@ const MAX_NODES = 256;
 /** Keys are exact integers below 2^53: |ms - first ms| * 1e5 * MAX_NODES must stay below it (about ±4 days). */
 const MAX_MS_SPAN = Math.floor(Number.MAX_SAFE_INTEGER / (1e5 * MAX_NODES)) - 1;
 
+/** Whether ts's node id (from position 22) is `name`, compared code by code (no substring, no call into the runtime). */
+function suffixIs(ts: string, name: string): boolean {
+  const n = name.length;
+  if (ts.length - 22 !== n) return false;
+  for (let j = 0; j < n; j++) if (ts.charCodeAt(22 + j) !== name.charCodeAt(j)) return false;
+  return true;
+}
+
 export class HlcInterner {
   /** The distinct strings, by id (the first string seen with each value). */
   readonly str: string[] = [];
@@ -116,12 +124,9 @@ export class HlcInterner {
 
   #rank(ts: string, learn: boolean): number {
     const names = this.#names;
-    const len = ts.length - 22;
     const last = this.#lastRank;
-    if (last >= 0 && names[last].length === len && ts.startsWith(names[last], 22)) return last;
-    for (let r = 0; r < names.length; r++) {
-      if (names[r].length === len && ts.startsWith(names[r], 22)) return (this.#lastRank = r);
-    }
+    if (last >= 0 && suffixIs(ts, names[last])) return last;
+    for (let r = 0; r < names.length; r++) if (suffixIs(ts, names[r])) return (this.#lastRank = r);
     if (!learn || names.length >= MAX_NODES) return -1;
     names.push(ts.slice(22));
     return (this.#lastRank = names.length - 1);
