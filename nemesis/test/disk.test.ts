@@ -36,6 +36,28 @@ describe('the disk schedule', () => {
     expect(new Set(ops.map((o) => o.value.fault))).toEqual(new Set(['full', 'slow']));
   });
 
+  it('gives every listed fault its turn in each round of starts, the power loss first', () => {
+    const orders = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const it_ = diskPackage({ nodes }).ops(createRng(seed));
+      const faults: string[] = [];
+      for (let i = 0; i < 4 * DISK_FAULTS.length; i++) {
+        const op = it_.next().value!;
+        if (op.f === 'start-disk') faults.push(op.value.fault as string);
+      }
+      expect(faults[0]).toBe('lose-unsynced');
+      for (const round of [faults.slice(0, DISK_FAULTS.length), faults.slice(DISK_FAULTS.length)]) expect([...round].sort()).toEqual([...DISK_FAULTS].sort());
+      orders.add(faults.join(','));
+    }
+    // Seeded: the rest of each round differs between seeds.
+    expect(orders.size).toBeGreaterThan(1);
+    // Without the power loss in the list, the rounds are just seeded orders of what was listed.
+    const it_ = diskPackage({ nodes, diskFaults: ['slow', 'full', 'eio-write'] }).ops(createRng(9));
+    const starts = Array.from({ length: 12 }, () => it_.next().value!).filter((op) => op.f === 'start-disk').map((op) => op.value.fault as string);
+    expect([...starts.slice(0, 3)].sort()).toEqual(['eio-write', 'full', 'slow']);
+    expect([...starts.slice(3)].sort()).toEqual(['eio-write', 'full', 'slow']);
+  });
+
   it('refuses an empty fault list and names the faults', () => {
     expect(() => diskPackage({ nodes, diskFaults: [] })).toThrow(`Expected at least one disk fault of: ${DISK_FAULTS.join(', ')}`);
   });
