@@ -383,13 +383,17 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   // increment's result is the counter's value on its node, and a counter that only grows shows every
   // other node a value at least that high once the increment (and the shares it had counted) reached it.
   // So they are judged as max-wins writes of their result. A counter that was ever decremented can go
-  // down on another node for reasons of its own, and is not judged.
+  // down on another node for reasons of its own, and is not judged. The result also counts the other
+  // nodes' shares its node had, so a late one times their arrival too: every relay carries a node's whole
+  // share, so that too is replication that relays should have done.
   const decremented = new Set<string>();
   for (const i of index.select(['incr'], ['invoke'])) {
     const v = valueOf<{ entity: unknown; counter: unknown; delta: unknown }>(history[i]);
     if (typeof v.delta !== 'number' || !(v.delta >= 0)) decremented.add(`${String(v.entity)}\u0000${String(v.counter)}`);
   }
   const counterGroups = new Map<string, { entity: string; counter: string; ws: Judged[] }>();
+  // calm() walks the spans forward with the ops' times: start again for this second walk.
+  span = 0;
   for (const c of index.select(['incr'], ['ok'])) {
     const op = history[c];
     if (op.node === undefined) continue;

@@ -233,6 +233,7 @@ export class DiskNemesis implements Nemesis {
  * listed: it tests the promise the others only lead up to (a write acknowledged is a write synced).
  */
 export function* diskFaultOrder(faults: readonly DiskFault[], rng: Rng): Generator<DiskFault, never> {
+  if (faults.length === 0) throw new Error(`Expected at least one disk fault of: ${DISK_FAULTS.join(', ')}`);
   let first = true;
   for (;;) {
     const round = rng.shuffle(faults);

@@ -117,6 +117,25 @@ describe('lag', () => {
     expect(counterRun(3, 7, 7, null).anomalies?.[0]?.message).toMatch(/incr of counter counters\/c0 \(value 7 on n2\).*never reached n1/);
   });
 
+  it('does not judge an increment made during a fault, also when lww writes come after it', () => {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    b.wait(2000);
+    b.nemesis('start-partition', { nodes: ['n1', 'n2'] });
+    b.call(0, 'n2', 'incr', { entity: 'counters', counter: 'c0', delta: 1, requestId: 'i1' }, 'ok', { entity: 'counters', counter: 'c0', delta: 1, requestId: 'i1', result: 1 });
+    b.wait(1000);
+    b.nemesis('stop-partition', { nodes: ['n1', 'n2'] });
+    b.wait(3000);
+    // A calm write long after the fault, which the lww walk judges first.
+    put(b, 0, 'n2', 'a', hlc(10, 0, 'n2'));
+    b.wait(5);
+    b.watchEvents(s, 'n1', [['e', 'c', 'a', hlc(10, 0, 'n2')]]);
+    b.wait(3000);
+    b.nemesis('heal');
+    b.closeWatch(s, 'n1');
+    expect(lagChecker(b.ops, { ...ctx(), antiEntropyMs: 500 })).toMatchObject({ valid: true, writes: 1, samples: 1 });
+  });
+
   it('does not judge a counter that was ever decremented (its value may go down elsewhere)', () => {
     expect(counterRun(-3, 7, 4, 5)).toMatchObject({ valid: 'unknown', writes: 0 });
   });
