@@ -66,7 +66,7 @@ export function checkersFor(workload: WorkloadName | (string & {}), options: Che
     case 'lww':
       return only([...common, 'lost-writes', 'values', 'max-wins', ...timestamped, 'linearizability']);
     case 'counter':
-      return only([...common, 'counters']);
+      return only([...common, 'counters', 'lag']);
     case 'set':
       return only([...common, 'set', ...timestamped]);
     case 'all':

@@ -23,8 +23,10 @@ export interface InterpreterPlan {
   readonly rate: number;
   /** How long the clients run, from the start of the workload (not of the run: setup is not counted). */
   readonly timeLimitS: number;
-  /** Seconds between fault ops, already resolved (lifecycle.ts turns `auto` into timeLimit / (2k + 2)). */
+  /** Seconds between fault ops, already resolved (lifecycle.ts turns `auto` into nemesis/schedule.ts autoSchedule). */
   readonly nemesisIntervalS: number;
+  /** Fault-free seconds before the schedule's first interval (the auto schedule's calm lead-in); 0 when absent. */
+  readonly nemesisLeadS?: number;
   readonly recoveryMs: number;
   readonly opTimeoutMs: number;
   readonly keys: number;
@@ -110,7 +112,7 @@ export function nemesisPlan(plan: InterpreterPlan, packages: readonly FaultPacka
     seen.add(i);
     return `${verb} ${packages[i].name}`;
   });
-  const opsDue = opsBefore(plan.timeLimitS, plan.nemesisIntervalS);
+  const opsDue = opsBefore(plan.timeLimitS, plan.nemesisIntervalS, plan.nemesisLeadS ?? 0);
   const short = roundShortfall(first, opsDue);
   return { firstRound, opsDue, noStart: short.noStart.map((i) => packages[i].name), noStop: short.noStop.map((i) => packages[i].name) };
 }
@@ -270,8 +272,8 @@ export class Interpreter {
    * Walks the fault schedule in rounds (nemesis/schedule.ts): each round takes a seeded permutation of
    * the packages and advances their own start/stop schedules in the order P0, P1, P0, P2, P1, …, so
    * every package starts and stops once per round and consecutive faults overlap. Op i is due at
-   * (i + 1) × interval after the workload started, whatever earlier ops took, and no op starts at or
-   * after the time limit.
+   * lead + (i + 1) × interval after the workload started, whatever earlier ops took, and no op starts at
+   * or after the time limit.
    */
   async #nemesisLoop(rng: Rng, signal: AbortSignal): Promise<void> {
     if (this.#packages.length === 0) return;
@@ -280,7 +282,7 @@ export class Interpreter {
     // Packages whose last op started a fault (start, bump or strobe) that no stop has ended yet.
     const started = new Set<number>();
     for (let i = 0; ; i++) {
-      const dueNs = this.#startNs + opDueNs(i, this.#plan.nemesisIntervalS);
+      const dueNs = this.#startNs + opDueNs(i, this.#plan.nemesisIntervalS, this.#plan.nemesisLeadS ?? 0);
       if (dueNs >= deadlineNs) break;
       await abortableSleep((dueNs - this.#history.now()) / 1e6, signal);
       if (signal.aborted) return;

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { compose, mergeResults, type CheckResult, type Validity } from '../checkers/types.ts';
 import { containerNeeds, resolveNemeses } from '../nemesis/index.ts';
-import { autoIntervalS } from '../nemesis/schedule.ts';
+import { autoSchedule } from '../nemesis/schedule.ts';
 import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
 import { HistoryWriter } from './history-writer.ts';
@@ -60,7 +60,8 @@ export interface LifecycleHooks {
 function logNemesisPlan(plan: InterpreterPlan, packages: readonly FaultPackage[], auto: boolean, log: (line: string) => void): void {
   const p = nemesisPlan(plan, packages);
   const interval = `${Number(plan.nemesisIntervalS.toFixed(3))} s${auto ? ' (auto)' : ''}`;
-  log(`nemesis: one op every ${interval}, ${p.opsDue} before the time limit; first round: ${p.firstRound.join(', ')}`);
+  const lead = plan.nemesisLeadS ? `, the first after ${Number((plan.nemesisLeadS + plan.nemesisIntervalS).toFixed(3))} s of calm` : '';
+  log(`nemesis: one op every ${interval}${lead}, ${p.opsDue} before the time limit; first round: ${p.firstRound.join(', ')}`);
   if (p.noStart.length || p.noStop.length) {
     const misses = [...p.noStart.map((n) => `${n} (no start)`), ...p.noStop.map((n) => `${n} (no stop)`)];
     log(
@@ -128,7 +129,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
       onProgress: log,
       system,
       keep: options.leaveRunning,
-      needs: containerNeeds(options.nemesis),
+      needs: containerNeeds(options.nemesis, system.unsupportedFaults),
     });
     const clusterDone = new AbortController();
     hooks.onCluster?.(cluster, clusterDone.signal);
@@ -139,6 +140,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     );
     nemesisNamed = packages.map((p) => p.name);
     for (const p of packages) await p.nemesis.setup(cluster);
+    const auto = options.nemesisIntervalS === undefined ? autoSchedule(options.timeLimitS, packages.length) : undefined;
     const plan: InterpreterPlan = {
       seed: test.seed,
       nodes: cluster.nodes,
@@ -146,8 +148,9 @@ export async function runTest(system: System, options: Options, signal: AbortSig
       concurrency: options.concurrency,
       rate: options.rate,
       timeLimitS: options.timeLimitS,
-      // auto: one whole round (every start and stop) fits, and clients run one interval past the last stop.
-      nemesisIntervalS: options.nemesisIntervalS ?? autoIntervalS(options.timeLimitS, packages.length),
+      // auto: a calm lead-in, then one whole round (every start and stop) with two intervals to spare.
+      nemesisIntervalS: options.nemesisIntervalS ?? auto!.intervalS,
+      nemesisLeadS: auto?.leadS ?? 0,
       recoveryMs: options.recoveryMs,
       opTimeoutMs: options.opTimeoutMs,
       keys: options.keys,

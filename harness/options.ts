@@ -36,7 +36,7 @@ export interface Options {
   readonly nodes: number;
   readonly workload: string;
   readonly nemesis: readonly string[];
-  /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 2) for the k packages that run (harness/lifecycle.ts resolves it). */
+  /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 3) for the k packages that run, after as long a calm lead-in (nemesis/schedule.ts autoSchedule). */
   readonly nemesisIntervalS: number | undefined;
   readonly nemesisTargets: readonly TargetKind[];
   readonly partitionShapes: readonly PartitionShape[];
@@ -207,7 +207,7 @@ export const OPTION_TABLE: readonly Spec[] = [
     kind: 'number',
     unit: 's',
     default: 'auto',
-    description: 'time between fault ops, which go in rounds: every package starts and then stops once per round, in a seeded order; auto = time limit / (2 × packages + 2), so one round is due two intervals before the time limit',
+    description: 'time between fault ops, which go in rounds: every package starts and then stops once per round, in a seeded order; auto = time limit / (2 × packages + 3), starting one interval late (a calm start), so one round is due two intervals before the time limit',
     parse: nemesisInterval,
   },
   {
@@ -234,7 +234,7 @@ export const OPTION_TABLE: readonly Spec[] = [
     kind: 'string',
     unit: 'faults',
     default: DISK_FAULTS.join(','),
-    description: 'comma list of faults the disk package draws from (lose-unsynced: power loss of unsynced writes; full: ENOSPC; eio-write, eio-fsync: EIO; slow: fsync delayed by --disk-delay-ms)',
+    description: 'comma list of faults the disk package takes in turn, each once per round in a seeded order with lose-unsynced first (lose-unsynced: power loss of unsynced writes; full: ENOSPC; eio-write, eio-fsync: EIO; slow: fsync delayed by --disk-delay-ms)',
     parse: listOf('disk-faults', DISK_FAULTS),
   },
   { flag: 'disk-delay-ms', key: 'diskDelayMs', kind: 'int', unit: 'ms', default: String(DEFAULT_DISK_DELAY_MS), description: "the disk package's slow fault: how long every fsync waits", parse: intIn('disk-delay-ms', 1, 60_000) },

@@ -38,19 +38,8 @@ const containerNeedsOf: Partial<Record<FaultPackageName, { readonly needs: Conta
   disk: { needs: diskContainerNeeds, hostUnsupported: diskHostUnsupported },
 };
 
-/**
- * Packages that `all` leaves out, with why: they run only when named. The disk package is one for now:
- * with its layer mounted, the first seconds of a run replicate slowly (measured 2026-12-02: writes in
- * the first 1.5 s reached the other nodes in 100-400 ms, against under 100 ms without the layer, in 9
- * of 11 correct-service runs), which the lag checker's relay bound reports as lost relays, so every
- * `--nemesis all` run of the correct service would risk a false alarm. Named, it runs as before.
- */
-export const NAMED_ONLY: Readonly<Partial<Record<FaultPackageName, string>>> = {
-  disk: 'runs only when named (--nemesis disk): with the disk layer mounted the first seconds of a run replicate in 100-400 ms, which the lag checker takes for lost relays (issue 15)',
-};
-
-/** The packages `all` stands for: every registered one but those that run only when named. */
-export const allPackageNames: readonly FaultPackageName[] = faultPackageNames.filter((n) => NAMED_ONLY[n] === undefined);
+/** The packages `all` stands for: every registered one (resolveNemeses skips those the host or system cannot run, saying why). */
+export const allPackageNames: readonly FaultPackageName[] = faultPackageNames;
 
 /**
  * What the node containers of a run with these `--nemesis` names need (Cluster.start grants exactly
@@ -58,9 +47,10 @@ export const allPackageNames: readonly FaultPackageName[] = faultPackageNames.fi
  * skipped by resolveNemeses, which says why). A named package the host cannot run is left out here and
  * refused with its reason by resolveNemeses.
  */
-export function containerNeeds(names: readonly string[] | 'all' | 'none'): ContainerNeeds {
+export function containerNeeds(names: readonly string[] | 'all' | 'none', unsupported: Readonly<Record<string, string>> = {}): ContainerNeeds {
   const list = typeof names === 'string' ? [names] : [...names];
-  const wanted = list.includes('all') ? allPackageNames : (list.filter((n) => n in faultPackages) as FaultPackageName[]);
+  // A package the system refuses (System.unsupportedFaults) never runs, so its needs are not granted.
+  const wanted = (list.includes('all') ? allPackageNames : (list.filter((n) => n in faultPackages) as FaultPackageName[])).filter((n) => unsupported[n] === undefined);
   const devices = new Set<string>();
   const capAdd = new Set<string>();
   const env: Record<string, string> = {};
@@ -105,7 +95,6 @@ export async function resolveNemeses(
     throw new Error(`Unknown fault package "${unknown[0]}"; valid: ${faultPackageNames.join(', ')}, or all, none`);
   }
   const all = list[0] === 'all';
-  if (all) for (const [name, reason] of Object.entries(NAMED_ONLY)) onSkipped?.({ name, reason: reason as string });
   const wanted = all ? allPackageNames : [...new Set(list as FaultPackageName[])];
   const packages: FaultlinePackage[] = [];
   for (const name of wanted) {

@@ -49,7 +49,7 @@ describe('composition', () => {
   });
 
   it('lists the checkers of every workload and rejects an unknown one', () => {
-    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'counters', 'watch', 'availability', 'mesh', 'perf', 'faults', 'api']);
+    expect(Object.keys(checkersFor('counter'))).toEqual(['convergence', 'idempotency', 'counters', 'watch', 'lag', 'availability', 'mesh', 'perf', 'faults', 'api']);
     expect(Object.keys(checkersFor('set'))).toEqual(['convergence', 'set', 'idempotency', 'session', 'durable-reads', 'deletes', 'watch', 'lag', 'availability', 'mesh', 'perf', 'faults', 'api']);
     expect(Object.keys(checkersFor('all'))).toEqual(
       expect.arrayContaining([...Object.keys(checkersFor('lww')), ...Object.keys(checkersFor('counter')), ...Object.keys(checkersFor('set'))]),

@@ -72,20 +72,21 @@ describe('npm run jepsen end to end', () => {
     for (const r of [correct, buggy]) expect(await labelled(r.runId)).toEqual({ containers: 0, networks: 0 });
   });
 
-  it('--nemesis all --time-limit 24: every supported package runs (a verified start, then a stop) and results.json says so', async () => {
+  it('--nemesis all --time-limit 28: every supported package runs (a verified start, then a stop) and results.json says so', async () => {
     const results = mkdtempSync(join(tmpdir(), 'fl-e2e-all-'));
-    const run = await execa('node', ['harness/cli.ts', '--nodes', '3', '--nemesis', 'all', '--time-limit', '24', '--seed', '11', '--results-dir', results], { cwd: root, reject: false, all: true });
+    const run = await execa('node', ['harness/cli.ts', '--nodes', '3', '--nemesis', 'all', '--time-limit', '28', '--seed', '11', '--results-dir', results], { cwd: root, reject: false, all: true });
     const dir = latestRun(results);
     const verdict = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
     // netem is skipped where the kernel has no sch_netem; every other package must have run.
-    expect(verdict.test.nemesis.filter((p: string) => p !== 'netem')).toEqual(['kill', 'pause', 'partition', 'clock', 'packet', 'delay']);
+    expect(verdict.test.nemesis.filter((p: string) => p !== 'netem')).toEqual(['kill', 'pause', 'disk', 'partition', 'clock', 'packet', 'delay']);
     expect(verdict.test.nemesisRan, run.all).toEqual(verdict.test.nemesis);
     for (const name of verdict.test.nemesis) expect(verdict.checkers.faults.packages[name], name).toMatchObject({ ran: true });
     expect(verdict.checkers.faults.valid, JSON.stringify(verdict.checkers.faults)).toBe(true);
-    // The auto interval is T / (2k + 2) for the k packages that run: 24 / 14 s (at 20 s, six packages leave
-    // no calm window as long as the lag checker's 1.5 s bound, so lag could judge nothing: unknown), so one whole round plus a
-    // spare interval fits before the time limit (nemesis/schedule.ts).
-    expect(run.all).toMatch(/nemesis: one op every 1\.714 s \(auto\), 13 before the time limit; first round: /);
+    // The auto schedule for the k = 7 packages that run: interval T / (2k + 3) = 28 / 17 s, the first op
+    // after two of them (a calm start, the only window the lag checker can judge in an `all` run: with no
+    // lead, faults overlap from the first interval on), and one whole round with two intervals to spare
+    // before the time limit (nemesis/schedule.ts).
+    expect(run.all).toMatch(/nemesis: one op every 1\.647 s \(auto\), the first after 3\.294 s of calm, 15 before the time limit; first round: /);
     expect(run.stdout).toContain(`faults ran: ${verdict.test.nemesis.join(',')}`);
     // Every nemesis op says when it was invoked and whether it was verified.
     const nemesis = readHistory(dir).filter((o) => o.process === 'nemesis');

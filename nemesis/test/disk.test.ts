@@ -13,13 +13,15 @@ import { containerNeeds } from '../index.ts';
 const nodes = ['n1', 'n2', 'n3'];
 
 describe('containerNeeds', () => {
-  it('grants /dev/fuse and SYS_ADMIN only to runs that name disk (all leaves disk out: it runs only when named)', () => {
+  it('grants /dev/fuse and SYS_ADMIN only to runs that name disk or all, and never for a system that refuses disk', () => {
     const none = { devices: [], capAdd: [], env: {} };
     expect(containerNeeds('none')).toEqual(none);
     expect(containerNeeds(['partition', 'kill'])).toEqual(none);
     const disk = existsSync('/dev/fuse') ? { devices: ['/dev/fuse'], capAdd: ['SYS_ADMIN'], env: { FAULTLINE_DISK_LAYER: '1' } } : none;
     expect(containerNeeds(['partition', 'disk'])).toEqual(disk);
-    expect(containerNeeds('all')).toEqual(none);
+    expect(containerNeeds('all')).toEqual(disk);
+    expect(containerNeeds('all', { disk: 'no layer in this image' })).toEqual(none);
+    expect(containerNeeds(['disk'], { disk: 'no layer in this image' })).toEqual(none);
   });
 });
 

@@ -190,9 +190,9 @@ describe('packet faults on Docker', () => {
     await expect(resolveNemeses(['netem'], cluster, options)).rejects.toThrow(/The netem fault package cannot run here: tc netem is not available/);
     const skipped: string[] = [];
     const all = await resolveNemeses('all', cluster, options, (s) => skipped.push(s.name));
-    expect(all.map((p) => p.name)).toEqual(['kill', 'pause', 'partition', 'clock', 'packet', 'delay']);
-    // disk runs only when named (NAMED_ONLY in nemesis/index.ts); netem needs a kernel with sch_netem.
-    expect(skipped).toEqual(['disk', 'netem']);
+    // In heal order (kill, pause and disk bring nodes back first); netem needs a kernel with sch_netem.
+    expect(all.map((p) => p.name)).toEqual(['kill', 'pause', 'disk', 'partition', 'clock', 'packet', 'delay']);
+    expect(skipped).toEqual(['netem']);
     const netem = netemPackage(options);
     await netem.nemesis.setup(cluster);
     const done = await netem.nemesis.invoke({ f: 'start-packet', value: { nodes: ['n1'], behaviour: 'delay', delayMs: 100 } });

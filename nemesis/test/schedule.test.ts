@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createRng } from '../../harness/rng.ts';
 import type { ClusterControl, NemesisOp } from '../types.ts';
 import { majority, validateGrudge } from '../grudge.ts';
-import { autoIntervalS, opDueNs, opsBefore, roundOrder, roundShortfall, rounds, targetKinds, targetNodes } from '../schedule.ts';
+import { autoSchedule, opDueNs, opsBefore, roundOrder, roundShortfall, rounds, targetKinds, targetNodes } from '../schedule.ts';
 import { formatOffset, parseOffset } from '../clock.ts';
 import { faultPackageNames, faultPackages, resolveNemeses } from '../index.ts';
 import { netemArgs } from '../net.ts';
@@ -87,13 +87,24 @@ describe('the round-robin schedule', () => {
     expect(new Set(Array.from({ length: 20 }, (_, s) => JSON.stringify(take(s).slice(0, 10)))).size).toBeGreaterThan(10);
   });
 
-  it('auto interval has one whole round due two intervals before the time limit', () => {
-    for (const [limit, k] of [[30, 5], [30, 1], [20, 5], [7, 3], [30, 6]]) {
-      const interval = autoIntervalS(limit, k);
-      expect(opsBefore(limit, interval)).toBe(2 * k + 1);
-      expect(opDueNs(2 * k - 1, interval)).toBeLessThanOrEqual(limit * 1e9 - 2 * interval * 1e9 + 1);
+  it('auto schedule: one calm interval first, then one whole round due two intervals before the time limit', () => {
+    for (const [limit, k] of [[30, 5], [30, 1], [20, 5], [7, 3], [30, 6], [25, 7]]) {
+      const { intervalS, leadS } = autoSchedule(limit, k);
+      expect(leadS).toBe(intervalS);
+      expect(opsBefore(limit, intervalS, leadS)).toBe(2 * k + 1);
+      // The first fault comes after two intervals of calm; the round's last op two intervals before the limit.
+      expect(opDueNs(0, intervalS, leadS)).toBe(Math.round(2 * intervalS * 1e9));
+      expect(opDueNs(2 * k - 1, intervalS, leadS)).toBeLessThanOrEqual(limit * 1e9 - 2 * intervalS * 1e9 + 1);
     }
-    expect(autoIntervalS(30, 5)).toBeCloseTo(30 / 12);
+    expect(autoSchedule(30, 5).intervalS).toBeCloseTo(30 / 13);
+    // Seven packages at 25 s: the first fault 2.94 s in, more than the lag checker's default 1.5 s bound.
+    expect(opDueNs(0, autoSchedule(25, 7).intervalS, autoSchedule(25, 7).leadS) / 1e9).toBeCloseTo(2.941, 3);
+  });
+
+  it('shifts the whole schedule by a lead', () => {
+    expect([0, 1, 2].map((i) => opDueNs(i, 2, 1))).toEqual([3e9, 5e9, 7e9]);
+    expect(opsBefore(7, 2, 1)).toBe(2);
+    expect(opsBefore(7.5, 2, 1)).toBe(3);
   });
 
   it('schedules op i at (i + 1) × interval, and none at or after the limit', () => {
