@@ -12,7 +12,9 @@
 // excludes. Only peer addresses match, so the harness's own client traffic is never delayed. Every
 // start is proven: the rules and the program's links read back, and the TCP handshake time from each
 // delayed sender to its peers measured from inside the container (`rttMs`), which must have risen by
-// at least 80% of the delay in force on that pair. Every stop and heal removes the rules and ends the
+// at least 80% of the delay in force on that pair; on a pair another fault cuts (no handshake completes,
+// e.g. during a partition) by the program's own counters instead: it held packets sent on that link,
+// for at least 80% of the link's delay (`heldOnCutLinks`). Every stop and heal removes the rules and ends the
 // program (which lets its held packets go first), and reads back that both are gone; its final
 // counters (packets, reorders, duplicates, its CPU time) are recorded in the stop op.
 import type { Rng } from '../harness/rng.ts';
@@ -431,6 +433,8 @@ export class DelayNemesis implements Nemesis {
     const problems: string[] = [];
     for (const node of running) problems.push(...delayMismatches(cluster, node, links[node], found[node]));
     const rttMs: Record<string, Record<string, number | null>> = {};
+    // Pairs whose handshake could not complete, proven by the program's own counters instead.
+    const heldOnCut: Record<string, Record<string, { packets: number; maxDelayMs: number }>> = {};
     if (measure) {
       await Promise.all(
         Object.keys(links)
@@ -440,11 +444,28 @@ export class DelayNemesis implements Nemesis {
             if (peers.length === 0) return;
             try {
               rttMs[from] = await measureRtt(cluster, from, peers);
+              const cut: string[] = [];
               for (const to of peers) {
                 const want = RTT_PROOF_SHARE * expectedRttRiseMs(links, from, to);
                 const got = rttMs[from][to];
-                if (got === null) problems.push(`${from}→${to}: no TCP handshake completed to measure the delay`);
+                if (got === null) cut.push(to);
                 else if (got < want) problems.push(`${from}→${to}: the handshake took ${got} ms, expected at least ${Number(want.toFixed(1))} ms (${RTT_PROOF_SHARE * 100}% of the delay in force both ways)`);
+              }
+              // No handshake completed: the link is cut (another fault, e.g. a partition dropping what the
+              // peer receives). The delay is still proven in force if the program held the attempt's
+              // packets for the link's delay: its per-link counters (rewritten every 200 ms) say so.
+              if (cut.length > 0) {
+                await new Promise((resolve) => setTimeout(resolve, 400));
+                const after = await readDelay(cluster, from).catch(() => undefined);
+                for (const to of cut) {
+                  const ip = ipOf(cluster, to);
+                  const before = found[from]?.stats?.links.find((l) => l.ip === ip)?.packets ?? 0;
+                  const link = after?.stats?.links.find((l) => l.ip === ip);
+                  const d = links[from][to];
+                  const wantUs = RTT_PROOF_SHARE * (d.delayMs - d.jitterMs) * 1000;
+                  if (link && link.packets > before && link.maxDelayUs >= wantUs) (heldOnCut[from] ??= {})[to] = { packets: link.packets - before, maxDelayMs: Math.round(link.maxDelayUs / 100) / 10 };
+                  else problems.push(`${from}→${to}: no TCP handshake completed to measure the delay, and ${PROGRAM} shows no packet held on the link for it (${link ? `${link.packets - before} new packets, longest hold ${link.maxDelayUs / 1000} ms` : 'no stats for the link'})`);
+                }
               }
             } catch (error) {
               problems.push(`${from}: could not measure its round trips: ${errorText(error)}`);
@@ -455,6 +476,7 @@ export class DelayNemesis implements Nemesis {
     if (running.length === 0) problems.push('no node is running: the delay is applied and read back when they come back');
     return {
       ...(Object.keys(rttMs).length > 0 ? { rttMs: Object.fromEntries(sortNodes(Object.keys(rttMs)).map((n) => [n, rttMs[n]])) } : {}),
+      ...(Object.keys(heldOnCut).length > 0 ? { heldOnCutLinks: heldOnCut } : {}),
       ...(Object.keys(excluded).length > 0 ? { excluded } : {}),
       verified: problems.length === 0,
       ...(problems.length > 0 ? { unverified: problems.sort().join('; ') } : {}),

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../harness/cluster.ts';
 import { ensureImage } from '../../harness/image.ts';
 import { delayPackage, measureRtt, readDelay, type DelayLinks } from '../delay.ts';
+import { partitionPackage } from '../partition.ts';
 import { ipOf, run } from '../net.ts';
 import { storeMesh } from '../../harness/systems/store-mesh/index.ts';
 
@@ -111,6 +112,30 @@ describe('delay on Docker (NFQUEUE + faultline-delay)', () => {
     expect(own.duplicated).toBeGreaterThan(0);
     // Every copy the program sent arrived (UDP on one bridge: nothing else drops them).
     expect(counted.duplicated).toBeLessThanOrEqual(own.duplicated);
+  });
+
+  it('a link another fault cuts is proven delayed by the packets faultline-delay held for it, not by a handshake', async () => {
+    // n3 isolated (its peers' packets dropped on arrival), then 200 ms on n3→n1: no handshake can
+    // complete, as in an --nemesis all run where the delay starts during a partition.
+    const partition = partitionPackage({ nodes });
+    await partition.nemesis.setup(cluster);
+    const grudge = { n3: ['n1', 'n2'], n1: ['n3'], n2: ['n3'] };
+    const cut = await partition.nemesis.invoke({ f: 'start-partition', value: { nodes, grudge } });
+    expect(cut.value.verified, String(cut.value.unverified)).toBe(true);
+    try {
+      const links: DelayLinks = { n3: { n1: { delayMs: 200, jitterMs: 25, duplicatePercent: 0 } } };
+      const started = await pkg.nemesis.invoke({ f: 'start-delay', value: { nodes: ['n1', 'n3'], links } });
+      console.log(`delay 200±25 ms on n3→n1 during a partition of n3: ${JSON.stringify({ rttMs: started.value.rttMs, heldOnCutLinks: started.value.heldOnCutLinks })}`);
+      expect(started.value.verified, String(started.value.unverified)).toBe(true);
+      expect((started.value.rttMs as Record<string, Record<string, number | null>>).n3.n1).toBeNull();
+      const held = (started.value.heldOnCutLinks as Record<string, Record<string, { packets: number; maxDelayMs: number }>>).n3.n1;
+      expect(held.packets).toBeGreaterThan(0);
+      expect(held.maxDelayMs).toBeGreaterThanOrEqual(175 * 0.5);
+      await pkg.nemesis.invoke({ f: 'stop-delay', value: { nodes: ['n1', 'n3'] } });
+    } finally {
+      await partition.nemesis.invoke({ f: 'stop-partition', value: { nodes } });
+      await partition.nemesis.teardown();
+    }
   });
 
   it('a killed and restarted node gets its delay back (fresh network namespace, no program)', async () => {
