@@ -134,6 +134,7 @@ export class DiskNemesis implements Nemesis {
       const excluded: Record<string, string> = {};
       const layer: Record<string, Record<string, number>> = {};
       const unsyncedBytes: Record<string, number> = {};
+      const reapplied: Record<string, NemesisValue> = {};
       const errors = await collectErrors(nodes, async (node) => {
         if (fault === 'lose-unsynced') {
           if (starting) {
@@ -150,7 +151,10 @@ export class DiskNemesis implements Nemesis {
             if (state !== 'stopped') unverified.push(`${node} is ${state} after the power loss, expected stopped`);
             return;
           }
-          await cluster.restart(node);
+          const back = await cluster.restart(node);
+          // The other packages' faults re-applied to the node that came back prove themselves here (faults checker).
+          if (Object.keys(back.reapplied).length > 0) reapplied[node] = back.reapplied;
+          if (back.errors.length > 0) unverified.push(`${node}: after the restart: ${back.errors.join('; ')}`);
           this.#inForce.delete(node);
           layer[node] = await ctl(cluster, node, 'status');
           const wrong = mismatch(node, layer[node], expected(undefined, this.#delayMs));
@@ -176,6 +180,7 @@ export class DiskNemesis implements Nemesis {
         inForce: this.inForce(),
         layer,
         ...(Object.keys(unsyncedBytes).length > 0 ? { unsyncedBytes } : {}),
+        ...(Object.keys(reapplied).length > 0 ? { reapplied } : {}),
         ...(Object.keys(excluded).length > 0 ? { excluded } : {}),
         verified: unverified.length === 0 && Object.keys(excluded).length < nodes.length,
         ...(unverified.length > 0 ? { unverified: unverified.join('; ') } : Object.keys(excluded).length === nodes.length ? { unverified: `every target is ${Object.values(excluded).join('/')}` } : {}),
