@@ -354,11 +354,14 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
     if (top && sp.from <= top.to) top.to = Math.max(top.to, sp.to);
     else merged.push({ ...sp });
   }
-  let span = 0;
-  const calm = (from: number, to: number) => {
-    if (to > workloadEnd) return false;
-    while (span < merged.length && merged[span].to <= from) span++;
-    return span >= merged.length || merged[span].from >= to;
+  /** A test of calm windows for one walk over ops in time order (each walk gets its own moving index). */
+  const calmWalk = () => {
+    let span = 0;
+    return (from: number, to: number): boolean => {
+      if (to > workloadEnd) return false;
+      while (span < merged.length && merged[span].to <= from) span++;
+      return span >= merged.length || merged[span].from >= to;
+    };
   };
   // The judged writes, grouped by key and sorted by timestamp (max-wins: by value), so each key's writes
   // are matched with each stream's events for that key in one merge pass (events come in that order on
@@ -367,6 +370,7 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
   const keys = keyIndex(history);
   const order = keys.hlc.order();
   const groups: Judged[][] = [];
+  const calm = calmWalk();
   const lagged = index.select([...LAGGED], ['ok']);
   for (let p = 0; p < lagged.length; p++) {
     const c = lagged[p];
@@ -392,8 +396,7 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
     if (typeof v.delta !== 'number' || !(v.delta >= 0)) decremented.add(`${String(v.entity)}\u0000${String(v.counter)}`);
   }
   const counterGroups = new Map<string, { entity: string; counter: string; ws: Judged[] }>();
-  // calm() walks the spans forward with the ops' times: start again for this second walk.
-  span = 0;
+  const calmIncr = calmWalk();
   for (const c of index.select(['incr'], ['ok'])) {
     const op = history[c];
     if (op.node === undefined) continue;
@@ -402,7 +405,7 @@ export const lagChecker = (history: History, ctx: CheckContext): LagResult => {
     const k = `${v.entity}\u0000${v.counter}`;
     if (decremented.has(k)) continue;
     const acked = op.time;
-    if (!calm(acked, acked + boundNs)) continue;
+    if (!calmIncr(acked, acked + boundNs)) continue;
     let g = counterGroups.get(k);
     if (!g) counterGroups.set(k, (g = { entity: v.entity, counter: v.counter, ws: [] }));
     g.ws.push({ op, component: v.counter, ts: '', ord: NaN, value: v.result, max: true, acked, judged: false });

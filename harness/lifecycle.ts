@@ -140,7 +140,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     );
     nemesisNamed = packages.map((p) => p.name);
     for (const p of packages) await p.nemesis.setup(cluster);
-    const auto = options.nemesisIntervalS === undefined ? autoSchedule(options.timeLimitS, packages.length) : undefined;
+    const schedule = options.nemesisIntervalS === undefined ? autoSchedule(options.timeLimitS, packages.length) : { intervalS: options.nemesisIntervalS, leadS: 0 };
     const plan: InterpreterPlan = {
       seed: test.seed,
       nodes: cluster.nodes,
@@ -149,8 +149,8 @@ export async function runTest(system: System, options: Options, signal: AbortSig
       rate: options.rate,
       timeLimitS: options.timeLimitS,
       // auto: a calm lead-in, then one whole round (every start and stop) with two intervals to spare.
-      nemesisIntervalS: options.nemesisIntervalS ?? auto!.intervalS,
-      nemesisLeadS: auto?.leadS ?? 0,
+      nemesisIntervalS: schedule.intervalS,
+      nemesisLeadS: schedule.leadS,
       recoveryMs: options.recoveryMs,
       opTimeoutMs: options.opTimeoutMs,
       keys: options.keys,
