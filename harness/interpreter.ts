@@ -12,7 +12,7 @@ import type { HistoryWriter } from './history-writer.ts';
 import type { FinalState, Op } from './history.ts';
 import { createRng, type Rng } from './rng.ts';
 import type { FaultPackage, NemesisOp } from '../nemesis/types.ts';
-import { opDueNs, opsBefore, roundShortfall, rounds } from '../nemesis/schedule.ts';
+import { opDueNs, opsBefore, roundShortfall, rounds, walkSchedule, type ScheduledOp } from '../nemesis/schedule.ts';
 
 export interface InterpreterPlan {
   readonly seed: number;
@@ -85,9 +85,9 @@ export function workerGenerator(plan: InterpreterPlan, workloads: Readonly<Recor
  * (a fork each) and the round-robin order of packages. The runner walks them; nemesisPlan() derives the
  * same streams again to say beforehand what the first round will do.
  */
-function nemesisStreams(packages: readonly FaultPackage[], rng: Rng): { iterators: Iterator<NemesisOp>[]; order: Iterator<number> } {
+function nemesisStreams(packages: readonly FaultPackage[], rng: Rng): { iterators: Iterator<NemesisOp>[]; walk: Generator<ScheduledOp> } {
   const iterators = packages.map((p) => p.ops(rng.fork()));
-  return { iterators, order: rounds(packages.length, rng.fork()) };
+  return { iterators, walk: walkSchedule(iterators, rounds(packages.length, rng.fork()), (k, op) => packages[k].unavailable?.(op) ?? []) };
 }
 
 /** What the nemesis schedule will do: one line to log, plus a warning when a round does not fit. */
@@ -104,8 +104,8 @@ export interface NemesisPlan {
 /** The plan of a run's nemesis schedule, from the seed alone (the same streams the runner walks). */
 export function nemesisPlan(plan: InterpreterPlan, packages: readonly FaultPackage[]): NemesisPlan {
   if (packages.length === 0) return { firstRound: [], opsDue: 0, noStart: [], noStop: [] };
-  const { order } = nemesisStreams(packages, workerRngs(plan.seed, plan.concurrency).nemesis);
-  const first = Array.from({ length: 2 * packages.length }, () => order.next().value as number);
+  const { walk } = nemesisStreams(packages, workerRngs(plan.seed, plan.concurrency).nemesis);
+  const first = Array.from({ length: 2 * packages.length }, () => (walk.next().value as ScheduledOp).k);
   const seen = new Set<number>();
   const firstRound = first.map((i) => {
     const verb = seen.has(i) ? 'stop' : 'start';
@@ -271,13 +271,14 @@ export class Interpreter {
   /**
    * Walks the fault schedule in rounds (nemesis/schedule.ts): each round takes a seeded permutation of
    * the packages and advances their own start/stop schedules in the order P0, P1, P0, P2, P1, …, so
-   * every package starts and stops once per round and consecutive faults overlap. Op i is due at
+   * every package starts and stops once per round and consecutive faults overlap (except that a start
+   * whose every target a fault in force holds down waits for that fault's stop). Op i is due at
    * lead + (i + 1) × interval after the workload started, whatever earlier ops took, and no op starts at
    * or after the time limit.
    */
   async #nemesisLoop(rng: Rng, signal: AbortSignal): Promise<void> {
     if (this.#packages.length === 0) return;
-    const { iterators, order } = nemesisStreams(this.#packages, rng);
+    const { iterators, walk } = nemesisStreams(this.#packages, rng);
     const deadlineNs = this.#startNs + Math.round(this.#plan.timeLimitS * 1e9);
     // Packages whose last op started a fault (start, bump or strobe) that no stop has ended yet.
     const started = new Set<number>();
@@ -287,11 +288,11 @@ export class Interpreter {
       await abortableSleep((dueNs - this.#history.now()) / 1e6, signal);
       if (signal.aborted) return;
       if (this.#history.now() >= deadlineNs) break;
-      const k = order.next().value as number;
-      const next = iterators[k].next();
-      if (next.done) continue;
-      await this.#nemesisOp(this.#packages[k], next.value);
-      if (next.value.f.startsWith('stop-')) started.delete(k);
+      const next = walk.next();
+      if (next.done) break;
+      const { k, op, movedAfter } = next.value;
+      await this.#nemesisOp(this.#packages[k], op, movedAfter);
+      if (op.f.startsWith('stop-')) started.delete(k);
       else started.add(k);
     }
     // At the time limit, a fault still in force gets its own stop now rather than only the final heal:
@@ -304,7 +305,8 @@ export class Interpreter {
     }
   }
 
-  async #nemesisOp(pkg: FaultPackage, op: NemesisOp): Promise<void> {
+  /** Invokes one fault op and records it; `movedAfter`: why the schedule let a stop go first (walkSchedule). */
+  async #nemesisOp(pkg: FaultPackage, op: NemesisOp, movedAfter?: string): Promise<void> {
     // The fault took effect somewhere in [invokedAt, time]: checkers use it as the fault's uncertain edge.
     const invokedAt = this.#history.now();
     let completion;
@@ -313,7 +315,7 @@ export class Interpreter {
     } catch (error) {
       completion = { f: op.f, value: op.value, error: `${pkg.name}: ${(error as Error).message}` };
     }
-    this.#history.append({ process: 'nemesis', type: 'info', f: completion.f, value: { ...completion.value, invokedAt }, error: completion.error });
+    this.#history.append({ process: 'nemesis', type: 'info', f: completion.f, value: { ...completion.value, ...(movedAfter ? { movedAfter } : {}), invokedAt }, error: completion.error });
     const active = new Set(this.progress.faultsActive);
     if (!completion.error && !op.f.startsWith('stop-')) active.add(pkg.name);
     if (op.f.startsWith('stop-')) active.delete(pkg.name);

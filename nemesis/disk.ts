@@ -22,7 +22,7 @@ import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 import type { ClusterControl, ContainerNeeds, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent } from './types.ts';
 import { collectErrors, errorText } from './net.ts';
-import { completion, failedOp, healReport, HEAL_FIRST, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_FIRST, NodeBackLog, nodeStates, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes, targetKinds } from './schedule.ts';
 
 /** The disk faults, as --disk-faults spells them. */
@@ -210,16 +210,17 @@ export class DiskNemesis implements Nemesis {
       const cluster = requireCluster(this.name, this.#cluster);
       const nodes = cluster.nodes.map((n) => n.name);
       const layer: Record<string, Record<string, number>> = {};
+      const back = new NodeBackLog();
       const errors = await collectErrors(nodes, async (node) => {
         const state = await cluster.state(node);
-        if (this.#inForce.get(node) === 'lose-unsynced' && state === 'stopped') await cluster.restart(node);
+        if (this.#inForce.get(node) === 'lose-unsynced' && state === 'stopped') back.add(node, await cluster.restart(node));
         else if (state !== 'running') return; // another package's fault; its own heal brings the node back
         this.#inForce.delete(node);
         layer[node] = await ctl(cluster, node, 'clear');
         const wrong = mismatch(node, layer[node], expected(undefined, this.#delayMs));
         if (wrong) throw new Error(wrong);
       });
-      return healReport(errors, { nodes: sortNodes(Object.keys(layer)), layer, inForce: this.inForce() });
+      return healReport(errors, { nodes: sortNodes(Object.keys(layer)), layer, inForce: this.inForce(), ...back.value() });
     } catch (error) {
       return healReport([error], { inForce: this.inForce() });
     }
@@ -281,5 +282,7 @@ export function diskPackage(options: DiskOptions): FaultlinePackage {
         (started) => ({ f: 'stop-disk', value: { fault: started.value.fault, nodes: started.value.nodes ?? [] } }),
       );
     },
+    // A power loss (lose-unsynced) stops its nodes until the stop restarts them; the other disk faults leave them running.
+    unavailable: (op) => (op.f === 'start-disk' && op.value.fault === 'lose-unsynced' && Array.isArray(op.value.nodes) ? (op.value.nodes as string[]) : []),
   };
 }

@@ -2,7 +2,7 @@
 // needs (which ops a package handles, so a combined package can dispatch them, and when it heals
 // relative to the others), and small helpers that build completions and heal reports with errors that
 // name the node, the command and its output.
-import type { ClusterControl, FaultPackage, HealReport, NemesisCompletion, NemesisOp, NodeState } from './types.ts';
+import type { ClusterControl, FaultPackage, HealReport, NemesisCompletion, NemesisOp, NodeBackReport, NodeState } from './types.ts';
 import type { NemesisValue } from '../harness/history.ts';
 import { errorText } from './net.ts';
 
@@ -43,6 +43,30 @@ export function unknownOp(name: string, op: NemesisOp, known: readonly string[])
 }
 
 /** A heal report from the errors of every step. */
+/**
+ * What nodes brought back by a heal reported (ClusterControl.restart, unpause): the faults other
+ * packages re-applied to them, and what failed there. A heal records both in its value rather than
+ * dropping them; a failure there does not fail the heal (the packages still in force heal after it and
+ * clear what they re-applied), but the report shows it.
+ */
+export class NodeBackLog {
+  readonly #reapplied: Record<string, NemesisValue> = {};
+  readonly #errors: string[] = [];
+
+  add(node: string, report: NodeBackReport | void): void {
+    if (!report) return;
+    if (Object.keys(report.reapplied).length > 0) this.#reapplied[node] = report.reapplied;
+    for (const e of report.errors) this.#errors.push(`${node}: ${e}`);
+  }
+
+  value(): NemesisValue {
+    return {
+      ...(Object.keys(this.#reapplied).length > 0 ? { reapplied: { ...this.#reapplied } } : {}),
+      ...(this.#errors.length > 0 ? { afterRestart: this.#errors.join('; ') } : {}),
+    };
+  }
+}
+
 export function healReport(errors: readonly unknown[], value: NemesisValue): HealReport {
   return { ok: errors.length === 0, errors: errors.map((e) => errorText(e)), value };
 }

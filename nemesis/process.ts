@@ -8,7 +8,7 @@ import type { NemesisValue } from '../harness/history.ts';
 import type { Rng } from '../harness/rng.ts';
 import type { ClusterControl, FaultPackageOptions, Nemesis, NemesisCompletion, NemesisOp, NodeBackEvent, NodeBackReport, NodeState } from './types.ts';
 import { collectErrors, errorText } from './net.ts';
-import { completion, failedOp, healReport, HEAL_FIRST, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
+import { completion, failedOp, healReport, HEAL_FIRST, NodeBackLog, opNodes, requireCluster, unknownOp, type FaultlinePackage } from './package.ts';
 import { alternate, drawTargets, sortNodes, targetKinds } from './schedule.ts';
 
 export type ProcessFaultOptions = FaultPackageOptions;
@@ -129,15 +129,16 @@ export class ProcessNemesis implements Nemesis {
       const cluster = requireCluster(this.name, this.#cluster);
       this.#deferred.clear();
       const nodes = this.affected();
+      const back = new NodeBackLog();
       const errors = await collectErrors(nodes, async (node) => {
         try {
-          await this.#fault.undo(cluster, node);
+          back.add(node, await this.#fault.undo(cluster, node));
         } catch (error) {
           throw new Error(`${node}: ${this.#fault.undoVerb} failed: ${(error as Error).message}`, { cause: error });
         }
         this.#affected.delete(node);
       });
-      return healReport(errors, { nodes, affected: this.affected() });
+      return healReport(errors, { nodes, affected: this.affected(), ...back.value() });
     } catch (error) {
       return healReport([error], { affected: this.affected() });
     }
@@ -165,5 +166,7 @@ export function processPackage(fault: ProcessFault, options: ProcessFaultOptions
         (r) => ({ f: f.start, value: { nodes: drawTargets(options.nodes, r, options.targets ?? targetKinds).nodes } }),
         (started) => ({ f: f.stop, value: { nodes: started.value.nodes ?? [] } }),
       ),
+    // A killed node is stopped, a paused one frozen, until the stop.
+    unavailable: (op) => (op.f === f.start && Array.isArray(op.value.nodes) ? (op.value.nodes as string[]) : []),
   };
 }

@@ -140,6 +140,12 @@ export interface FaultPackage {
    * gives the same sequence. The harness interleaves the packages' schedules in rounds.
    */
   ops(rng: Rng): Iterator<NemesisOp>;
+  /**
+   * The nodes a start op of this package makes unavailable while it is in force (stopped or paused),
+   * or [] for faults that leave the nodes running. The schedule uses it so that a start that follows
+   * never lands only on nodes that are down (nemesis/schedule.ts walkSchedule). @default none
+   */
+  unavailable?(op: NemesisOp): readonly string[];
 }
 
 export type FaultPackageFactory = (options: FaultPackageOptions) => FaultPackage;

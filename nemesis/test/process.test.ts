@@ -67,6 +67,29 @@ describe('kill and pause verify what they did', () => {
     expect(stopped.value).toMatchObject({ verified: true, affected: ['n3'], reapplied: { n2: { partition: { node: 'n2', verified: true } } } });
   });
 
+  it('kill: the heal records what the restarted nodes re-applied, and what failed there, without failing', async () => {
+    const cluster = new FakeCluster();
+    const kill = killPackage(options);
+    await kill.nemesis.setup(cluster);
+    cluster.onNodeBack('clock', async (node, event) => (event === 'healthy' ? { node, offsetS: 30, verified: node === 'n1' } : undefined));
+    await kill.nemesis.invoke({ f: 'start-kill', value: { nodes: ['n1', 'n3'] } });
+    // An error in n3's report stands for a re-application that failed on the restarted node.
+    const real = cluster.restart.bind(cluster);
+    cluster.restart = async (node) => {
+      const r = await real(node);
+      return node === 'n3' ? { ...r, errors: ['partition: iptables exited 4'] } : r;
+    };
+    const healed = await kill.nemesis.heal();
+    expect(healed.ok).toBe(true);
+    expect(healed.value).toMatchObject({
+      nodes: ['n1', 'n3'],
+      affected: [],
+      reapplied: { n1: { clock: { node: 'n1', offsetS: 30, verified: true } }, n3: { clock: { node: 'n3', verified: false } } },
+      afterRestart: 'n3: partition: iptables exited 4',
+    });
+    expect([...cluster.states.values()]).toEqual(['running', 'running', 'running']);
+  });
+
   it('pause: unverified, naming the node, when the container is not paused afterwards', async () => {
     const cluster = new FakeCluster();
     const pause = pausePackage(options);

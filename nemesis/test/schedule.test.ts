@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createRng } from '../../harness/rng.ts';
 import type { ClusterControl, NemesisOp } from '../types.ts';
 import { majority, validateGrudge } from '../grudge.ts';
-import { autoSchedule, opDueNs, opsBefore, roundOrder, roundShortfall, rounds, targetKinds, targetNodes } from '../schedule.ts';
+import { autoSchedule, opDueNs, opsBefore, roundOrder, roundShortfall, rounds, targetKinds, targetNodes, walkSchedule, type ScheduledOp } from '../schedule.ts';
 import { formatOffset, parseOffset } from '../clock.ts';
 import { faultPackageNames, faultPackages, resolveNemeses } from '../index.ts';
 import { netemArgs } from '../net.ts';
@@ -121,6 +121,58 @@ describe('the round-robin schedule', () => {
     expect(roundShortfall(order, 10)).toEqual({ noStart: [], noStop: [] });
     expect(roundShortfall(order, 2)).toEqual({ noStart: [4, 0, 2], noStop: [3, 1] });
     expect(roundShortfall(order, 5)).toEqual({ noStart: [0, 2], noStop: [4] });
+  });
+});
+
+describe('walking the schedule', () => {
+  /** Package p's endless start/stop ops on the given targets (one list per start, cycled). */
+  const stream = (name: string, targets: string[][]): Iterator<NemesisOp> =>
+    (function* () {
+      for (let i = 0; ; i++) {
+        const nodes = targets[i % targets.length];
+        yield { f: `start-${name}`, value: { nodes } };
+        yield { f: `stop-${name}`, value: { nodes } };
+      }
+    })();
+  const names = ['kill', 'clock', 'partition'];
+  const walk = (targets: string[][][], order: number[], downs: (k: number) => boolean, n = order.length): ScheduledOp[] => {
+    const it = walkSchedule(targets.map((t, k) => stream(names[k], t)), order[Symbol.iterator](), (k, op) => (downs(k) ? (op.value.nodes as string[]) : []));
+    return Array.from({ length: n }, () => it.next().value as ScheduledOp);
+  };
+  const show = (ops: ScheduledOp[]) => ops.map((s) => `${s.op.f} ${(s.op.value.nodes as string[]).join(',')}${s.movedAfter ? ' (moved)' : ''}`);
+
+  it('keeps the round order when a start has a target that is up', () => {
+    const ops = walk([[['n2']], [['n2', 'n3']], [['n1']]], [0, 1, 0, 2, 1, 2], (k) => k === 0);
+    expect(show(ops)).toEqual(['start-kill n2', 'start-clock n2,n3', 'stop-kill n2', 'start-partition n1', 'stop-clock n2,n3', 'stop-partition n1']);
+  });
+
+  it('lets the stop of the fault that holds every target down go first, and says so on the start', () => {
+    const ops = walk([[['n1', 'n2', 'n3']], [['n2']], [['n1']]], [0, 1, 0, 2, 1, 2], (k) => k === 0);
+    expect(show(ops)).toEqual(['start-kill n1,n2,n3', 'stop-kill n1,n2,n3', 'start-clock n2 (moved)', 'start-partition n1', 'stop-clock n2', 'stop-partition n1']);
+    expect(ops[2].movedAfter).toBe('stop-kill: every target (n2) was down');
+  });
+
+  it('does not move a start whose targets a fault that leaves nodes running touches', () => {
+    const ops = walk([[['n1', 'n2', 'n3']], [['n2']], [['n1']]], [0, 1, 0, 2, 1, 2], () => false);
+    expect(show(ops)).toEqual(['start-kill n1,n2,n3', 'start-clock n2', 'stop-kill n1,n2,n3', 'start-partition n1', 'stop-clock n2', 'stop-partition n1']);
+  });
+
+  it('keeps the order when the next op is not the stop of the fault that holds the targets down', () => {
+    // kill (in force on n2) and pause are both in force; clock's start on n2 is next, then partition: nothing to swap with.
+    const ops = walk([[['n2']], [['n2']], [['n3']]], [0, 2, 1, 2, 0, 1], (k) => k === 0);
+    expect(show(ops)).toEqual(['start-kill n2', 'start-partition n3', 'start-clock n2', 'stop-partition n3', 'stop-kill n2', 'stop-clock n2']);
+  });
+
+  it('is what a real run walks: kill, pause and a power loss take their nodes down, the others do not', () => {
+    const pkgs = (['kill', 'pause', 'disk', 'clock', 'partition'] as const).map((n) => faultPackages[n](options));
+    const kill = pkgs[0].unavailable!({ f: 'start-kill', value: { nodes: ['n1'] } });
+    expect(kill).toEqual(['n1']);
+    expect(pkgs[1].unavailable!({ f: 'start-pause', value: { nodes: ['n2'] } })).toEqual(['n2']);
+    expect(pkgs[2].unavailable!({ f: 'start-disk', value: { fault: 'lose-unsynced', nodes: ['n3'] } })).toEqual(['n3']);
+    expect(pkgs[2].unavailable!({ f: 'start-disk', value: { fault: 'eio-fsync', nodes: ['n3'] } })).toEqual([]);
+    expect(pkgs[0].unavailable!({ f: 'stop-kill', value: { nodes: ['n1'] } })).toEqual([]);
+    expect(pkgs[3].unavailable).toBeUndefined();
+    expect(pkgs[4].unavailable).toBeUndefined();
   });
 });
 
