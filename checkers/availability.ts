@@ -4,13 +4,15 @@
 // such ops that did (ok / judged) must reach `minAvailability` on every node.
 //
 // A node is down from the invocation of a `start-kill`, `start-pause` or `start-disk` (all but the slow
-// disk) that names it (`invokedAt`) to the completion of the `stop-kill`, `stop-pause` or `stop-disk` (or the final heal) that brings it back, plus
+// disk) that names it (`invokedAt`) to the completion of the `stop-kill`, `stop-pause` or `stop-disk` (or the final heal) that brings it back, and
+// during a `stop-disk` that ends its fault with a power loss (`crashAtStop`), plus
 // `graceMs` for clients to reconnect. Ops outside those spans count; every other fault (partition, clock
 // skew, packet loss and bandwidth limits between peers) must not stop a node from answering.
 import type { History } from '../harness/history.ts';
 import type { CheckContext, CheckResult, Checker } from './types.ts';
 import { isWorkloadOp, pairing } from './util.ts';
 import { opIndex } from './history-index.ts';
+import { isKillOp, killedNodes } from './windows.ts';
 
 export interface AvailabilityResult extends CheckResult {
   readonly minAvailability: number;
@@ -64,6 +66,15 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
       for (const n of nodes) if (!open.has(`${op.f}\u0000${n}`)) open.set(`${op.f}\u0000${n}`, from);
     } else if (op.f in STARTS) {
       for (const n of nodes) close(`${STARTS[op.f]}\u0000${n}`, op.time);
+      // A stop that ends its fault with a power loss (crashAtStop) has the node down while it runs.
+      if (isKillOp(op)) {
+        const from = typeof v.invokedAt === 'number' ? v.invokedAt : op.time - 30e9;
+        for (const n of killedNodes(op)) {
+          let list = down.get(n);
+          if (!list) down.set(n, (list = []));
+          list.push({ from, to: op.time + graceNs });
+        }
+      }
     } else if (op.f === 'heal') {
       for (const key of [...open.keys()]) close(key, op.time);
     }

@@ -40,10 +40,19 @@ export function faultSpans<E extends { readonly f: string }>(events: Iterable<E>
 
 /**
  * Whether a nemesis op kills its nodes: `start-kill`, and the disk package's power loss (`start-disk`
- * with fault lose-unsynced, which also throws away what was not synced).
+ * with fault lose-unsynced, which also throws away what was not synced, and a `stop-disk` that ends
+ * its fault with one: `crashAtStop`).
  */
 export function isKillOp(op: { readonly f: string; readonly value?: unknown }): boolean {
-  return op.f === 'start-kill' || (op.f === 'start-disk' && (op.value as { fault?: unknown } | undefined)?.fault === 'lose-unsynced');
+  const v = op.value as { fault?: unknown; crashAtStop?: unknown } | undefined;
+  return op.f === 'start-kill' || (op.f === 'start-disk' && v?.fault === 'lose-unsynced') || (op.f === 'stop-disk' && v?.crashAtStop === true);
+}
+
+/** The nodes a kill op (isKillOp) may have killed: those it records as crashed, else those it names. */
+export function killedNodes(op: { readonly value?: unknown }): string[] {
+  const v = (op.value ?? {}) as { nodes?: unknown; crashed?: unknown };
+  const list = Array.isArray(v.crashed) ? v.crashed : Array.isArray(v.nodes) ? v.nodes : [];
+  return list.filter((n): n is string => typeof n === 'string');
 }
 
 /** When each node may have been killed: the span of every kill op that named it. */
@@ -76,12 +85,10 @@ function computeKillWindows(history: NemesisLike): KillWindows {
   let count = 0;
   for (const op of history) {
     if (op.process !== 'nemesis' || !isKillOp(op)) continue;
-    const v = (op.value ?? {}) as { nodes?: unknown; invokedAt?: unknown };
-    if (!Array.isArray(v.nodes)) continue;
+    const v = (op.value ?? {}) as { invokedAt?: unknown };
     count++;
     const from = typeof v.invokedAt === 'number' ? v.invokedAt : op.time - 30e9;
-    for (const node of v.nodes) {
-      if (typeof node !== 'string') continue;
+    for (const node of killedNodes(op)) {
       let list = spans.get(node);
       if (!list) spans.set(node, (list = []));
       list.push({ from, to: op.time, index: op.index });

@@ -234,7 +234,7 @@ export const OPTION_TABLE: readonly Spec[] = [
     kind: 'string',
     unit: 'faults',
     default: DISK_FAULTS.join(','),
-    description: 'comma list of faults the disk package takes in turn, each once per round in a seeded order with lose-unsynced first (lose-unsynced: power loss of unsynced writes; full: ENOSPC; eio-write, eio-fsync: EIO; slow: fsync delayed by --disk-delay-ms)',
+    description: 'comma list of faults the disk package takes in turn, each once per round in a seeded order (lose-unsynced: power loss of unsynced writes; full: ENOSPC; eio-write, eio-fsync: EIO; slow: fsync delayed by --disk-delay-ms); with lose-unsynced listed beside others, their stops end in a power loss too',
     parse: listOf('disk-faults', DISK_FAULTS),
   },
   { flag: 'disk-delay-ms', key: 'diskDelayMs', kind: 'int', unit: 'ms', default: String(DEFAULT_DISK_DELAY_MS), description: "the disk package's slow fault: how long every fsync waits", parse: intIn('disk-delay-ms', 1, 60_000) },

@@ -220,6 +220,35 @@ describe('the disk fault package on a node', () => {
     expect((await pkg.nemesis.heal()).ok).toBe(true);
   });
 
+  it('a stop with crashAtStop ends a failing fsync with a power loss and a restart; an acknowledged write survives it', async () => {
+    const pkg = diskPackage({ nodes });
+    await pkg.nemesis.setup(cluster);
+    await put('e4', 'acked');
+    await pkg.nemesis.invoke({ f: 'start-disk', value: { fault: 'eio-fsync', nodes, crashAtStop: true } });
+    expect([9, 10]).toContain((await putError('e4', 'failed')).code);
+    const stopped = await pkg.nemesis.invoke({ f: 'stop-disk', value: { fault: 'eio-fsync', nodes, crashAtStop: true } });
+    expect(stopped.value, JSON.stringify(stopped.value)).toMatchObject({ verified: true, crashAtStop: true, crashed: ['n1'], inForce: {} });
+    // The restarted node mounted a fresh layer: nothing in force, and the failed write's fsync never reached the disk.
+    expect((stopped.value.layer as Record<string, Record<string, number>>).n1).toMatchObject({ eio_fsync: 0, failed_fsyncs: 0 });
+    expect(await cluster.state('n1')).toBe('running');
+    expect((await get('e4')).entity?.components[0]?.value).toBe('acked');
+    expect((await pkg.nemesis.heal()).ok).toBe(true);
+  });
+
+  it('a stop that finds its node paused clears the layer when the node is resumed', async () => {
+    const pkg = diskPackage({ nodes });
+    await pkg.nemesis.setup(cluster);
+    await pkg.nemesis.invoke({ f: 'start-disk', value: { fault: 'full', nodes } });
+    await cluster.pause('n1');
+    const stopped = await pkg.nemesis.invoke({ f: 'stop-disk', value: { fault: 'full', nodes } });
+    expect(stopped.value).toMatchObject({ excluded: { n1: 'paused' }, verified: false });
+    const back = await cluster.unpause('n1');
+    expect(back.reapplied.disk).toMatchObject({ node: 'n1', cleared: true, verified: true });
+    const status = parseLayerStatus((await cluster.exec('n1', ['faultline-diskfs', 'ctl', '/run/faultline-diskfs.sock', 'status'])).stdout);
+    expect(status.enospc).toBe(0);
+    expect((await pkg.nemesis.heal()).ok).toBe(true);
+  });
+
   it('heal clears every fault and restarts a node a power loss left stopped', async () => {
     const pkg = diskPackage({ nodes });
     await pkg.nemesis.setup(cluster);

@@ -38,21 +38,30 @@ describe('the disk schedule', () => {
     expect(new Set(ops.map((o) => o.value.fault))).toEqual(new Set(['full', 'slow']));
   });
 
-  it('gives every listed fault its turn in each round of starts, the power loss first', () => {
+  it('gives every listed fault its turn in each round of starts, and ends every other fault with a power loss', () => {
     const orders = new Set<string>();
-    for (const seed of [1, 2, 3, 4, 5, 6]) {
+    const firsts = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
       const it_ = diskPackage({ nodes }).ops(createRng(seed));
       const faults: string[] = [];
       for (let i = 0; i < 4 * DISK_FAULTS.length; i++) {
         const op = it_.next().value!;
         if (op.f === 'start-disk') faults.push(op.value.fault as string);
+        // The power loss itself is the start; every other fault's start and stop say the stop crashes.
+        expect(op.value.crashAtStop).toBe(op.value.fault === 'lose-unsynced' ? undefined : true);
       }
-      expect(faults[0]).toBe('lose-unsynced');
       for (const round of [faults.slice(0, DISK_FAULTS.length), faults.slice(DISK_FAULTS.length)]) expect([...round].sort()).toEqual([...DISK_FAULTS].sort());
       orders.add(faults.join(','));
+      firsts.add(faults[0]);
     }
-    // Seeded: the rest of each round differs between seeds.
+    // Seeded: rounds differ between seeds, and a short run's one turn is not always the same fault.
     expect(orders.size).toBeGreaterThan(1);
+    expect(firsts.size).toBeGreaterThan(1);
+    // Without the power loss in the list nothing crashes; the power loss alone is its own start.
+    for (const diskFaults of [['full', 'slow'], ['lose-unsynced']] as const) {
+      const only = diskPackage({ nodes, diskFaults: [...diskFaults] }).ops(createRng(3));
+      for (let i = 0; i < 8; i++) expect(only.next().value!.value.crashAtStop).toBeUndefined();
+    }
     // Without the power loss in the list, the rounds are just seeded orders of what was listed.
     const it_ = diskPackage({ nodes, diskFaults: ['slow', 'full', 'eio-write'] }).ops(createRng(9));
     const starts = Array.from({ length: 12 }, () => it_.next().value!).filter((op) => op.f === 'start-disk').map((op) => op.value.fault as string);
@@ -85,7 +94,15 @@ describe('checkers and disk ops', () => {
   it('counts a power loss as a kill of its nodes, and no other disk fault', () => {
     expect(isKillOp({ f: 'start-disk', value: { fault: 'lose-unsynced' } })).toBe(true);
     expect(isKillOp({ f: 'start-disk', value: { fault: 'full' } })).toBe(false);
+    expect(isKillOp({ f: 'start-disk', value: { fault: 'full', crashAtStop: true } })).toBe(false);
+    expect(isKillOp({ f: 'stop-disk', value: { fault: 'full' } })).toBe(false);
+    expect(isKillOp({ f: 'stop-disk', value: { fault: 'full', crashAtStop: true } })).toBe(true);
     expect(isKillOp({ f: 'start-kill', value: {} })).toBe(true);
+    // A stop that crashed only some of its nodes (another was paused) names those.
+    const crash = { index: 3, time: 20e9, process: 'nemesis' as const, type: 'info' as const, f: 'stop-disk', value: { fault: 'eio-fsync', crashAtStop: true, nodes: ['n1', 'n2'], crashed: ['n2'], invokedAt: 18e9 } };
+    const crashKills = killWindows([crash]);
+    expect(crashKills.between('n2', 17e9, 19e9)).toBe(3);
+    expect(crashKills.between('n1', 17e9, 19e9)).toBeUndefined();
     const h = [nemesis(0, 5e9, 'start-disk', 'lose-unsynced'), nemesis(1, 9e9, 'stop-disk', 'lose-unsynced'), nemesis(2, 12e9, 'start-disk', 'full')];
     const kills = killWindows(h);
     expect(kills.count).toBe(1);
@@ -108,5 +125,23 @@ describe('checkers and disk ops', () => {
     const slow = availability(ops('slow'), { nodes, workload: 'lww' });
     expect(slow.judged).toBe(10);
     expect(slow.valid).toBe(false);
+  });
+
+  it('does not judge availability while a stop ends a slow disk with a power loss, but does before it', () => {
+    const h: unknown[] = [nemesis(0, 1e9, 'start-disk', 'slow')];
+    const op = (time: number, ok: boolean) => {
+      h.push({ index: h.length, time, process: h.length, node: 'n1', type: 'invoke', f: 'write', value: { entity: 'e', component: 'c', value: `v${h.length}` } });
+      h.push({ index: h.length, time: time + 1e6, process: h.length - 1, node: 'n1', type: ok ? 'ok' : 'fail', f: 'write', value: { entity: 'e', component: 'c', value: 'v', ts: `000000000000001:00000:n1` }, ...(ok ? {} : { error: 'UNAVAILABLE' }) });
+    };
+    for (let i = 0; i < 5; i++) op(2e9 + i * 1e8, true);
+    // The stop runs from 5 s (invokedAt) to 8 s: the node is down and every op then fails.
+    for (let i = 0; i < 10; i++) op(5.5e9 + i * 2e8, false);
+    h.push({ index: h.length, time: 8e9, process: 'nemesis', type: 'info', f: 'stop-disk', value: { fault: 'slow', crashAtStop: true, nodes: ['n1'], crashed: ['n1'], invokedAt: 5e9 } });
+    const r = availability(h as History, { nodes, workload: 'lww' });
+    expect(r.judged).toBe(5);
+    expect(r.valid).toBe(true);
+    // Without the crash the same failures count against the node.
+    const plain = (h as { f: string; value: Record<string, unknown> }[]).map((o) => (o.f === 'stop-disk' ? { ...o, value: { fault: 'slow', nodes: ['n1'], invokedAt: 5e9 } } : o));
+    expect(availability(plain as unknown as History, { nodes, workload: 'lww' })).toMatchObject({ judged: 15, valid: false });
   });
 });
