@@ -86,6 +86,40 @@ describe('lag', () => {
     expect(r.lagMs?.p50).toBeLessThan(8);
   });
 
+  /** 25 calm writes on n2 whose clients waited `clientMs` each, and whose events reach n1 `lagMs` after the ack. */
+  function loaded(clientMs: number, lagMs: number) {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    b.wait(2000);
+    for (let i = 0; i < 25; i++) {
+      const v = { entity: 'e', component: 'c', value: `v${i}`, requestId: `r${i}` };
+      b.add(0, 'invoke', 'write', v, 'n2');
+      b.wait(clientMs - 1);
+      b.add(0, 'ok', 'write', { ...v, ts: hlc(10 + i, 0, 'n2') }, 'n2');
+      b.wait(lagMs - 1);
+      b.watchEvents(s, 'n1', [['e', 'c', `v${i}`, hlc(10 + i, 0, 'n2')]]);
+      b.wait(20);
+    }
+    b.wait(3000);
+    b.nemesis('heal');
+    b.closeWatch(s, 'n1');
+    return lagChecker(b.ops, { ...ctx(), antiEntropyMs: 500 });
+  }
+
+  it('catches calm-window writes that arrive by anti-entropy, unless the clients themselves were as slow', () => {
+    // Fast clients (1 ms), writes 130 ms late: a fifth of the anti-entropy period (100 ms) is the bound.
+    const quiet = loaded(1, 130);
+    expect(quiet).toMatchObject({ valid: false, relayBoundMs: 100, clientP95Ms: 1, samples: 25 });
+    expect(quiet.anomalies?.[0]).toMatchObject({ type: 'slow-replication' });
+    expect(quiet.anomalies?.[0]?.message).toContain('a fifth of the anti-entropy period');
+    // A starved machine: clients took 60 ms, so a relay (two hops) taking 130 ms is no sign of lost relays.
+    expect(loaded(60, 130)).toMatchObject({ valid: true, relayBoundMs: 180, clientP95Ms: 60 });
+    // But writes that take most of an anti-entropy period are caught there too.
+    const lost = loaded(60, 400);
+    expect(lost).toMatchObject({ valid: false, relayBoundMs: 180 });
+    expect(lost.anomalies?.[0]?.message).toContain("3 times the clients' own p95 latency of 60 ms");
+  });
+
   it('catches a write that arrives after the bound, or never', () => {
     expect(run(2000).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', node: 'n1' });
     expect(run(null).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', lagMs: null });
