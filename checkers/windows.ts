@@ -41,17 +41,17 @@ export function faultSpans<E extends { readonly f: string }>(events: Iterable<E>
 /**
  * Whether a nemesis op kills its nodes: `start-kill`, and the disk package's power loss (`start-disk`
  * with fault lose-unsynced, which also throws away what was not synced, and a `stop-disk` that ends
- * its fault with one: `crashAtStop`).
+ * its fault with one on the nodes `crashAtStop` lists).
  */
 export function isKillOp(op: { readonly f: string; readonly value?: unknown }): boolean {
   const v = op.value as { fault?: unknown; crashAtStop?: unknown } | undefined;
-  return op.f === 'start-kill' || (op.f === 'start-disk' && v?.fault === 'lose-unsynced') || (op.f === 'stop-disk' && v?.crashAtStop === true);
+  return op.f === 'start-kill' || (op.f === 'start-disk' && v?.fault === 'lose-unsynced') || (op.f === 'stop-disk' && Array.isArray(v?.crashAtStop) && v.crashAtStop.length > 0);
 }
 
-/** The nodes a kill op (isKillOp) may have killed: those it records as crashed, else those it names. */
+/** The nodes a kill op (isKillOp) may have killed: those it records as crashed, else those it meant to crash, else those it names. */
 export function killedNodes(op: { readonly value?: unknown }): string[] {
-  const v = (op.value ?? {}) as { nodes?: unknown; crashed?: unknown };
-  const list = Array.isArray(v.crashed) ? v.crashed : Array.isArray(v.nodes) ? v.nodes : [];
+  const v = (op.value ?? {}) as { nodes?: unknown; crashed?: unknown; crashAtStop?: unknown };
+  const list = Array.isArray(v.crashed) ? v.crashed : Array.isArray(v.crashAtStop) ? v.crashAtStop : Array.isArray(v.nodes) ? v.nodes : [];
   return list.filter((n): n is string => typeof n === 'string');
 }
 

@@ -14,10 +14,11 @@
 //   slow           every fsync waits --disk-delay-ms first
 //
 // When the power loss is listed with other faults (the default), every other fault's stop ends it
-// with a power loss of its targets and a restart (`crashAtStop`), so each disk turn also tests what a
-// crash after that fault leaves: an fsync that failed and was then acknowledged anyway, a write that
-// failed but stayed applied, unsynced data behind a slow disk. The faults rotate in a seeded order, so
-// a short run's one disk turn is any of them, and still ends in a power loss.
+// with a power loss and a restart on some of its targets (`crashAtStop`: every second target in node
+// order, or a seeded coin for a single one), so a disk turn tests both what a crash after that fault
+// leaves (an fsync that failed and was then acknowledged anyway, unsynced data behind a slow disk) and
+// what a node that recovers in place keeps (its log's fresh generation, its request table). The
+// faults rotate in a seeded order, so a short run's one disk turn is any of them.
 //
 // Every op reads the layer's state back from each target (`layer`: the faults in force, unsynced bytes,
 // failed fsyncs) and is verified by it; a node killed by lose-unsynced is verified stopped, and its
@@ -164,7 +165,7 @@ export class DiskNemesis implements Nemesis {
         const wrong = mismatch(node, layer[node], expected(undefined, this.#delayMs));
         if (wrong) unverified.push(wrong);
       };
-      const crashAtStop = !starting && op.value.crashAtStop === true && fault !== 'lose-unsynced';
+      const crashList = !starting && fault !== 'lose-unsynced' && Array.isArray(op.value.crashAtStop) ? (op.value.crashAtStop as unknown[]) : [];
       const errors = await collectErrors(nodes, async (node) => {
         if (fault === 'lose-unsynced') {
           if (starting) {
@@ -190,7 +191,7 @@ export class DiskNemesis implements Nemesis {
           return;
         }
         this.#stale.delete(node);
-        if (crashAtStop) {
+        if (crashList.includes(node)) {
           await powerLoss(node);
           await restart(node);
           return;
@@ -204,8 +205,8 @@ export class DiskNemesis implements Nemesis {
         nodes,
         fault,
         ...(fault === 'slow' ? { delayMs: this.#delayMs } : {}),
-        ...(op.value.crashAtStop === true && fault !== 'lose-unsynced' ? { crashAtStop: true } : {}),
-        ...(crashAtStop ? { crashed: sortNodes(crashed) } : {}),
+        ...(Array.isArray(op.value.crashAtStop) && fault !== 'lose-unsynced' ? { crashAtStop: op.value.crashAtStop } : {}),
+        ...(crashList.length > 0 ? { crashed: sortNodes(crashed) } : {}),
         inForce: this.inForce(),
         layer,
         ...(Object.keys(unsyncedBytes).length > 0 ? { unsyncedBytes } : {}),
@@ -279,10 +280,17 @@ export class DiskNemesis implements Nemesis {
  * The order in which the package's starts take the listed faults: every fault once per round, in a seeded
  * order, so a run with n faults has had each of them after n starts (a uniform draw leaves a fault out of
  * a short run's one or two starts most of the time). No fault opens the first round by rule: with the
- * power loss listed beside others, every turn ends in one (crashAtStop), so a short run tests the promise
- * a write acknowledged is a write synced whichever fault it draws. (It used to open with the power loss,
+ * power loss listed beside others, most turns end in one on some of their targets (crashAtStop), so a
+ * short run tests the promise a write acknowledged is a write synced whichever fault it draws. (It used to open with the power loss,
  * and then a 30 s run, with its one disk turn, never failed a write or an fsync.)
  */
+/** Which targets a stop ends with a power loss: every second one in node order, or a seeded coin's worth of a single one. */
+export function crashTargets(nodes: readonly string[], rng: Rng): string[] {
+  const sorted = sortNodes(nodes);
+  if (sorted.length === 1) return rng.next() < 0.5 ? sorted : [];
+  return sorted.filter((_, i) => i % 2 === 1);
+}
+
 export function* diskFaultOrder(faults: readonly DiskFault[], rng: Rng): Generator<DiskFault, never> {
   if (faults.length === 0) throw new Error(`Expected at least one disk fault of: ${DISK_FAULTS.join(', ')}`);
   for (;;) yield* rng.shuffle(faults);
@@ -320,9 +328,10 @@ export function diskPackage(options: DiskOptions): FaultlinePackage {
         rng,
         (r) => {
           const fault = order.next().value;
-          return { f: 'start-disk', value: { fault, nodes: drawTargets(options.nodes, r, options.targets ?? targetKinds).nodes, ...(crashes && fault !== 'lose-unsynced' ? { crashAtStop: true } : {}) } };
+          const nodes = drawTargets(options.nodes, r, options.targets ?? targetKinds).nodes;
+          return { f: 'start-disk', value: { fault, nodes, ...(crashes && fault !== 'lose-unsynced' ? { crashAtStop: crashTargets(nodes, r) } : {}) } };
         },
-        (started) => ({ f: 'stop-disk', value: { fault: started.value.fault, nodes: started.value.nodes ?? [], ...(started.value.crashAtStop === true ? { crashAtStop: true } : {}) } }),
+        (started) => ({ f: 'stop-disk', value: { fault: started.value.fault, nodes: started.value.nodes ?? [], ...(started.value.crashAtStop !== undefined ? { crashAtStop: started.value.crashAtStop } : {}) } }),
       );
     },
     // A power loss (lose-unsynced) stops its nodes until the stop restarts them; the other disk faults leave them running.

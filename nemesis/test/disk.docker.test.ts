@@ -224,10 +224,10 @@ describe('the disk fault package on a node', () => {
     const pkg = diskPackage({ nodes });
     await pkg.nemesis.setup(cluster);
     await put('e4', 'acked');
-    await pkg.nemesis.invoke({ f: 'start-disk', value: { fault: 'eio-fsync', nodes, crashAtStop: true } });
+    await pkg.nemesis.invoke({ f: 'start-disk', value: { fault: 'eio-fsync', nodes, crashAtStop: ['n1'] } });
     expect([9, 10]).toContain((await putError('e4', 'failed')).code);
-    const stopped = await pkg.nemesis.invoke({ f: 'stop-disk', value: { fault: 'eio-fsync', nodes, crashAtStop: true } });
-    expect(stopped.value, JSON.stringify(stopped.value)).toMatchObject({ verified: true, crashAtStop: true, crashed: ['n1'], inForce: {} });
+    const stopped = await pkg.nemesis.invoke({ f: 'stop-disk', value: { fault: 'eio-fsync', nodes, crashAtStop: ['n1'] } });
+    expect(stopped.value, JSON.stringify(stopped.value)).toMatchObject({ verified: true, crashAtStop: ['n1'], crashed: ['n1'], inForce: {} });
     // The restarted node mounted a fresh layer: nothing in force, and the failed write's fsync never reached the disk.
     expect((stopped.value.layer as Record<string, Record<string, number>>).n1).toMatchObject({ eio_fsync: 0, failed_fsyncs: 0 });
     expect(await cluster.state('n1')).toBe('running');

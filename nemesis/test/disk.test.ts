@@ -7,7 +7,7 @@ import { availability } from '../../checkers/availability.ts';
 import { isKillOp, killWindows } from '../../checkers/windows.ts';
 import type { History } from '../../harness/history.ts';
 import { createRng } from '../../harness/rng.ts';
-import { DISK_FAULTS, diskPackage, parseLayerStatus } from '../disk.ts';
+import { crashTargets, DISK_FAULTS, diskPackage, parseLayerStatus } from '../disk.ts';
 import { containerNeeds } from '../index.ts';
 
 const nodes = ['n1', 'n2', 'n3'];
@@ -41,14 +41,19 @@ describe('the disk schedule', () => {
   it('gives every listed fault its turn in each round of starts, and ends every other fault with a power loss', () => {
     const orders = new Set<string>();
     const firsts = new Set<string>();
+    // A single target is crashed or left to recover in place by a seeded coin.
+    const singles = new Set<string>();
     for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
       const it_ = diskPackage({ nodes }).ops(createRng(seed));
       const faults: string[] = [];
       for (let i = 0; i < 4 * DISK_FAULTS.length; i++) {
         const op = it_.next().value!;
         if (op.f === 'start-disk') faults.push(op.value.fault as string);
-        // The power loss itself is the start; every other fault's start and stop say the stop crashes.
-        expect(op.value.crashAtStop).toBe(op.value.fault === 'lose-unsynced' ? undefined : true);
+        // The power loss itself is the start; every other fault's start and stop name the targets the stop crashes.
+        const targets = op.value.nodes as string[];
+        if (op.value.fault === 'lose-unsynced') expect(op.value.crashAtStop).toBeUndefined();
+        else if (targets.length > 1) expect(op.value.crashAtStop).toEqual(targets.filter((_, j) => j % 2 === 1));
+        else singles.add(JSON.stringify(op.value.crashAtStop));
       }
       for (const round of [faults.slice(0, DISK_FAULTS.length), faults.slice(DISK_FAULTS.length)]) expect([...round].sort()).toEqual([...DISK_FAULTS].sort());
       orders.add(faults.join(','));
@@ -57,6 +62,10 @@ describe('the disk schedule', () => {
     // Seeded: rounds differ between seeds, and a short run's one turn is not always the same fault.
     expect(orders.size).toBeGreaterThan(1);
     expect(firsts.size).toBeGreaterThan(1);
+    expect([...singles].sort()).toEqual(['["n1"]', '["n2"]', '["n3"]', '[]'].filter((x) => singles.has(x)));
+    expect(singles.has('[]')).toBe(true);
+    expect(singles.size).toBeGreaterThan(1);
+    expect(crashTargets(['n3', 'n1', 'n2'], createRng(1))).toEqual(['n2']);
     // Without the power loss in the list nothing crashes; the power loss alone is its own start.
     for (const diskFaults of [['full', 'slow'], ['lose-unsynced']] as const) {
       const only = diskPackage({ nodes, diskFaults: [...diskFaults] }).ops(createRng(3));
@@ -94,12 +103,13 @@ describe('checkers and disk ops', () => {
   it('counts a power loss as a kill of its nodes, and no other disk fault', () => {
     expect(isKillOp({ f: 'start-disk', value: { fault: 'lose-unsynced' } })).toBe(true);
     expect(isKillOp({ f: 'start-disk', value: { fault: 'full' } })).toBe(false);
-    expect(isKillOp({ f: 'start-disk', value: { fault: 'full', crashAtStop: true } })).toBe(false);
+    expect(isKillOp({ f: 'start-disk', value: { fault: 'full', crashAtStop: ['n1'] } })).toBe(false);
     expect(isKillOp({ f: 'stop-disk', value: { fault: 'full' } })).toBe(false);
-    expect(isKillOp({ f: 'stop-disk', value: { fault: 'full', crashAtStop: true } })).toBe(true);
+    expect(isKillOp({ f: 'stop-disk', value: { fault: 'full', crashAtStop: [] } })).toBe(false);
+    expect(isKillOp({ f: 'stop-disk', value: { fault: 'full', crashAtStop: ['n1'] } })).toBe(true);
     expect(isKillOp({ f: 'start-kill', value: {} })).toBe(true);
     // A stop that crashed only some of its nodes (another was paused) names those.
-    const crash = { index: 3, time: 20e9, process: 'nemesis' as const, type: 'info' as const, f: 'stop-disk', value: { fault: 'eio-fsync', crashAtStop: true, nodes: ['n1', 'n2'], crashed: ['n2'], invokedAt: 18e9 } };
+    const crash = { index: 3, time: 20e9, process: 'nemesis' as const, type: 'info' as const, f: 'stop-disk', value: { fault: 'eio-fsync', crashAtStop: ['n1', 'n2'], nodes: ['n1', 'n2'], crashed: ['n2'], invokedAt: 18e9 } };
     const crashKills = killWindows([crash]);
     expect(crashKills.between('n2', 17e9, 19e9)).toBe(3);
     expect(crashKills.between('n1', 17e9, 19e9)).toBeUndefined();
@@ -136,7 +146,7 @@ describe('checkers and disk ops', () => {
     for (let i = 0; i < 5; i++) op(2e9 + i * 1e8, true);
     // The stop runs from 5 s (invokedAt) to 8 s: the node is down and every op then fails.
     for (let i = 0; i < 10; i++) op(5.5e9 + i * 2e8, false);
-    h.push({ index: h.length, time: 8e9, process: 'nemesis', type: 'info', f: 'stop-disk', value: { fault: 'slow', crashAtStop: true, nodes: ['n1'], crashed: ['n1'], invokedAt: 5e9 } });
+    h.push({ index: h.length, time: 8e9, process: 'nemesis', type: 'info', f: 'stop-disk', value: { fault: 'slow', crashAtStop: ['n1'], nodes: ['n1'], crashed: ['n1'], invokedAt: 5e9 } });
     const r = availability(h as History, { nodes, workload: 'lww' });
     expect(r.judged).toBe(5);
     expect(r.valid).toBe(true);
