@@ -8,8 +8,16 @@
 // during a `stop-disk` that ends its fault with a power loss (`crashAtStop`), plus
 // `graceMs` for clients to reconnect. Ops outside those spans count; every other fault (partition, clock
 // skew, packet loss and bandwidth limits between peers) must not stop a node from answering.
+//
+// It also catches a request that one node will not answer while it answers everything else:
+// "request-unanswered", when two attempts in a row of one request id (a retry after an indefinite
+// outcome) both ran into the client's deadline (`opTimeoutMs`) on a node that was not down, while
+// that node gave other clients a definite answer (ok or fail) within the same span. Counting alone
+// hides it (a few hung retries among hundreds of answered ops stay above the threshold), and it is
+// what a request table that keeps an entry nobody will complete does: every later attempt waits for
+// it. A failing disk does not excuse it: a node whose log refuses writes says so at once.
 import type { History } from '../harness/history.ts';
-import type { CheckContext, CheckResult, Checker } from './types.ts';
+import type { Anomaly, CheckContext, CheckResult, Checker } from './types.ts';
 import { isWorkloadOp, pairing } from './util.ts';
 import { opIndex } from './history-index.ts';
 import { isKillOp, killedNodes } from './windows.ts';
@@ -17,6 +25,8 @@ import { isKillOp, killedNodes } from './windows.ts';
 export interface AvailabilityResult extends CheckResult {
   readonly minAvailability: number;
   readonly graceMs: number;
+  /** Requests whose attempts hung twice in a row while their node answered others (see the module comment). */
+  readonly unanswered: number;
   /** Ops judged (their node was up throughout). */
   readonly judged: number;
   readonly ok: number;
@@ -47,15 +57,22 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
   const open = new Map<string, number>();
   const index = opIndex(history);
   const end = index.endTime;
+  // The spans in which a node was stopped or frozen (not merely refusing writes on a failing disk).
+  const offline = new Map<string, { from: number; to: number }[]>();
+  const push = (map: Map<string, { from: number; to: number }[]>, node: string, span: { from: number; to: number }) => {
+    let list = map.get(node);
+    if (!list) map.set(node, (list = []));
+    list.push(span);
+  };
   const close = (key: string, to: number) => {
     const from = open.get(key);
     if (from === undefined) return;
     open.delete(key);
     const node = key.slice(key.indexOf('\u0000') + 1);
-    let list = down.get(node);
-    if (!list) down.set(node, (list = []));
-    list.push({ from, to: to + graceNs });
+    push(down, node, { from, to: to + graceNs });
+    if (offlineKeys.delete(key)) push(offline, node, { from, to: to + graceNs });
   };
+  const offlineKeys = new Set<string>();
   const nemesisOps = [...index.nemesis].map((i) => history[i]);
   for (const op of nemesisOps) {
     if (op.process !== 'nemesis') continue;
@@ -63,16 +80,20 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
     const nodes = Array.isArray(v.nodes) ? (v.nodes as string[]) : [];
     if (downs(op)) {
       const from = typeof v.invokedAt === 'number' ? v.invokedAt : op.time - 30e9;
-      for (const n of nodes) if (!open.has(`${op.f}\u0000${n}`)) open.set(`${op.f}\u0000${n}`, from);
+      const stops = op.f !== 'start-disk' || isKillOp(op);
+      for (const n of nodes) {
+        if (open.has(`${op.f}\u0000${n}`)) continue;
+        open.set(`${op.f}\u0000${n}`, from);
+        if (stops) offlineKeys.add(`${op.f}\u0000${n}`);
+      }
     } else if (op.f in STARTS) {
       for (const n of nodes) close(`${STARTS[op.f]}\u0000${n}`, op.time);
       // A stop that ends its fault with a power loss (crashAtStop) has the node down while it runs.
       if (isKillOp(op)) {
         const from = typeof v.invokedAt === 'number' ? v.invokedAt : op.time - 30e9;
         for (const n of killedNodes(op)) {
-          let list = down.get(n);
-          if (!list) down.set(n, (list = []));
-          list.push({ from, to: op.time + graceNs });
+          push(down, n, { from, to: op.time + graceNs });
+          push(offline, n, { from, to: op.time + graceNs });
         }
       }
     } else if (op.f === 'heal') {
@@ -108,7 +129,9 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
       ok++;
     } else if (n.failed.length < 10) n.failed.push(c >= 0 ? history[c].index : op.index);
   }
-  const anomalies = [];
+  const anomalies: Anomaly[] = [];
+  const unanswered = unansweredRequests(history, completion, offline, workloadEnd, typeof ctx.opTimeoutMs === 'number' ? ctx.opTimeoutMs : 1000);
+  for (const u of unanswered) anomalies.push(u);
   for (const [node, n] of Object.entries(nodes)) {
     n.availability = n.judged === 0 ? null : n.ok / n.judged;
     if (n.availability !== null && n.availability < min) {
@@ -123,6 +146,7 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
   }
   return {
     valid: anomalies.length > 0 ? false : judged === 0 ? 'unknown' : true,
+    unanswered: unanswered.length,
     ...(judged === 0 ? { error: 'no client op ran on a node that was up, so availability was not judged' } : {}),
     minAvailability: min,
     graceMs,
@@ -133,4 +157,82 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
     anomalies,
   };
 };
+/**
+ * The request-unanswered anomalies (see the module comment): per request id, its attempts in history
+ * order; two in a row that hung (info after at least 90 % of the deadline) on a node that was not stopped or frozen,
+ * each while the node answered another op that began after it and ended before it.
+ */
+function unansweredRequests(
+  history: History,
+  completion: Int32Array,
+  offline: ReadonlyMap<string, readonly { from: number; to: number }[]>,
+  workloadEnd: number,
+  opTimeoutMs: number,
+): Anomaly[] {
+  const hungNs = 0.9 * opTimeoutMs * 1e6;
+  const invokes = opIndex(history).workloadInvokes;
+  // Per node, the definite answers: invoke and completion times, in invoke order.
+  const answers = new Map<string, { from: number[]; to: number[] }>();
+  // Per request id, the hung attempts in a row so far: [count, the last one's completion position].
+  const streak = new Map<string, [number, number]>();
+  const hung: { rid: string; node: string; i: number; c: number; first: number }[] = [];
+  for (let p = 0; p < invokes.length; p++) {
+    const i = invokes[p];
+    const op = history[i];
+    const c = completion[i];
+    if (op.node === undefined || c < 0) continue;
+    const done = history[c];
+    if (done.type === 'ok' || done.type === 'fail') {
+      let a = answers.get(op.node);
+      if (!a) answers.set(op.node, (a = { from: [], to: [] }));
+      a.from.push(op.time);
+      a.to.push(done.time);
+    }
+    const rid = (op.value as { requestId?: unknown } | null)?.requestId;
+    if (typeof rid !== 'string' || rid === '') continue;
+    if (done.type === 'info' && done.time - op.time >= hungNs && done.time <= workloadEnd && !(offline.get(op.node) ?? []).some((s) => s.from < done.time && s.to > op.time)) {
+      const s = streak.get(rid);
+      if (s && s[0] >= 1) hung.push({ rid, node: op.node, i, c, first: s[1] });
+      streak.set(rid, [(s?.[0] ?? 0) + 1, c]);
+    } else if (streak.size > 0) streak.delete(rid);
+  }
+  /** Whether the node answered an op invoked after `from` and completed before `to`. */
+  const answeredWithin = (node: string, from: number, to: number): boolean => {
+    const a = answers.get(node);
+    if (!a) return false;
+    let lo = 0;
+    let hi = a.from.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (a.from[mid] <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo; k < a.from.length && a.from[k] < to; k++) if (a.to[k] < to) return true;
+    return false;
+  };
+  const out: Anomaly[] = [];
+  const reported = new Set<string>();
+  for (const h of hung) {
+    if (reported.has(h.rid)) continue;
+    const prev = history[h.first];
+    const prevInvoke = history[invocationOf(history, h.first)];
+    if (!answeredWithin(h.node, history[h.i].time, history[h.c].time) || !answeredWithin(prev.node ?? h.node, prevInvoke.time, prev.time)) continue;
+    reported.add(h.rid);
+    out.push({
+      type: 'request-unanswered',
+      ops: [prev.index, history[h.c].index],
+      node: h.node,
+      requestId: h.rid,
+      message: `${h.node} let two attempts in a row of request ${h.rid} run into the ${opTimeoutMs} ms deadline (ops ${prev.index} and ${history[h.c].index}) while it answered other clients within each of them.`,
+    });
+  }
+  return out;
+}
+
+/** The invoke position of a completion (pairing's invocation, recomputed for one op). */
+function invocationOf(history: History, c: number): number {
+  const inv = pairing(history).invocation[c];
+  return inv >= 0 ? inv : c;
+}
+
 availability satisfies Checker;

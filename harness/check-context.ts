@@ -14,5 +14,6 @@ export function checkContext(nodes: readonly string[], workload: string, options
     ...(options.antiEntropyMs !== undefined ? { antiEntropyMs: options.antiEntropyMs } : {}),
     ...(options.lagBoundMs !== undefined ? { lagBoundMs: options.lagBoundMs } : {}),
     ...(options.minAvailability !== undefined ? { minAvailability: options.minAvailability } : {}),
+    ...(options.opTimeoutMs !== undefined ? { opTimeoutMs: options.opTimeoutMs } : {}),
   };
 }

@@ -196,4 +196,42 @@ describe('availability', () => {
     expect(r.anomalies?.[0]).toMatchObject({ type: 'unavailable', node: 'n1' });
     expect(r.nodes.n1).toMatchObject({ judged: 13, ok: 10 });
   });
+
+  /**
+   * Request r1 on n1 is attempted `hangs` times, each running into the 1 s deadline, while n1 answers
+   * other clients (a fail, as under a failing disk) in the middle of each attempt; `fault` wraps them.
+   */
+  function retries(hangs: number, fault?: { start: string; value: Record<string, unknown>; stop: string }, answerOthers = true) {
+    const b = new HistoryBuilder();
+    for (let i = 0; i < 40; i++) b.call(1, 'n1', 'read', { entity: 'e', component: 'c' }, 'ok');
+    if (fault) b.nemesis(fault.start, { ...fault.value, invokedAt: b.ops[b.ops.length - 1].time });
+    for (let a = 0; a < hangs; a++) {
+      const w = { entity: 'e', component: 'c', value: 'v', requestId: 'r1', attempt: a };
+      b.add(0, 'invoke', 'write', w, 'n1');
+      b.wait(400);
+      if (answerOthers) b.call(1, 'n1', 'write', { entity: 'e', component: 'c', value: `x${a}`, requestId: `x${a}` }, 'fail');
+      b.wait(600);
+      b.add(0, 'info', 'write', w, 'n1');
+      b.wait(250);
+    }
+    if (fault) b.nemesis(fault.stop, fault.value);
+    b.wait(1500);
+    for (let i = 0; i < 40; i++) b.call(1, 'n1', 'read', { entity: 'e', component: 'c' }, 'ok');
+    return availability(b.ops, { ...ctx(), opTimeoutMs: 1000 });
+  }
+
+  it('catches a request its node leaves unanswered twice in a row while it answers others, also under a failing disk', () => {
+    const r = retries(2);
+    expect(r).toMatchObject({ valid: false, unanswered: 1 });
+    expect(r.anomalies?.[0]).toMatchObject({ type: 'request-unanswered', node: 'n1', requestId: 'r1' });
+    const disk = retries(3, { start: 'start-disk', value: { fault: 'eio-fsync', nodes: ['n1'] }, stop: 'stop-disk' });
+    expect(disk).toMatchObject({ valid: false, unanswered: 1 });
+  });
+
+  it('does not call one hung attempt, a node that answered nobody, or a stopped or frozen node unanswered', () => {
+    expect(retries(1)).toMatchObject({ valid: true, unanswered: 0 });
+    expect(retries(2, undefined, false)).toMatchObject({ unanswered: 0 });
+    expect(retries(2, { start: 'start-pause', value: { nodes: ['n1'] }, stop: 'stop-pause' })).toMatchObject({ valid: true, unanswered: 0 });
+    expect(retries(2, { start: 'start-disk', value: { fault: 'lose-unsynced', nodes: ['n1'] }, stop: 'stop-disk' })).toMatchObject({ valid: true, unanswered: 0 });
+  });
 });
