@@ -41,11 +41,12 @@ export function faultSpans<E extends { readonly f: string }>(events: Iterable<E>
 /**
  * Whether a nemesis op kills its nodes: `start-kill`, and the disk package's power loss (`start-disk`
  * with fault lose-unsynced, which also throws away what was not synced, and a `stop-disk` that ends
- * its fault with one on the nodes `crashAtStop` lists).
+ * its fault with one on the nodes `crashAtStop` lists, or on all of them where it is `true`, as
+ * histories of 983a792 record it).
  */
 export function isKillOp(op: { readonly f: string; readonly value?: unknown }): boolean {
   const v = op.value as { fault?: unknown; crashAtStop?: unknown } | undefined;
-  return op.f === 'start-kill' || (op.f === 'start-disk' && v?.fault === 'lose-unsynced') || (op.f === 'stop-disk' && Array.isArray(v?.crashAtStop) && v.crashAtStop.length > 0);
+  return op.f === 'start-kill' || (op.f === 'start-disk' && v?.fault === 'lose-unsynced') || (op.f === 'stop-disk' && (v?.crashAtStop === true || (Array.isArray(v?.crashAtStop) && v.crashAtStop.length > 0)));
 }
 
 /** The nodes a kill op (isKillOp) may have killed: those it records as crashed, else those it meant to crash, else those it names. */
