@@ -171,30 +171,37 @@ function unansweredRequests(
 ): Anomaly[] {
   const hungNs = 0.9 * opTimeoutMs * 1e6;
   const invokes = opIndex(history).workloadInvokes;
-  // Per node, the definite answers: invoke and completion times, in invoke order.
-  const answers = new Map<string, { from: number[]; to: number[] }>();
   // Per request id, the hung attempts in a row so far: [count, the last one's completion position].
+  // Only ids with a hung attempt are tracked, so a run without one reads no request id at all.
   const streak = new Map<string, [number, number]>();
   const hung: { rid: string; node: string; i: number; c: number; first: number }[] = [];
   for (let p = 0; p < invokes.length; p++) {
     const i = invokes[p];
-    const op = history[i];
     const c = completion[i];
-    if (op.node === undefined || c < 0) continue;
+    if (c < 0) continue;
+    const op = history[i];
     const done = history[c];
-    if (done.type === 'ok' || done.type === 'fail') {
-      let a = answers.get(op.node);
-      if (!a) answers.set(op.node, (a = { from: [], to: [] }));
-      a.from.push(op.time);
-      a.to.push(done.time);
-    }
+    const isHung = done.type === 'info' && done.time - op.time >= hungNs && done.time <= workloadEnd && op.node !== undefined && !(offline.get(op.node) ?? []).some((s) => s.from < done.time && s.to > op.time);
+    if (!isHung && streak.size === 0) continue;
     const rid = (op.value as { requestId?: unknown } | null)?.requestId;
     if (typeof rid !== 'string' || rid === '') continue;
-    if (done.type === 'info' && done.time - op.time >= hungNs && done.time <= workloadEnd && !(offline.get(op.node) ?? []).some((s) => s.from < done.time && s.to > op.time)) {
+    if (isHung) {
       const s = streak.get(rid);
-      if (s && s[0] >= 1) hung.push({ rid, node: op.node, i, c, first: s[1] });
+      if (s && s[0] >= 1) hung.push({ rid, node: op.node!, i, c, first: s[1] });
       streak.set(rid, [(s?.[0] ?? 0) + 1, c]);
-    } else if (streak.size > 0) streak.delete(rid);
+    } else streak.delete(rid);
+  }
+  if (hung.length === 0) return [];
+  // Per node with a candidate, the definite answers: invoke and completion times, in invoke order.
+  const answers = new Map<string, { from: number[]; to: number[] }>();
+  for (const h of hung) answers.set(h.node, { from: [], to: [] });
+  for (let p = 0; p < invokes.length; p++) {
+    const i = invokes[p];
+    const c = completion[i];
+    const a = c >= 0 ? answers.get(history[i].node ?? '') : undefined;
+    if (!a || (history[c].type !== 'ok' && history[c].type !== 'fail')) continue;
+    a.from.push(history[i].time);
+    a.to.push(history[c].time);
   }
   /** Whether the node answered an op invoked after `from` and completed before `to`. */
   const answeredWithin = (node: string, from: number, to: number): boolean => {
