@@ -92,7 +92,10 @@ export async function startDindEngines(options: DindOptions): Promise<DindEngine
             NetworkMode: networkName,
             CapAdd: ['ALL'],
             CapDrop: ['SYS_RESOURCE'],
-            SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined', 'systempaths=unconfined'],
+            SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
+            // What the docker client's --security-opt systempaths=unconfined sends: nothing masked or read-only in /proc and /sys.
+            MaskedPaths: [],
+            ReadonlyPaths: [],
             DeviceCgroupRules: ['a *:* rwm'],
             Binds: ['/sys/fs/cgroup:/sys/fs/cgroup:rw'],
             RestartPolicy: { Name: 'no' },
