@@ -33,6 +33,7 @@ export function parseEngine(raw: string): EngineSpec {
     if (!socketPath.startsWith('/')) bad('a unix socket needs an absolute path, e.g. unix:///var/run/docker.sock');
     return { url, kind: 'unix', host: '127.0.0.1', dockerOptions: { socketPath } };
   }
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) bad(`no scheme; for an engine on TCP write tcp://${url}`);
   let parsed: URL;
   try {
     parsed = new URL(url);
