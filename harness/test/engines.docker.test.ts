@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PARTITION_CHAIN, setChainRules } from '../../nemesis/net.ts';
-import { Cluster } from '../cluster.ts';
+import { Cluster, forceRemoveOwn, ownerLabels, removeLeftovers } from '../cluster.ts';
 import { startDindEngines, type DindEngines } from '../dind.ts';
 import { distributeImage, type Engine } from '../engines.ts';
 import { connectDocker, ensureImage } from '../image.ts';
@@ -126,6 +126,25 @@ describe('several engines (Docker-in-Docker)', () => {
     }
     await expectNothingLeft(engines);
   }, 300_000);
+
+  it('the leftover sweep runs on every engine: objects of a dead harness go, those of a live one stay', async () => {
+    const engines = dind!.engines;
+    await distributeImage(await connectDocker(), image, engines);
+    const live = ownerLabels(`t${process.pid}-live`);
+    // A pid above the kernel's default pid_max (4194304) is surely no running process.
+    const dead = { ...ownerLabels(`t${process.pid}-dead`), 'faultline.pid': '4194305', 'faultline.pidstart': '1' };
+    for (const e of engines) {
+      for (const [kind, labels] of [['live', live], ['dead', dead]] as const) {
+        const c = await e.docker.createContainer({ name: `faultline-t${process.pid}-${kind}-${e.name}`, Image: image, Entrypoint: ['sleep', '600'], Labels: labels, HostConfig: { NetworkMode: 'none' } });
+        await c.start();
+      }
+    }
+    for (const e of engines) expect(await removeLeftovers({ docker: e.docker })).toEqual([`faultline-t${process.pid}-dead-${e.name}`]);
+    for (const e of engines) expect((await leftOn(e)).map((x) => x.replace(/^e\d+: container \//, ''))).toEqual([`faultline-t${process.pid}-live-${e.name}`]);
+    // (Not forceRemoveOwn() with no engine: on the local engine it would also take this process's engine containers.)
+    for (const e of engines) expect(await forceRemoveOwn({ docker: e.docker })).toEqual([`faultline-t${process.pid}-live-${e.name}`]);
+    await expectNothingLeft(engines);
+  }, 120_000);
 
   it('--engines: a 5-node partition,kill,clock run over three engines is valid, records placement and clocks, and leaves nothing on any engine', async () => {
     const results = await mkdtemp(path.join(tmpdir(), 'faultline-engines-'));
