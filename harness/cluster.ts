@@ -179,7 +179,7 @@ export class Cluster implements ClusterControl {
     // It lives only in the containers' environment: never in a log line, the test or the results.
     const meshSecret = randomBytes(32).toString('hex');
     try {
-      const ips = await createNetwork(docker, networkName, labels, names.length, multi);
+      const ips = multi ? await createOverlay(docker, networkName, labels, names.length) : await createNetwork(docker, networkName, labels, names.length);
       // allSettled, not all: on a failure, teardown must not race creates that are still in flight.
       const created = await Promise.allSettled(
         names.map(async (name, i) => {
@@ -631,27 +631,23 @@ export function ownerLabels(runId: string): Record<string, string> {
  * with Docker's own choice of subnet, then made again with that subnet stated (retried if another run
  * takes it in between).
  */
-async function createNetwork(docker: Docker, networkName: string, labels: Record<string, string>, count: number, overlay = false): Promise<string[]> {
-  // Several engines: an attachable overlay (a swarm-scoped network that plain containers may join). It is
-  // not internal, because an internal overlay gets no docker_gwbridge, and the published client ports
-  // reach the containers through that bridge.
-  const kind = overlay ? { Driver: 'overlay', Attachable: true, Internal: false } : { Driver: 'bridge', Internal: true };
+async function createNetwork(docker: Docker, networkName: string, labels: Record<string, string>, count: number): Promise<string[]> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
-    // A swarm removes a network asynchronously, so the overlay's probe has a name of its own.
-    const probe = await docker.createNetwork({ Name: overlay ? `${networkName}-probe` : networkName, ...kind, CheckDuplicate: true, Labels: labels });
+    const probe = await docker.createNetwork({ Name: networkName, Driver: 'bridge', Internal: true, CheckDuplicate: true, Labels: labels });
     const info = await probe.inspect();
     await probe.remove();
     const config = info.IPAM?.Config?.[0];
     const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(config?.Subnet ?? '');
-    if (!config || !m || Number(m[5]) > (overlay ? 24 : 30 - Math.ceil(Math.log2(count + 3)))) throw new Error(`Docker gave network ${networkName} the subnet ${config?.Subnet ?? '(none)'}, too small for ${count} nodes`);
+    if (!config || !m || Number(m[5]) > 30 - Math.ceil(Math.log2(count + 3))) throw new Error(`Docker gave network ${networkName} the subnet ${config?.Subnet ?? '(none)'}, too small for ${count} nodes`);
     const base = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
     const ip = (n: number) => [24, 16, 8, 0].map((shift) => ((base + n) >>> shift) & 255).join('.');
     const gateway = config.Gateway ?? ip(1);
     try {
       await docker.createNetwork({
         Name: networkName,
-        ...kind,
+        Driver: 'bridge',
+        Internal: true,
         CheckDuplicate: true,
         Labels: labels,
         IPAM: { Driver: 'default', Config: [{ Subnet: config.Subnet, Gateway: gateway }] },
@@ -661,12 +657,43 @@ async function createNetwork(docker: Docker, networkName: string, labels: Record
       continue;
     }
     const ips: string[] = [];
-    // On an overlay the swarm hands each engine's load-balancer endpoint an address from the start of the
-    // subnet as engines join, so the nodes' fixed addresses start at .100 of it instead.
-    for (let n = overlay ? 100 : 2; ips.length < count; n++) if (ip(n) !== gateway) ips.push(ip(n));
+    for (let n = 2; ips.length < count; n++) if (ip(n) !== gateway) ips.push(ip(n));
     return ips;
   }
   throw new Error(`could not create network ${networkName} with a fixed subnet: ${dockerMessage(lastError)}`, { cause: lastError });
+}
+
+/**
+ * Several engines: the run's network is an attachable overlay (a swarm-scoped network that plain
+ * containers on every engine of the swarm may join), created on the swarm manager, with one fixed
+ * address per node for the same reason as createNetwork's. A swarm fills in a new network's subnet
+ * asynchronously (an inspect right after the create showed none), so the subnet is picked here: a random
+ * /24 in 10.200.0.0-10.255.255.0 (the swarm's default pool is 10.0.0.0/8 from 10.0.0.0 up), tried again
+ * when it overlaps one in use. It is not internal: an internal overlay gets no docker_gwbridge, and the
+ * published client ports reach the containers through that bridge. The nodes' addresses start at .100,
+ * since the swarm gives each engine's load-balancer endpoint an address from the start of the subnet.
+ */
+async function createOverlay(docker: Docker, networkName: string, labels: Record<string, string>, count: number): Promise<string[]> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const prefix = `10.${200 + Math.floor(Math.random() * 56)}.${Math.floor(Math.random() * 256)}`;
+    try {
+      await docker.createNetwork({
+        Name: networkName,
+        Driver: 'overlay',
+        Attachable: true,
+        Internal: false,
+        CheckDuplicate: true,
+        Labels: labels,
+        IPAM: { Driver: 'default', Config: [{ Subnet: `${prefix}.0/24`, Gateway: `${prefix}.1` }] },
+      });
+    } catch (error) {
+      lastError = error;
+      continue;
+    }
+    return Array.from({ length: count }, (_, i) => `${prefix}.${100 + i}`);
+  }
+  throw new Error(`could not create the overlay network ${networkName} with a fixed subnet: ${dockerMessage(lastError)}`, { cause: lastError });
 }
 
 function containerSpec(

@@ -97,6 +97,8 @@ export async function startDindEngines(options: DindOptions): Promise<DindEngine
             MaskedPaths: [],
             ReadonlyPaths: [],
             DeviceCgroupRules: ['a *:* rwm'],
+            // The disk fault's layer (FUSE) in the inner engine's node containers needs the device inside the engine too.
+            Devices: [{ PathOnHost: '/dev/fuse', PathInContainer: '/dev/fuse', CgroupPermissions: 'rwm' }],
             Binds: ['/sys/fs/cgroup:/sys/fs/cgroup:rw'],
             RestartPolicy: { Name: 'no' },
           },
