@@ -156,8 +156,9 @@ describe('several engines (Docker-in-Docker)', () => {
         { cwd: root, reject: false, all: true },
       );
       timings.runMs = Math.round(performance.now() - started);
-      expect(run.exitCode, run.all).toBe(0);
-      expect(run.stdout).toMatch(/^VALID: lww-partition_kill_clock/m);
+      // Soft: an invalid verdict fails the test, and the checks below still say what else held.
+      expect.soft(run.exitCode, run.all).toBe(0);
+      expect.soft(run.stdout).toMatch(/^VALID: lww-partition_kill_clock/m);
       expect(run.stdout).toMatch(/faults ran: (partition|kill|clock),(partition|kill|clock),(partition|kill|clock)\n/);
       const formed = /cluster \S+: 5 nodes ready and formed in (\d+) ms/.exec(run.all ?? '');
       if (formed) timings.cluster5Ms = Number(formed[1]);
@@ -166,7 +167,7 @@ describe('several engines (Docker-in-Docker)', () => {
       expect(test.engines).toEqual(dind!.urls.map((url, i) => ({ name: `e${i + 1}`, url })));
       expect(test.placement).toEqual({ n1: 'e1', n2: 'e2', n3: 'e3', n4: 'e1', n5: 'e2' });
       const verdict = JSON.parse(readFileSync(path.join(results, 'latest', 'results.json'), 'utf8'));
-      expect(verdict.valid).toBe(true);
+      expect.soft(verdict.valid).toBe(true);
       expect([...verdict.test.nemesisRan].sort()).toEqual(['clock', 'kill', 'partition']);
       expect(verdict.engines.map((e: { nodes: string[] }) => e.nodes)).toEqual([['n1', 'n4'], ['n2', 'n5'], ['n3']]);
       for (const e of verdict.engines) {
