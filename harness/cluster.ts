@@ -1,4 +1,8 @@
 // The cluster: N node containers (n1..nN) on a private Docker bridge network, driven with dockerode.
+// With several engines (ClusterOptions.engines, `--engines`) the nodes are placed over them and share one
+// attachable overlay network instead; each node's client port is then published on its engine's host
+// and the harness dials that (harness/engines.ts says why), and every operation on a node goes through
+// the engine that holds it.
 // It implements the nemesis's ClusterControl (exec, kill, restart, pause, unpause) and the lifecycle the
 // interpreter needs: start and wait until every node is ready (as its System says), logs, and a teardown that leaves nothing
 // behind. The harness talks to each node straight at its container IP on the system's port, so no ports are
@@ -16,6 +20,7 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import pRetry, { AbortError } from 'p-retry';
 import type { ClusterControl, ContainerNeeds, ExecResult, NodeBackEvent, NodeBackListener, NodeBackReport, NodeState } from '../nemesis/types.ts';
+import { placeNodes, swarmManager, type Engine } from './engines.ts';
 import { connectDocker, errorText } from './image.ts';
 import type { Options } from './options.ts';
 import type { System } from './system.ts';
@@ -43,6 +48,14 @@ export interface ClusterOptions {
   readonly keep?: boolean;
   /** Devices, capabilities and environment the run's fault packages need in every node (nemesis/index.ts containerNeeds). @default none */
   readonly needs?: ContainerNeeds;
+  /**
+   * Several engines, all in one swarm (harness/engines.ts): the nodes are placed on them and talk over
+   * an attachable overlay network created on the first swarm manager among them. Absent: one engine,
+   * `docker`, and a private bridge network, as always.
+   */
+  readonly engines?: readonly Engine[];
+  /** With `engines`: the engine (0-based index) of each node, in node order. @default round-robin */
+  readonly placement?: readonly number[];
 }
 
 export interface ClusterNode {
@@ -50,8 +63,10 @@ export interface ClusterNode {
   readonly name: string;
   /** The container's IP on the run's network. */
   readonly ip: string;
-  /** ip:port of the system's client API. */
+  /** host:port of the system's client API: the container IP, or with several engines the engine's host and the published port. */
   readonly address: string;
+  /** With several engines: the name of the engine that holds the node (e1, e2, ...). */
+  readonly engine?: string;
 }
 
 export interface ExecOptions {
@@ -67,12 +82,26 @@ const labelHost = 'faultline.host';
 /** Set on a cluster kept with --leave-running: it outlives its harness on purpose, so it is no leftover. */
 const labelKeep = 'faultline.keep';
 
+/**
+ * The engines of multi-engine clusters this process started, so forceRemoveOwn (second Ctrl-C, a crash)
+ * sweeps them too, not only the default engine.
+ */
+const ownEngines = new Set<Docker>();
+
+/** Where a node's client port is published on its engine's host (multi-engine only): a fixed port, picked below the ephemeral range. */
+function randomHostPort(): number {
+  return 20_000 + Math.floor(Math.random() * 12_000);
+}
+
 export class Cluster implements ClusterControl {
   readonly runId: string;
   readonly networkName: string;
   readonly image: string;
   #nodes: ClusterNode[];
+  /** The engine of the network (the only engine, or the swarm manager). */
   readonly #docker: Docker;
+  /** Multi-engine: each node's engine, its host (where published ports are dialled) and its published client port. */
+  readonly #placed: ReadonlyMap<string, { readonly engine: Engine; hostPort: number }>;
   readonly #healthTimeoutMs: number;
   readonly #system: System;
   readonly #progress: (line: string) => void;
@@ -89,8 +118,10 @@ export class Cluster implements ClusterControl {
     healthTimeoutMs: number;
     progress: (line: string) => void;
     system: System;
+    placed?: ReadonlyMap<string, { readonly engine: Engine; hostPort: number }>;
   }) {
     this.#system = init.system;
+    this.#placed = init.placed ?? new Map();
     this.runId = init.runId;
     this.networkName = init.networkName;
     this.image = init.image;
@@ -119,40 +150,63 @@ export class Cluster implements ClusterControl {
     validateOptions(options);
     const started = performance.now();
     const progress = options.onProgress ?? (() => {});
-    const docker = options.docker ?? (await connectDocker());
+    const engines = options.engines ?? [];
+    const multi = engines.length > 0;
+    const docker = multi ? (await swarmManager(engines)).docker : (options.docker ?? (await connectDocker()));
     if (options.removeLeftovers ?? true) {
-      const removed = await removeLeftovers({ docker });
+      const removed = (await Promise.all((multi ? engines.map((e) => e.docker) : [docker]).map((d) => removeLeftovers({ docker: d })))).flat();
       if (removed.length > 0) progress(`removed leftovers of dead runs: ${removed.join(', ')}`);
     }
 
     const names = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+    const placement = multi ? placeNodes(names, engines.length, options.placement) : [];
+    const placed = new Map<string, { readonly engine: Engine; hostPort: number }>(names.flatMap((name, i) => (multi ? [[name, { engine: engines[placement[i]], hostPort: randomHostPort() }]] : [])));
+    if (multi) for (const e of engines) ownEngines.add(e.docker);
     const networkName = `faultline-${options.runId}`;
     const labels = { ...ownerLabels(options.runId), ...(options.keep ? { [labelKeep]: 'true' } : {}) };
     const cluster = new Cluster({
       runId: options.runId,
       networkName,
       image: options.image,
-      nodes: names.map((name) => ({ name, ip: '', address: '' })),
+      nodes: names.map((name) => ({ name, ip: '', address: '', ...(multi ? { engine: placed.get(name)!.engine.name } : {}) })),
       docker,
       healthTimeoutMs: options.healthTimeoutMs ?? 30_000,
       progress,
       system: options.system,
+      placed,
     });
     // One secret per run (for peers that authenticate each other), shared by every node (a restart reuses the container and its environment).
     // It lives only in the containers' environment: never in a log line, the test or the results.
     const meshSecret = randomBytes(32).toString('hex');
     try {
-      const ips = await createNetwork(docker, networkName, labels, names.length);
+      const ips = multi ? await createOverlay(docker, networkName, labels, names.length) : await createNetwork(docker, networkName, labels, names.length);
       // allSettled, not all: on a failure, teardown must not race creates that are still in flight.
       const created = await Promise.allSettled(
         names.map(async (name, i) => {
-          const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels, ips[i], meshSecret));
-          await container.start();
+          const spot = placed.get(name);
+          if (!spot) {
+            const container = await docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels, ips[i], meshSecret));
+            await container.start();
+            return;
+          }
+          // A published port may be taken on that engine's host already: pick another and try again.
+          for (let attempt = 1; ; attempt++) {
+            const container = await spot.engine.docker.createContainer(containerSpec(cluster.containerName(name), name, names, networkName, options, labels, ips[i], meshSecret, spot.hostPort));
+            try {
+              await container.start();
+              return;
+            } catch (error) {
+              if (attempt >= 5 || !/port is already allocated|address already in use/i.test(dockerMessage(error))) throw error;
+              await container.remove({ force: true, v: true });
+              spot.hostPort = randomHostPort();
+            }
+          }
         }),
       );
-      const createFailures = created.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}: ${dockerMessage(c.reason)}`] : []));
+      const createFailures = created.flatMap((c, i) => (c.status === 'rejected' ? [`${names[i]}${multi ? ` on ${placed.get(names[i])!.engine.name}` : ''}: ${dockerMessage(c.reason)}`] : []));
       if (createFailures.length) throw new Error(`could not create or start ${createFailures.length} of ${names.length} containers:\n${createFailures.join('\n')}`);
-      progress(`started ${names.length} containers on network ${networkName} (${Math.round(performance.now() - started)} ms)`);
+      const where = multi ? ` over ${engines.length} engines (${engines.map((e) => `${e.name}: ${names.filter((_, i) => placement[i] === engines.indexOf(e)).join(',') || 'none'}`).join('; ')})` : '';
+      progress(`started ${names.length} containers on network ${networkName}${where} (${Math.round(performance.now() - started)} ms)`);
       await Promise.all(names.map((name) => cluster.#refreshIp(name)));
       // Wait for all of them, so a failure reports every node that did not come up, not just the first.
       const waits = await Promise.allSettled(names.map((name) => cluster.#waitHealthy(name)));
@@ -191,7 +245,7 @@ export class Cluster implements ClusterControl {
     const stderr: Buffer[] = [];
     const out = new PassThrough().on('data', (chunk: Buffer) => stdout.push(chunk));
     const err = new PassThrough().on('data', (chunk: Buffer) => stderr.push(chunk));
-    this.#docker.modem.demuxStream(stream, out, err);
+    this.#dockerOf(node).modem.demuxStream(stream, out, err);
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -207,6 +261,13 @@ export class Cluster implements ClusterControl {
       clearTimeout(timer);
     }
     const info = await exec.inspect();
+    // A node killed while the command ran (SIGKILL takes the exec'd process with it): over several engines
+    // an exec takes long enough for a kill fault to land in the middle of, e.g., a flapping partition's
+    // iptables-restore (seen: exit 137). That is a stopped node, as when the exec could not start, not a
+    // failed command. Only with several engines, so one engine behaves exactly as before.
+    if (info.ExitCode === 137 && this.#placed.size > 0 && !(await this.#state(node).catch(() => ({ Running: true }))).Running) {
+      throw new Error(`${what}: container ${this.containerName(node)} is not running (it was killed while the command ran)`);
+    }
     return {
       stdout: Buffer.concat(stdout).toString('utf8'),
       stderr: Buffer.concat(stderr).toString('utf8'),
@@ -368,7 +429,7 @@ export class Cluster implements ClusterControl {
     await Promise.all(
       this.#nodes.map(async ({ name }) => {
         try {
-          await this.#docker.getContainer(this.containerName(name)).remove({ force: true, v: true });
+          await this.#dockerOf(name).getContainer(this.containerName(name)).remove({ force: true, v: true });
         } catch (error) {
           if (statusCode(error) !== 404) errors.push(`${name}: ${dockerMessage(error)}`);
         }
@@ -391,7 +452,12 @@ export class Cluster implements ClusterControl {
   #container(node: string): Docker.Container {
     this.#node(node);
     if (this.#tornDown) throw new Error(`${node}: cluster ${this.runId} has been torn down.`);
-    return this.#docker.getContainer(this.containerName(node));
+    return this.#dockerOf(node).getContainer(this.containerName(node));
+  }
+
+  /** The engine that holds a node: its own with several engines, else the one engine. */
+  #dockerOf(node: string): Docker {
+    return this.#placed.get(node)?.engine.docker ?? this.#docker;
   }
 
   async #state(node: string): Promise<Docker.ContainerInspectInfo['State']> {
@@ -406,7 +472,15 @@ export class Cluster implements ClusterControl {
     if (!ip) throw new Error(`${node}: container has no IP address on network ${this.networkName} (state ${info.State.Status}).`);
     const previous = this.#node(node);
     if (previous.ip && previous.ip !== ip) this.#progress(`${node}: IP changed from ${previous.ip} to ${ip}`);
-    this.#nodes = this.#nodes.map((n) => (n.name === node ? { name: node, ip, address: `${ip}:${this.#system.port}` } : n));
+    const spot = this.#placed.get(node);
+    let address = `${ip}:${this.#system.port}`;
+    if (spot) {
+      // The client port is published at a fixed host port, so a restarted node keeps its address (the workers dial the address they were given).
+      const published = info.NetworkSettings.Ports?.[`${this.#system.port}/tcp`]?.find((b) => b.HostPort)?.HostPort;
+      if (published !== String(spot.hostPort)) throw new Error(`${node}: port ${this.#system.port} is published at ${published ?? 'no port'} on ${spot.engine.name}, expected ${spot.hostPort}`);
+      address = `${spot.engine.host}:${spot.hostPort}`;
+    }
+    this.#nodes = this.#nodes.map((n) => (n.name === node ? { name: node, ip, address, ...(spot ? { engine: spot.engine.name } : {}) } : n));
   }
 
   async #waitHealthy(node: string): Promise<void> {
@@ -481,7 +555,11 @@ export async function removeLeftovers(options: { readonly docker?: Docker } = {}
  * anything else: for a second Ctrl-C, when an orderly teardown takes too long. Returns their names.
  */
 export async function forceRemoveOwn(options: { readonly docker?: Docker } = {}): Promise<string[]> {
-  return removeOwnedBy((labels) => labels[labelPid] === String(process.pid), options.docker);
+  const own = (labels: Record<string, string>) => labels[labelPid] === String(process.pid);
+  if (options.docker || ownEngines.size === 0) return removeOwnedBy(own, options.docker);
+  // Multi-engine clusters of this process: every engine they used, and the default engine.
+  const swept = await Promise.allSettled([removeOwnedBy(own), ...[...ownEngines].map((d) => removeOwnedBy(own, d))]);
+  return swept.flatMap((s) => (s.status === 'fulfilled' ? s.value : [])).sort();
 }
 
 async function removeOwnedBy(owned: (labels: Record<string, string>) => boolean, client?: Docker): Promise<string[]> {
@@ -511,7 +589,8 @@ async function removeOwnedBy(owned: (labels: Record<string, string>) => boolean,
           await docker.getNetwork(info.Id).remove();
           removed.push(info.Name);
         } catch (error) {
-          if (statusCode(error) !== 404) throw error;
+          // 404: gone. A swarm worker cannot remove an overlay network (403); its manager does, and the worker's copy goes with it.
+          if (statusCode(error) !== 404 && !(statusCode(error) === 403 && info.Driver === 'overlay')) throw error;
         }
       }),
   );
@@ -540,7 +619,8 @@ function validateOptions(options: ClusterOptions): void {
   }
 }
 
-function ownerLabels(runId: string): Record<string, string> {
+/** The labels that make an object this process's (removeLeftovers sweeps it once the process is gone). */
+export function ownerLabels(runId: string): Record<string, string> {
   return {
     [labelRun]: runId,
     [labelPid]: String(process.pid),
@@ -590,6 +670,39 @@ async function createNetwork(docker: Docker, networkName: string, labels: Record
   throw new Error(`could not create network ${networkName} with a fixed subnet: ${dockerMessage(lastError)}`, { cause: lastError });
 }
 
+/**
+ * Several engines: the run's network is an attachable overlay (a swarm-scoped network that plain
+ * containers on every engine of the swarm may join), created on the swarm manager, with one fixed
+ * address per node for the same reason as createNetwork's. A swarm fills in a new network's subnet
+ * asynchronously (an inspect right after the create showed none), so the subnet is picked here: a random
+ * /24 in 10.200.0.0-10.255.255.0 (the swarm's default pool is 10.0.0.0/8 from 10.0.0.0 up), tried again
+ * when it overlaps one in use. It is not internal: an internal overlay gets no docker_gwbridge, and the
+ * published client ports reach the containers through that bridge. The nodes' addresses start at .100,
+ * since the swarm gives each engine's load-balancer endpoint an address from the start of the subnet.
+ */
+async function createOverlay(docker: Docker, networkName: string, labels: Record<string, string>, count: number): Promise<string[]> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const prefix = `10.${200 + Math.floor(Math.random() * 56)}.${Math.floor(Math.random() * 256)}`;
+    try {
+      await docker.createNetwork({
+        Name: networkName,
+        Driver: 'overlay',
+        Attachable: true,
+        Internal: false,
+        CheckDuplicate: true,
+        Labels: labels,
+        IPAM: { Driver: 'default', Config: [{ Subnet: `${prefix}.0/24`, Gateway: `${prefix}.1` }] },
+      });
+    } catch (error) {
+      lastError = error;
+      continue;
+    }
+    return Array.from({ length: count }, (_, i) => `${prefix}.${100 + i}`);
+  }
+  throw new Error(`could not create the overlay network ${networkName} with a fixed subnet: ${dockerMessage(lastError)}`, { cause: lastError });
+}
+
 function containerSpec(
   containerName: string,
   name: string,
@@ -599,7 +712,9 @@ function containerSpec(
   labels: Record<string, string>,
   ip: string,
   meshSecret: string,
+  hostPort?: number,
 ): Docker.ContainerCreateOptions {
+  const port = `${options.system.port}/tcp`;
   const settings = { options: (options.options ?? {}) as Options, secret: meshSecret };
   const cmd = options.system.command(name, names, settings);
   const env = { ...(options.system.env?.(name, names, settings) ?? {}), ...(options.needs?.env ?? {}) };
@@ -611,7 +726,10 @@ function containerSpec(
     Cmd: cmd,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: { ...labels, [labelNode]: name },
+    ...(hostPort === undefined ? {} : { ExposedPorts: { [port]: {} } }),
     HostConfig: {
+      // Several engines: the client port published on the engine's host (see the module comment).
+      ...(hostPort === undefined ? {} : { PortBindings: { [port]: [{ HostPort: String(hostPort) }] } }),
       CapAdd: ['NET_ADMIN', ...(options.needs?.capAdd ?? [])],
       // Only for fault packages that need one (the disk layer: /dev/fuse).
       ...(devices.length > 0 ? { Devices: devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: 'rwm' })) } : {}),

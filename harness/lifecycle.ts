@@ -12,6 +12,8 @@ import { containerNeeds, resolveNemeses } from '../nemesis/index.ts';
 import { autoSchedule } from '../nemesis/schedule.ts';
 import type { FaultPackage } from '../nemesis/types.ts';
 import { Cluster, removeLeftovers } from './cluster.ts';
+import { connectEngines, distributeImage, measureClockOffsets, parseEngineList, placeNodes, placementRecord, type ClockOffset, type Engine, type EngineRecord } from './engines.ts';
+import { connectDocker } from './image.ts';
 import { HistoryWriter } from './history-writer.ts';
 import type { System } from './system.ts';
 import { checkContext } from './check-context.ts';
@@ -38,6 +40,10 @@ export interface Test {
   readonly command: string;
   readonly versions: Readonly<Record<string, string>>;
   readonly host: string;
+  /** With --engines: the engines, e1..eN, as given. */
+  readonly engines?: readonly { readonly name: string; readonly url: string }[];
+  /** With --engines: node → the engine that runs it (e1..eN). */
+  readonly placement?: Readonly<Record<string, string>>;
 }
 
 export interface TestReport {
@@ -73,6 +79,8 @@ function logNemesisPlan(plan: InterpreterPlan, packages: readonly FaultPackage[]
 
 export function makeTest(options: Options, startTime = new Date()): Test {
   const name = options.name ?? defaultTestName(options);
+  const nodes = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+  const engines = options.engines && options.engines.length > 0 ? options.engines : undefined;
   return {
     name,
     system: options.system,
@@ -86,6 +94,7 @@ export function makeTest(options: Options, startTime = new Date()): Test {
     command: reproduceCommand(options),
     versions: { faultline: HARNESS_VERSION, node: process.version },
     host: hostname(),
+    ...(engines ? { engines: engines.map((url, i) => ({ name: `e${i + 1}`, url })), placement: placementRecord(nodes, placeNodes(nodes, engines.length, options.placement)) } : {}),
   };
 }
 
@@ -115,10 +124,23 @@ export async function runTest(system: System, options: Options, signal: AbortSig
   let stopSampling = () => {};
   /** The fault packages the run is meant to exercise (`all` expands to what this machine supports). */
   let nemesisNamed: string[] = [...options.nemesis];
+  /** With --engines: the engines, and each one's host clock against ours at the start and the end (Jepsen's check-offsets). */
+  let engines: Engine[] = [];
+  let clocksStart: (ClockOffset | { readonly error: string })[] = [];
+  let clocksEnd: (ClockOffset | { readonly error: string })[] = [];
+  const engineVersions: string[] = [];
   try {
     const removed = await removeLeftovers();
     if (removed.length) log(`removed leftovers of crashed runs: ${removed.join(', ')}`);
+    if (test.engines) {
+      engines = await connectEngines(parseEngineList(test.engines.map((e) => e.url).join(',')));
+      for (const e of engines) engineVersions.push(((await e.docker.version()) as { Version?: string }).Version ?? '');
+      clocksStart = await measureClockOffsets(engines);
+      log(`engines: ${engines.map((e, i) => `${e.name} ${e.url} (${engineVersions[i]}, clock ${clockText(clocksStart[i])})`).join('; ')}`);
+    }
     image = await system.image({ onProgress: log });
+    // The image is built on the default engine; every engine of the run gets it from there (docker save | load).
+    if (engines.length > 0) await distributeImage(await connectDocker(), image, engines, log);
     if (signal.aborted) throw new Error('aborted before the cluster started');
     log(`starting ${options.nodes} nodes from ${image}`);
     cluster = await Cluster.start({
@@ -130,6 +152,7 @@ export async function runTest(system: System, options: Options, signal: AbortSig
       system,
       keep: options.leaveRunning,
       needs: containerNeeds(options.nemesis, system.unsupportedFaults),
+      ...(engines.length > 0 ? { engines, placement: options.placement } : {}),
     });
     const clusterDone = new AbortController();
     hooks.onCluster?.(cluster, clusterDone.signal);
@@ -188,12 +211,26 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     if (cluster) {
       await cluster.copyLogs(folder.nodesDir).catch((e) => log(`could not copy node logs: ${(e as Error).message}`));
       if (options.leaveRunning) {
-        log(`cluster left running (--leave-running); later runs leave it alone. Its nodes: ${cluster.nodes.map((n) => `${n.name} ${n.address}`).join(', ')}. Remove it with: docker rm -f $(docker ps -aq --filter label=faultline=${test.runId}) && docker network rm $(docker network ls -q --filter label=faultline=${test.runId})`);
+        const remove = `docker rm -f $(docker ps -aq --filter label=faultline=${test.runId}) && docker network rm $(docker network ls -q --filter label=faultline=${test.runId})`;
+        const where = engines.length > 0 ? `on each engine (DOCKER_HOST=${engines.map((e) => e.url).join(', ')}; the network on the swarm manager)` : '';
+        log(`cluster left running (--leave-running); later runs leave it alone. Its nodes: ${cluster.nodes.map((n) => `${n.name} ${n.address}${n.engine ? ` on ${n.engine}` : ''}`).join(', ')}. Remove it with: ${remove}${where ? ` ${where}` : ''}`);
       } else {
         await cluster.teardown();
       }
     }
+    if (engines.length > 0) {
+      clocksEnd = await measureClockOffsets(engines);
+      log(`engine clocks at the end: ${engines.map((e, i) => `${e.name} ${clockText(clocksEnd[i])}`).join('; ')}`);
+    }
   }
+  const engineRecords: EngineRecord[] = engines.map((e, i) => ({
+    name: e.name,
+    url: e.url,
+    version: engineVersions[i],
+    nodes: test.nodes.filter((n) => test.placement?.[n] === e.name),
+    ...clockFields('clockStart', clocksStart[i]),
+    ...clockFields('clockEnd', clocksEnd[i]),
+  }));
 
   if (interpreter) interpreter.progress.phase = 'check';
   const ctx = { ...checkContext(test.nodes, test.workload, options, system.workloads[test.workload]?.calls), nemesis: nemesisNamed };
@@ -223,10 +260,22 @@ export async function runTest(system: System, options: Options, signal: AbortSig
     durationMs: Date.now() - started,
     recoveryMs,
     opCounts: countOps(history.ops),
+    ...(engineRecords.length > 0 ? { engines: engineRecords } : {}),
     ...(runError ? { error: runError } : {}),
     versions: test.versions,
   };
   await writeRunOutputs(folder, { test, history: history.ops, results, nodeStats: stats });
   if (interpreter) interpreter.progress.phase = 'done';
   return { valid, folder, results, test };
+}
+
+function clockText(c: ClockOffset | { readonly error: string } | undefined): string {
+  if (!c) return 'not measured';
+  return 'error' in c ? `unknown (${c.error})` : `${c.offsetMs >= 0 ? '+' : ''}${c.offsetMs} ms ± ${c.rttMs / 2} ms`;
+}
+
+/** An engine's clock reading as results.json keeps it: the offset, or why it could not be read. */
+function clockFields(key: 'clockStart' | 'clockEnd', c: ClockOffset | { readonly error: string } | undefined): Partial<EngineRecord> {
+  if (!c) return {};
+  return 'error' in c ? { clockError: c.error } : { [key]: c };
 }

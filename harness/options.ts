@@ -9,6 +9,7 @@ import type { System } from './system.ts';
 import { DEFAULT_SYSTEM, SYSTEMS, systemNamed } from './systems/index.ts';
 // The disk faults are owned by their package (nemesis/disk.ts).
 import { DISK_FAULTS, DEFAULT_DISK_DELAY_MS, type DiskFault } from '../nemesis/disk.ts';
+import { parseEngineList } from './engine-spec.ts';
 import { DEFAULT_DELAYS_MS, DEFAULT_DUPLICATE_PERCENTS, DEFAULT_JITTERS_MS, MAX_DELAY_MS } from '../nemesis/delay.ts';
 
 export class UsageError extends Error {
@@ -34,6 +35,10 @@ export interface Options {
   /** The system under test (harness/systems/). */
   readonly system: string;
   readonly nodes: number;
+  /** Docker engines the nodes are spread over (--engines, else $FAULTLINE_ENGINES), as given; undefined: the one engine of DOCKER_HOST. */
+  readonly engines?: readonly string[];
+  /** With engines: each node's engine number (1-based), in node order; undefined: round-robin. */
+  readonly placement?: readonly number[];
   readonly workload: string;
   readonly nemesis: readonly string[];
   /** Seconds between fault ops; undefined means auto: timeLimit / (2k + 3) for the k packages that run, after as long a calm lead-in (nemesis/schedule.ts autoSchedule). */
@@ -162,6 +167,31 @@ function numberList(flag: string, lo: number, hi: number, what: string) {
   };
 }
 
+/**
+ * How many nodes one engine may hold (--nodes with --engines): measured on a 2-core, 24 GiB engine
+ * (README, Several engines), where the cluster's full-mesh relays and anti-entropy rounds, not memory,
+ * set the limit. MAX_NODES: node names and the Cluster's own bound.
+ */
+export const NODES_PER_ENGINE = 9;
+export const MAX_NODES = 26;
+
+/** `--engines`: the addresses, each checked (harness/engine-spec.ts). */
+function engineList(raw: string): string[] {
+  try {
+    return parseEngineList(raw).map((e) => e.url);
+  } catch (error) {
+    throw new UsageError(`Expected \`--engines\` to be a comma list of unix:///path, tcp://host:port, ssh://[user@]host[:port] or @file: ${(error as Error).message}`);
+  }
+}
+
+/** `--placement`: round-robin (undefined) or one engine number per node; checked against --nodes and --engines in parseOptions. */
+function placementList(raw: string): number[] | undefined {
+  if (raw.trim() === 'round-robin') return undefined;
+  const items = raw.split(',').map((s) => s.trim());
+  if (items.some((s) => !/^\d+$/.test(s) || Number(s) < 1)) expected('placement', 'round-robin or a comma list of engine numbers from 1, one per node (e.g. 1,1,2,3,3)', raw);
+  return items.map(Number);
+}
+
 /** "--concurrency 10" or "--concurrency 3n" (three per node), as in Jepsen. */
 function concurrency(raw: string, nodes: number): number {
   const m = /^(\d+)(n?)$/.exec(raw.trim());
@@ -191,7 +221,25 @@ function nemesisInterval(raw: string): number | undefined {
 
 export const OPTION_TABLE: readonly Spec[] = [
   { flag: 'system', key: 'system', kind: 'string', default: DEFAULT_SYSTEM, description: `the system under test: ${SYSTEMS.map((x) => `${x.name} (${x.description})`).join('; ')}`, parse: oneOf('system', SYSTEMS.map((x) => x.name)) },
-  { flag: 'nodes', key: 'nodes', kind: 'int', unit: 'count', default: '5', description: 'node containers in the cluster (n1..nN)', parse: intIn('nodes', 1, 9) },
+  { flag: 'nodes', key: 'nodes', kind: 'int', unit: 'count', default: '5', description: `node containers in the cluster (n1..nN): 1 to 9 on one engine; with --engines up to ${NODES_PER_ENGINE} per engine, at most ${MAX_NODES}`, parse: intIn('nodes', 1, 9) },
+  {
+    flag: 'engines',
+    key: 'engines',
+    kind: 'string',
+    unit: 'engines',
+    default: '<$FAULTLINE_ENGINES, else the one engine of DOCKER_HOST>',
+    description: 'Docker engines to spread the nodes over, all in one swarm (its overlay network joins them): a comma list of unix:///path, tcp://host:port, ssh://[user@]host[:port], or @file with one per line',
+    parse: engineList,
+  },
+  {
+    flag: 'placement',
+    key: 'placement',
+    kind: 'string',
+    unit: 'engines',
+    default: 'round-robin',
+    description: "with --engines: each node's engine number (1 = the first engine), in node order, e.g. 1,1,2,3,3",
+    parse: placementList,
+  },
   {
     flag: 'workload',
     key: 'workload',
@@ -336,13 +384,29 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   }
   const raw = parsed.values as Record<string, string | boolean | undefined>;
   if (raw.help) return 'help';
-  const nodes = raw.nodes === undefined ? 5 : (intIn('nodes', 1, 9)(raw.nodes as string) as number);
+  // The engines come before --nodes: how many nodes a run may have depends on how many engines hold them.
+  const enginesRaw = raw.engines === undefined ? process.env.FAULTLINE_ENGINES?.trim() || undefined : String(raw.engines);
+  const engines = enginesRaw === undefined ? undefined : engineList(enginesRaw);
+  const maxNodes = engines ? Math.min(MAX_NODES, NODES_PER_ENGINE * engines.length) : 9;
+  let nodes = 5;
+  if (raw.nodes !== undefined) {
+    const n = Number(raw.nodes);
+    if (!/^\d+$/.test(String(raw.nodes).trim()) || n < 1 || n > maxNodes) {
+      const more = engines ? ` (${NODES_PER_ENGINE} per engine over ${engines.length} engine${engines.length === 1 ? '' : 's'}, at most ${MAX_NODES})` : '';
+      expected('nodes', `an integer from 1 to ${maxNodes}${more}`, String(raw.nodes));
+    }
+    nodes = n;
+  }
   // The system comes first: which workloads, bugs and system options are valid depends on it.
   const system = systemNamed(raw.system === undefined ? DEFAULT_SYSTEM : (oneOf('system', SYSTEMS.map((x) => x.name))(String(raw.system)) as string));
   const out: Record<string, unknown> = {};
   const systemOptions: Record<string, string> = {};
   for (const spec of OPTION_TABLE) {
     if (spec.key === 'help') continue;
+    if (spec.key === 'nodes') {
+      out.nodes = nodes;
+      continue;
+    }
     const value = raw[spec.flag];
     if (spec.owner !== undefined) {
       if (spec.owner !== system.name) {
@@ -369,6 +433,16 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     }
     const text = value === undefined ? spec.default! : String(value);
     out[spec.key] = spec.parse ? spec.parse(text, nodes, system) : text;
+  }
+  out.engines = engines;
+  const placement = out.placement as number[] | undefined;
+  if (placement !== undefined) {
+    if (!engines) throw new UsageError('`--placement` places nodes on the engines of `--engines` (or $FAULTLINE_ENGINES); give those, or drop --placement');
+    if (placement.length !== nodes) expected('placement', `one engine number per node (${nodes}), in node order`, raw.placement as string);
+    const bad = placement.find((e) => e > engines.length);
+    if (bad !== undefined) expected('placement', `engine numbers from 1 to ${engines.length} (there are ${engines.length} engines)`, raw.placement as string);
+    const crowded = [...new Set(placement)].find((e) => placement.filter((x) => x === e).length > NODES_PER_ENGINE);
+    if (crowded !== undefined) expected('placement', `at most ${NODES_PER_ENGINE} nodes per engine`, raw.placement as string);
   }
   out.workload ??= system.defaultWorkload;
   out.systemOptions = systemOptions;

@@ -8,6 +8,8 @@
 #   4. The base image: node:24-bookworm-slim if present or pullable, else the offline equivalent built
 #      by harness/docker/build-base.sh (debootstrap + Node 24 from npm).
 #   5. The node image faultline-node:<content hash> (harness/image.ts).
+#   6. Only with `npm run setup -- --engines LIST [--join-swarm]`: the preflight of those engines
+#      (harness/preflight.ts): reachable, swarm, image, NET_ADMIN/iptables/tc, overlay, clock offset.
 # The harness itself never installs anything; when something is missing it points here.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -74,4 +76,10 @@ fi
 
 # 5. Node image.
 node harness/image.ts
+
+# 6. With --engines LIST [--join-swarm] [--advertise ...]: check every engine a multi-engine run would use
+#    (harness/preflight.ts says what each one lacks).
+if [ $# -gt 0 ]; then
+  node harness/preflight.ts "$@" || die "some engines are not ready (see MISSING above)"
+fi
 say "ready: run npm test or npm run jepsen"

@@ -252,6 +252,25 @@ function renderProbe(p: ProbeView): string {
 <table class="grid matrix"><thead><tr><th>from → to</th>${nodes.map((n) => `<th>${escapeHtml(n)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table></figure>`;
 }
 
+/** The engines of a multi-engine run (results.json `engines`, harness/engines.ts): where each node ran, and each engine's host clock against the harness's at the start and the end. */
+interface EngineRow {
+  readonly name: string;
+  readonly url: string;
+  readonly version?: string;
+  readonly nodes: readonly string[];
+  readonly clockStart?: { readonly offsetMs: number; readonly rttMs: number };
+  readonly clockEnd?: { readonly offsetMs: number; readonly rttMs: number };
+  readonly clockError?: string;
+}
+
+function renderEngines(engines: readonly EngineRow[]): string {
+  const clock = (c: EngineRow['clockStart']) => (c ? `${c.offsetMs >= 0 ? '+' : ''}${c.offsetMs} ms ± ${c.rttMs / 2} ms` : '—');
+  const rows = engines
+    .map((e) => `<tr><td>${escapeHtml(e.name)}</td><td class="mono">${escapeHtml(e.url)}</td><td>${escapeHtml(e.version ?? '')}</td><td>${escapeHtml(e.nodes.join(' '))}</td><td>${escapeHtml(clock(e.clockStart))}</td><td>${escapeHtml(clock(e.clockEnd))}${e.clockError ? ` <span class="count">${escapeHtml(e.clockError)}</span>` : ''}</td></tr>`)
+    .join('');
+  return `<table class="grid"><thead><tr><th>engine</th><th>address</th><th>version</th><th>nodes</th><th>host clock at start</th><th>at end</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 function renderHeader(results: RunResults, model: ReportModel): string {
   const t = results.test;
   const c = results.opCounts;
@@ -294,6 +313,8 @@ export function renderReport(input: ReportInput): string {
   const hasFaults = model.faults.length > 0 || model.probes.length > 0 || results.test.nemesis.length > 0;
   if (hasFaults) sections.push(['faults', 'Faults']);
   if (model.clock) sections.push(['clocks', 'Clocks']);
+  const engines = Array.isArray(results.engines) ? (results.engines as EngineRow[]) : [];
+  if (engines.length) sections.push(['engines', 'Engines']);
   if (model.stats) sections.push(['mesh', 'Mesh']);
   if (model.nodeValues.length) sections.push(['values', 'Values per node']);
   sections.push(['history', 'History'], ['test', 'Test']);
@@ -336,6 +357,7 @@ ${legend}
 </section>
 ${hasFaults ? `<section id="faults"><h2>Faults <span class="sub">which fault packages ran (a verified start, then a stop) and what the partition probes measured</span></h2>${renderFaults(model.faults, model.probes, results.test.nemesis, model.delays)}</section>` : ''}
 ${model.clock ? `<section id="clocks"><h2>Clock offsets <span class="sub">wall-clock offset per node as the clock nemesis set it</span></h2><div class="chart" id="clock-chart"></div></section>` : ''}
+${engines.length ? `<section id="engines"><h2>Engines <span class="sub">where each node ran; each engine's host clock minus the harness's (docker info, best of 5; ± half the round trip), beside the libfaketime offsets above</span></h2>${renderEngines(engines)}</section>` : ''}
 ${model.stats ? `<section id="mesh"><h2>Mesh stats <span class="sub">per node, at the end of the run</span></h2>${renderStats(model.stats)}</section>` : ''}
 ${model.nodeValues.length ? `<section id="values"><h2>Values per node <span class="sub">keys on which nodes disagree; highlighted cells differ from the value most nodes hold</span></h2>${renderNodeValues(model.nodeValues, model.nodes)}</section>` : ''}
 <section id="history">
