@@ -317,12 +317,12 @@ export async function endNodeDelay(cluster: ClusterControl, node: string): Promi
 // SYN-ACK, so it measures one round trip of the link.
 const RTT = `
 const net = require('node:net');
-const [port, samples, ...ips] = process.argv.slice(1);
+const [port, samples, timeoutMs, ...ips] = process.argv.slice(1);
 const once = (ip) => new Promise((resolve) => {
   const t = process.hrtime.bigint();
   const s = net.connect({ host: ip, port: Number(port) });
   const done = (ok) => { s.destroy(); resolve(ok ? Number(process.hrtime.bigint() - t) / 1e6 : null); };
-  s.setTimeout(5000, () => done(false));
+  s.setTimeout(Number(timeoutMs), () => done(false));
   s.once('connect', () => done(true));
   s.once('error', () => done(false));
 });
@@ -338,10 +338,14 @@ const once = (ip) => new Promise((resolve) => {
 })();
 `;
 
-/** Median TCP handshake times (ms) from `node` to each peer's service port, measured inside its container; null when no handshake completed. */
-export async function measureRtt(cluster: ClusterControl, node: string, peers: readonly string[], options: { readonly port?: number; readonly samples?: number } = {}): Promise<Record<string, number | null>> {
+/**
+ * Median TCP handshake times (ms) from `node` to each peer's service port, measured inside its
+ * container; null when no handshake completed within `timeoutMs` (default 5 s; a start passes what its
+ * delays allow, so a link another fault cuts costs about a second, not five).
+ */
+export async function measureRtt(cluster: ClusterControl, node: string, peers: readonly string[], options: { readonly port?: number; readonly samples?: number; readonly timeoutMs?: number } = {}): Promise<Record<string, number | null>> {
   const ips = peers.map((p) => ipOf(cluster, p));
-  const result = await run(cluster, node, ['node', '-e', RTT, String(options.port ?? 7000), String(options.samples ?? 3), ...ips], 30_000);
+  const result = await run(cluster, node, ['node', '-e', RTT, String(options.port ?? 7000), String(options.samples ?? 3), String(options.timeoutMs ?? 5000), ...ips], 30_000);
   const byIp = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as Record<string, number | null>;
   return Object.fromEntries(peers.map((p, i) => [p, byIp[ips[i]] ?? null]));
 }
@@ -443,7 +447,9 @@ export class DelayNemesis implements Nemesis {
             const peers = Object.keys(links[from]).filter((p) => running.includes(p));
             if (peers.length === 0) return;
             try {
-              rttMs[from] = await measureRtt(cluster, from, peers);
+              // A handshake crosses each delayed direction once: allow both delays and their jitter, plus a second.
+              const timeoutMs = 1000 + Math.max(...peers.map((to) => (links[from][to]?.delayMs ?? 0) + (links[from][to]?.jitterMs ?? 0) + (links[to]?.[from]?.delayMs ?? 0) + (links[to]?.[from]?.jitterMs ?? 0)));
+              rttMs[from] = await measureRtt(cluster, from, peers, { timeoutMs });
               const cut: string[] = [];
               for (const to of peers) {
                 const want = RTT_PROOF_SHARE * expectedRttRiseMs(links, from, to);
