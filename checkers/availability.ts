@@ -51,7 +51,7 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
   const min = typeof ctx.minAvailability === 'number' ? ctx.minAvailability : DEFAULT_MIN_AVAILABILITY;
   const graceMs = typeof ctx.graceMs === 'number' ? ctx.graceMs : 1000;
   const graceNs = graceMs * 1e6;
-  const { completion } = pairing(history);
+  const { completion, invocation } = pairing(history);
   // node → spans [from, to] in which it may have been down or frozen.
   const down = new Map<string, { from: number; to: number }[]>();
   const open = new Map<string, number>();
@@ -130,7 +130,7 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
     } else if (n.failed.length < 10) n.failed.push(c >= 0 ? history[c].index : op.index);
   }
   const anomalies: Anomaly[] = [];
-  const unanswered = unansweredRequests(history, completion, offline, workloadEnd, typeof ctx.opTimeoutMs === 'number' ? ctx.opTimeoutMs : 1000);
+  const unanswered = unansweredRequests(history, completion, invocation, offline, workloadEnd, typeof ctx.opTimeoutMs === 'number' ? ctx.opTimeoutMs : 1000);
   for (const u of unanswered) anomalies.push(u);
   for (const [node, n] of Object.entries(nodes)) {
     n.availability = n.judged === 0 ? null : n.ok / n.judged;
@@ -165,6 +165,7 @@ export const availability = (history: History, ctx: CheckContext): AvailabilityR
 function unansweredRequests(
   history: History,
   completion: Int32Array,
+  invocation: Int32Array,
   offline: ReadonlyMap<string, readonly { from: number; to: number }[]>,
   workloadEnd: number,
   opTimeoutMs: number,
@@ -222,7 +223,8 @@ function unansweredRequests(
   for (const h of hung) {
     if (reported.has(h.rid)) continue;
     const prev = history[h.first];
-    const prevInvoke = history[invocationOf(history, h.first)];
+    const inv = invocation[h.first];
+    const prevInvoke = history[inv >= 0 ? inv : h.first];
     if (!answeredWithin(h.node, history[h.i].time, history[h.c].time) || !answeredWithin(prev.node ?? h.node, prevInvoke.time, prev.time)) continue;
     reported.add(h.rid);
     out.push({
@@ -234,12 +236,6 @@ function unansweredRequests(
     });
   }
   return out;
-}
-
-/** The invoke position of a completion (pairing's invocation, recomputed for one op). */
-function invocationOf(history: History, c: number): number {
-  const inv = pairing(history).invocation[c];
-  return inv >= 0 ? inv : c;
 }
 
 availability satisfies Checker;

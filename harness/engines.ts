@@ -11,7 +11,7 @@
 // addresses) ever cuts a client.
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
-import { errorText } from './image.ts';
+import { errorText, imageExists } from './image.ts';
 import type { EngineSpec } from './engine-spec.ts';
 
 export { parseEngine, parseEngineList, placeNodes, placementRecord, type EngineSpec } from './engine-spec.ts';
@@ -95,7 +95,7 @@ export async function measureClockOffsets(engines: readonly Engine[]): Promise<(
  */
 export async function distributeImage(source: Docker, tag: string, engines: readonly Engine[], progress: (line: string) => void = () => {}): Promise<string[]> {
   const missing: Engine[] = [];
-  for (const engine of engines) if (!(await hasImage(engine.docker, tag))) missing.push(engine);
+  for (const engine of engines) if (!(await imageExists(engine.docker, tag))) missing.push(engine);
   if (missing.length === 0) return [];
   const started = performance.now();
   progress(`copying ${tag} to ${missing.map((e) => e.name).join(', ')} (docker save | docker load)`);
@@ -114,7 +114,7 @@ export async function distributeImage(source: Docker, tag: string, engines: read
       } catch (error) {
         throw new Error(`copying ${tag} to ${engine.name} (${engine.url}) failed: ${errorText(error)}`, { cause: error });
       }
-      if (!(await hasImage(engine.docker, tag))) throw new Error(`copying ${tag} to ${engine.name} (${engine.url}) reported success, but the image is not there`);
+      if (!(await imageExists(engine.docker, tag))) throw new Error(`copying ${tag} to ${engine.name} (${engine.url}) reported success, but the image is not there`);
     }),
   );
   progress(`copied ${tag} to ${missing.length} engine(s) in ${Math.round(performance.now() - started)} ms`);
@@ -125,16 +125,6 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
   return Buffer.concat(chunks).toString('utf8');
-}
-
-export async function hasImage(docker: Docker, tag: string): Promise<boolean> {
-  try {
-    await docker.getImage(tag).inspect();
-    return true;
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return false;
-    throw error;
-  }
 }
 
 /** An engine's place in the swarm, from `docker info`. */
