@@ -120,6 +120,44 @@ describe('lag', () => {
     expect(lost.anomalies?.[0]?.message).toContain("2 times the clients' own p95 latency of 60 ms");
   });
 
+  /**
+   * 401 calm writes and 20 deletes on n2, all reaching n1 3 ms after their ack, except that with
+   * `deletesLost` no delete reaches n1 as its own event: n1 learns of it only when the next write,
+   * 150 ms later, arrives. The deletes are 5% of the samples, so the overall 95th percentile stays fast.
+   */
+  function deletes(deletesLost: boolean) {
+    const b = new HistoryBuilder();
+    const s = b.openWatch('n1');
+    b.wait(2000);
+    let ms = 10;
+    for (let i = 0; i < 421; i++) {
+      const ts = hlc(ms++, 0, 'n2');
+      const del = i % 21 === 20;
+      const v = { entity: 'e', component: 'c', requestId: `r${i}`, ...(del ? {} : { value: `v${i}` }) };
+      b.add(0, 'invoke', del ? 'delete' : 'write', v, 'n2');
+      b.wait(1);
+      b.add(0, 'ok', del ? 'delete' : 'write', { ...v, ts }, 'n2');
+      b.wait(2);
+      if (!del || !deletesLost) b.watchEvents(s, 'n1', [['e', 'c', del ? '' : `v${i}`, ts, 'lww', del]]);
+      b.wait(del ? 150 : 5);
+    }
+    b.wait(3000);
+    b.nemesis('heal');
+    b.closeWatch(s, 'n1');
+    return lagChecker(b.ops, { ...ctx(), antiEntropyMs: 500 });
+  }
+
+  it('judges each kind of write on its own: deletes that relays lose, hidden in the overall p95', () => {
+    const lost = deletes(true);
+    expect(lost.lagMs?.p95).toBeLessThan(10);
+    expect(lost.lagByKind.delete).toMatchObject({ samples: 20 });
+    expect(lost.lagByKind.delete.p95).toBeGreaterThan(150);
+    expect(lost.anomalies?.map((a) => [a.type, a.kind])).toEqual([['slow-replication', 'delete']]);
+    const ok = deletes(false);
+    expect(ok).toMatchObject({ valid: true, samples: 421 });
+    expect(ok.lagByKind.delete.p95).toBeLessThan(10);
+  });
+
   it('catches a write that arrives after the bound, or never', () => {
     expect(run(2000).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', node: 'n1' });
     expect(run(null).anomalies?.[0]).toMatchObject({ type: 'lag-exceeded', lagMs: null });
