@@ -8,7 +8,8 @@
 //     N had already shown or acknowledged for that component: a value or tombstone an earlier read on N
 //     returned, a write or delete N acknowledged (read-your-writes, monotonic reads).
 //   - An acknowledged write's HLC (write, write-max, delete, set add or remove) must sort after every HLC
-//     N had shown or acknowledged before the write was invoked, for any key (monotonic writes,
+//     N had shown (reads, and a set read's newest element timestamp `maxTs`) or acknowledged before the
+//     write was invoked, for any key (monotonic writes,
 //     writes-follow-reads: a hybrid logical clock observes every timestamp it merges and never goes
 //     back). A retry that the node recognised (`duplicate`) returns the original timestamp and is exempt.
 //   - Acknowledged timestamps are unique: two requests never get the same HLC, and a node stamps its writes
@@ -382,6 +383,8 @@ export function analyzeSessions(history: History, ctx: CheckContext): SessionAna
       const els = bound(setBounds, node + '\u0000' + v.entity, () => new Map<number, RankBound>());
       for (const x of v.elements as number[]) bound(els, x, () => new RankBound()).push(c, 1, c);
       for (const x of removed) bound(els, x, () => new RankBound()).push(c, 2, c);
+      // The set's newest element timestamp is one the node's clock has seen: its later writes sort after it.
+      if (typeof v.maxTs === 'string') clockOf(node).push(c, v.maxTs, c, false);
     }
   }
 

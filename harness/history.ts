@@ -144,6 +144,8 @@ export interface ReadSetValue {
   entity: string;
   elements?: number[];
   removed?: number[];
+  /** The newest HLC among the set's elements, live or removed (absent for an empty set). */
+  maxTs?: string;
 }
 
 // ---------------------------------------------------------------------------

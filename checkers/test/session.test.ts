@@ -50,6 +50,20 @@ describe('session', () => {
     expect(sessionChecker(o.ops, ctx()).valid).toBe(true);
   });
 
+  it('holds a node\'s writes to the newest element timestamp a set read on it showed (writes-follow-reads)', () => {
+    const add = (b: HistoryBuilder, node: string, element: number, ts: string) =>
+      b.call(0, node, 'add', { entity: 's', element, requestId: `a${element}` }, 'ok', { entity: 's', element, requestId: `a${element}`, ts });
+    const readSet = (b: HistoryBuilder, maxTs: string) => b.call(1, 'n2', 'read-set', { entity: 's' }, 'ok', { entity: 's', elements: [7], removed: [], maxTs });
+    const bad = new HistoryBuilder();
+    const [, r] = readSet(bad, hlc(50, 3, 'n3'));
+    const [, w] = add(bad, 'n2', 8, hlc(50, 1, 'n2'));
+    expect(sessionChecker(bad.ops, ctx()).anomalies?.[0]).toMatchObject({ type: 'write-not-after', guarantee: 'writes-follow-reads', ops: [w, r] });
+    const good = new HistoryBuilder();
+    readSet(good, hlc(50, 3, 'n3'));
+    add(good, 'n2', 8, hlc(50, 4, 'n2'));
+    expect(sessionChecker(good.ops, ctx()).valid).toBe(true);
+  });
+
   it('catches an acknowledged write not after what its node had shown (writes-follow-reads), and exempts a recognised retry', () => {
     const b = new HistoryBuilder();
     read(b, 0, 'n2', 'far', hlc(50, 0, 'n3'));

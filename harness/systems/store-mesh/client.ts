@@ -175,13 +175,18 @@ export class StoreMeshClient implements SystemClient {
 }
 
 /** The elements of a set entity (live components) and the removed ones (tombstones), in the node's order. */
-function setElements(components: Entity['components']): { elements: number[]; removed: number[] } {
+function setElements(components: Entity['components']): { elements: number[]; removed: number[]; maxTs?: string } {
   const elements: number[] = [];
   const removed: number[] = [];
+  // The newest timestamp among the set's elements (live or removed): the node's clock has seen it, so
+  // the session checker holds the node's next writes to sort after it (writes-follow-reads).
+  let maxTs = '';
   for (const c of components) {
-    if (c.name.startsWith(SET_PREFIX)) (c.deleted ? removed : elements).push(Number(c.name.slice(SET_PREFIX.length)));
+    if (!c.name.startsWith(SET_PREFIX)) continue;
+    (c.deleted ? removed : elements).push(Number(c.name.slice(SET_PREFIX.length)));
+    if (c.ts > maxTs) maxTs = c.ts;
   }
-  return { elements, removed };
+  return { elements, removed, ...(maxTs ? { maxTs } : {}) };
 }
 
 /**
