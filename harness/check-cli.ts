@@ -271,7 +271,18 @@ async function load(input: string): Promise<Loaded> {
       warnings.push(`could not read ${resultsFile}; taking the fault packages from test.json`);
     }
   }
-  return { history: await readJsonl(file, warnings), test, kind: 'jsonl', runFolder, warnings, nemesis: nemesis ?? test?.nemesis };
+  const history = await readJsonl(file, warnings);
+  // Without results.json (a run that did not finish), test.json's `all` is expanded from the heal op,
+  // which lists the packages the run had in force; with neither, `all` stays as named.
+  if (nemesis === undefined && test?.nemesis?.length === 1 && test.nemesis[0] === 'all') {
+    const heal = history.find((op) => op.process === 'nemesis' && op.f === 'heal');
+    const packages = (heal?.value as { packages?: unknown } | undefined)?.packages;
+    if (Array.isArray(packages)) {
+      nemesis = packages.map(String);
+      warnings.push(`no results.json beside ${file}: took the packages of \`all\` from its heal op (${nemesis.join(', ')})`);
+    }
+  }
+  return { history, test, kind: 'jsonl', runFolder, warnings, nemesis: nemesis ?? test?.nemesis };
 }
 
 /** For a public-format history: the model whose ops it mostly has (kv for get/put/append, else cas-register). */
@@ -397,7 +408,7 @@ async function checkOne(input: string, opts: CheckCliOptions): Promise<Checked> 
     const checkers = { ...result.results, ...Object.fromEntries(Object.entries(before?.checkers ?? {}).filter(([n]) => n === 'run' || n === 'heal')) };
     const test = runTest;
     const results: RunResults = {
-      ...(before ?? { formatVersion: 1, durationMs: 0, test: { name: test.name, seed: test.seed, workload, nemesis: test.nemesis ?? [], nodes: ctx.nodes, startTime: test.startTime } }),
+      ...(before ?? { formatVersion: 1, durationMs: 0, test: { name: test.name, seed: test.seed, workload, nemesis: loaded.nemesis ?? test.nemesis ?? [], nodes: ctx.nodes, startTime: test.startTime } }),
       checkers,
       valid: mergeResults(Object.values(checkers)),
       opCounts: countOps(history),

@@ -1,5 +1,5 @@
 // The re-check CLI (harness/check-cli.ts), driven through main() on files in a temporary folder.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -55,6 +55,19 @@ describe('npm run check', () => {
     out = [];
     expect(await main([dir])).toBe(1);
     expect(out.join('\n')).toMatch(/lost-writes\s+INVALID\s+3\s+lost×1 unexpected-value×2/);
+  });
+
+  it('takes the packages of `all` from the heal op when the run left no results.json, and writes them expanded', async () => {
+    writeFileSync(path.join(dir, 'test.json'), JSON.stringify({ name: 'lww-all', seed: 1, startTime: '2026-12-02T00:00:00.000Z', workload: 'lww', nodes: ['n1', 'n2'], nemesis: ['all'] }));
+    // A run of `--nemesis all` on a cluster that supported no package: the heal lists none in force.
+    const lines = lwwRun(false).trimEnd().split('\n').map((l) => JSON.parse(l));
+    for (const op of lines) if (op.f === 'heal') op.value = { packages: [], healed: [] };
+    writeFileSync(path.join(dir, 'history.jsonl'), lines.map((o) => JSON.stringify(o)).join('\n') + '\n');
+    expect(await main([dir])).toBe(0);
+    expect(err.join('\n') + out.join('\n')).toMatch(/took the packages of `all` from its heal op/);
+    expect(JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')).test.nemesis).toEqual([]);
+    // Checked again, now from the results.json it wrote: the same verdict.
+    expect(await main([dir])).toBe(0);
   });
 
   it('drops a truncated final line with a warning and checks the prefix', async () => {
